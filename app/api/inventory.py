@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.dependencies import InventoryDep, ManagerDep
+from app.schemas import ErrorOut, InventoryItemOut, InventoryOut, RestockIn
+from app.services.inventory import StockLevel
+
+router = APIRouter(prefix="/inventory", tags=["inventory"])
+
+
+def _out(level: StockLevel) -> InventoryItemOut:
+    return InventoryItemOut(
+        item=level.item,
+        quantity=level.quantity,
+        reserved=level.reserved,
+        per_item_cost=level.per_item_cost,
+    )
+
+
+@router.get("", response_model=InventoryOut)
+async def list_inventory(inventory: InventoryDep) -> InventoryOut:
+    """Every item: units available, units held by orders in flight, and price."""
+    return InventoryOut(items=[_out(level) for level in await inventory.levels()])
+
+
+@router.get("/{item}", response_model=InventoryItemOut, responses={404: {"model": ErrorOut}})
+async def get_inventory_item(item: str, inventory: InventoryDep) -> InventoryItemOut:
+    """One item (names are case-insensitive)."""
+    return _out(await inventory.level(item))
+
+
+@router.post(
+    "/restock",
+    response_model=InventoryOut,
+    dependencies=[ManagerDep],
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+async def restock(inventory: InventoryDep, body: RestockIn | None = None) -> InventoryOut:
+    """No body: every item back to the quickstart's stock. With a body: add to one item."""
+    if body is None:
+        await inventory.reset()
+    else:
+        await inventory.restock(body.item, body.quantity)
+    return InventoryOut(items=[_out(level) for level in await inventory.levels()])

@@ -1,0 +1,35 @@
+"""Service configuration: every tunable is an environment variable with a default."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    # The quickstart's rule: orders above this total wait for a manager.
+    approval_threshold: int = Field(default=50_000, ge=0)
+    approval_timeout_seconds: float = Field(default=200.0, gt=0)
+    # Unset means "generate one at start-up and log it once": no configuration lets anyone approve.
+    manager_token: SecretStr | None = None
+
+    dapr_host: str = "127.0.0.1"
+    dapr_http_port: int = 3500
+    dapr_grpc_port: int = 50001
+    statestore_name: str = "statestore"
+    # How long start-up waits for the sidecar before giving up (daprd may start after the app).
+    sidecar_wait_seconds: float = Field(default=60.0, gt=0)
+    log_level: str = "INFO"
+
+    @property
+    def dapr_http_url(self) -> str:
+        return f"http://{self.dapr_host}:{self.dapr_http_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,62 @@
+"""Request dependencies as Annotated aliases, so route signatures read like prose."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.errors import Unauthorized
+from app.services.inventory import InventoryService
+from app.services.orders import OrderService
+from app.services.sidecar import SidecarProbe
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the routes use, built once in the lifespan (see app.main)."""
+
+    orders: OrderService
+    inventory: InventoryService
+    probe: SidecarProbe
+    manager_token: str
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _orders(request: Request) -> OrderService:
+    return _services(request).orders
+
+
+def _inventory(request: Request) -> InventoryService:
+    return _services(request).inventory
+
+
+def _probe(request: Request) -> SidecarProbe:
+    return _services(request).probe
+
+
+_bearer = HTTPBearer(auto_error=False, description="MANAGER_TOKEN (logged at start-up when unset)")
+
+
+def _require_manager(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if credentials is None:
+        raise Unauthorized("manager endpoints need 'Authorization: Bearer <MANAGER_TOKEN>'")
+    expected = _services(request).manager_token
+    if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Unauthorized("invalid manager token")
+
+
+OrdersDep = Annotated[OrderService, Depends(_orders)]
+InventoryDep = Annotated[InventoryService, Depends(_inventory)]
+ProbeDep = Annotated[SidecarProbe, Depends(_probe)]
+ManagerDep = Depends(_require_manager)

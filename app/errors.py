@@ -1,0 +1,91 @@
+"""One exception hierarchy for the service, turned into `{"error", "detail"}` JSON in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class AppError(Exception):
+    status_code = 500
+    error = "internal_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(AppError):
+    status_code = 422
+    error = "invalid_input"
+
+
+class NotFound(AppError):
+    status_code = 404
+    error = "not_found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    error = "conflict"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    error = "unauthorized"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    error = "payload_too_large"
+
+
+class DependencyUnavailable(AppError):
+    """The sidecar or the state store did not answer; the request changed nothing and may be retried."""
+
+    status_code = 503
+    error = "unavailable"
+
+
+def error_body(error: str, detail: str) -> dict[str, str]:
+    return {"error": error, "detail": detail}
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for item in errors:
+        location = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        message = item.get("msg", "invalid")
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return JSONResponse(error_body(exc.error, exc.detail), exc.status_code, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(error_body("invalid_input", _describe(list(exc.errors()))), 422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    return JSONResponse(
+        error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+        exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,119 @@
+"""Composition root: settings, clients, workflow runtime and routes are wired here and nowhere else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+from dapr.ext.workflow.aio import DaprWorkflowClient
+from fastapi import FastAPI
+
+from app.api import health, inventory, orders
+from app.config import Settings, get_settings
+from app.dependencies import Services
+from app.errors import install_error_handlers
+from app.services.inventory import InventoryService
+from app.services.orders import OrderService
+from app.services.payments import PaymentLedger
+from app.services.sidecar import SidecarProbe
+from app.services.state_store import SidecarStateStore
+from app.services.workflows import DaprWorkflowGateway
+from app.workflows.activities import OrderActivities
+from app.workflows.runtime import build_runtime
+
+log = logging.getLogger("app")
+
+MAX_BODY_BYTES = 16 * 1024
+ServicesFactory = Callable[[Settings, str], AbstractAsyncContextManager[Services]]
+
+
+async def _wait_for_sidecar(client: httpx.AsyncClient, settings: Settings) -> None:
+    deadline = time.monotonic() + settings.sidecar_wait_seconds
+    url = f"{settings.dapr_http_url}/v1.0/healthz"
+    while True:
+        try:
+            if (await client.get(url, timeout=2.0)).status_code == 204:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"Dapr sidecar not healthy at {url} after {settings.sidecar_wait_seconds:.0f}s"
+            )
+        await asyncio.sleep(0.5)
+
+
+@asynccontextmanager
+async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator[Services]:
+    """The real wiring: state store and workflows through the local Dapr sidecar."""
+    store = SidecarStateStore(settings.dapr_http_url, settings.statestore_name)
+    async with httpx.AsyncClient() as http:
+        await _wait_for_sidecar(http, settings)
+        inventory_service = InventoryService(store)
+        await inventory_service.seed()
+        runtime = build_runtime(
+            OrderActivities(inventory_service, PaymentLedger(store)),
+            settings.dapr_host,
+            settings.dapr_grpc_port,
+        )
+        # start() blocks until the worker's stream is open; keep the event loop free meanwhile.
+        await asyncio.to_thread(runtime.start)
+        client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+        try:
+            yield Services(
+                orders=OrderService(store, DaprWorkflowGateway(client), settings),
+                inventory=inventory_service,
+                probe=SidecarProbe(http, settings.dapr_http_url),
+                manager_token=manager_token,
+            )
+        finally:
+            await asyncio.to_thread(runtime.shutdown)
+            await store.aclose()
+
+
+def _manager_token(settings: Settings) -> str:
+    if settings.manager_token is not None and settings.manager_token.get_secret_value():
+        return settings.manager_token.get_secret_value()
+    token = secrets.token_urlsafe(24)
+    log.warning("MANAGER_TOKEN is not set; manager token for this process: %s", token)
+    return token
+
+
+def _configure_logging(level: str) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per sidecar call drowns the order lines that matter.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def create_app(
+    settings: Settings | None = None, services: ServicesFactory = dapr_services
+) -> FastAPI:
+    settings = settings or get_settings()
+    _configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with services(settings, _manager_token(settings)) as built:
+            app.state.services = built
+            yield
+
+    app = FastAPI(
+        title="Order processor",
+        version="0.1.0",
+        description="Orders processed by a durable Dapr workflow: reserve, approve above "
+        f"{settings.approval_threshold}, pay, commit, with compensation on every failure path.",
+        lifespan=lifespan,
+        # Refused with 413 as the bytes arrive, before a large body is read whole.
+        max_body_size=MAX_BODY_BYTES,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(orders.router)
+    app.include_router(inventory.router)
+    return app

@@ -1,0 +1,106 @@
+"""HTTP request and response models (the public contract shown on /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+OrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ItemName = Annotated[str, Field(min_length=1, max_length=64)]
+Quantity = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+OrderStatus = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "TERMINATED", "SUSPENDED"]
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"item": "cars", "quantity": 4, "order_id": "order-42"}]},
+    )
+
+    item: ItemName
+    quantity: Quantity
+    order_id: OrderId | None = None
+
+
+class OrderResultOut(BaseModel):
+    processed: bool
+    reason: str | None
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "order-42",
+                    "item": "cars",
+                    "quantity": 4,
+                    "total_cost": 60000,
+                    "approval_required": True,
+                    "status": "RUNNING",
+                    "step": "awaiting_approval",
+                    "result": None,
+                    "created_at": "2026-11-27T10:00:00Z",
+                    "updated_at": "2026-11-27T10:00:01Z",
+                }
+            ]
+        }
+    )
+
+    order_id: str
+    item: str
+    quantity: int
+    total_cost: int
+    approval_required: bool
+    status: OrderStatus
+    step: str | None
+    result: OrderResultOut | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderList(BaseModel):
+    orders: list[OrderOut]
+    next_cursor: str | None
+
+
+class ApprovalIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"approved": True, "approver": "alice"}]},
+    )
+
+    approved: StrictBool = True
+    approver: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class RestockIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"item": "computers", "quantity": 50}]}
+    )
+
+    item: ItemName
+    quantity: Quantity
+
+
+class InventoryItemOut(BaseModel):
+    item: str
+    quantity: int = Field(description="Units still available to order")
+    reserved: int = Field(description="Units held by orders in flight")
+    per_item_cost: int
+
+
+class InventoryOut(BaseModel):
+    items: list[InventoryItemOut]
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    detail: str | None = None

@@ -1,0 +1,282 @@
+"""Orders: accept, look up, list, approve and cancel, over the workflow engine and the state store.
+
+The order record (what was asked, when, and what a manager decided) lives in the state store;
+status, step and result come from the workflow itself, so they never disagree with the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from app.config import Settings
+from app.errors import Conflict, DependencyUnavailable, NotFound
+from app.services.inventory import catalog_entry, normalize_item
+from app.services.state_store import EtagMismatch, StateStore
+from app.services.workflows import WorkflowGateway, WorkflowSnapshot
+from app.workflows.contracts import (
+    APPROVAL_EVENT,
+    CANCEL_EVENT,
+    PAST_PAYMENT_STEPS,
+    WORKFLOW_NAME,
+    ApprovalDecision,
+    OrderInput,
+)
+
+log = logging.getLogger(__name__)
+
+INDEX_KEY: Final = "orders:index"
+_MAX_ATTEMPTS: Final = 100
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    item: str
+    quantity: int
+    total_cost: int
+    approval_required: bool
+    status: str
+    step: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OrderService:
+    def __init__(
+        self,
+        store: StateStore,
+        workflows: WorkflowGateway,
+        settings: Settings,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._store = store
+        self._workflows = workflows
+        self._settings = settings
+        self._clock = clock
+
+    @staticmethod
+    def _key(order_id: str) -> str:
+        return f"order:{order_id}"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _record(self, order_id: str) -> tuple[dict[str, Any], str]:
+        entry = await self._store.get(self._key(order_id))
+        if entry is None:
+            raise NotFound(f"order {order_id!r} not found")
+        return entry.value, entry.etag
+
+    def _view(self, record: dict[str, Any], snapshot: WorkflowSnapshot | None) -> Order:
+        created = datetime.fromisoformat(record["created_at"])
+        result = None
+        if snapshot is not None and snapshot.finished:
+            if snapshot.status == "COMPLETED" and snapshot.output is not None:
+                result = {
+                    "processed": bool(snapshot.output.get("processed")),
+                    "reason": snapshot.output.get("reason"),
+                }
+            else:
+                result = {"processed": False, "reason": f"workflow_{snapshot.status.lower()}"}
+        updated = snapshot.updated_at if snapshot and snapshot.updated_at else created
+        return Order(
+            order_id=record["order_id"],
+            item=record["item"],
+            quantity=record["quantity"],
+            total_cost=record["total_cost"],
+            approval_required=record["approval_required"],
+            # Accepted but not yet picked up by the engine is still an order: PENDING, not 404.
+            status=snapshot.status if snapshot else "PENDING",
+            step=snapshot.step if snapshot else None,
+            result=result,
+            created_at=created,
+            updated_at=max(updated, created),
+        )
+
+    async def get(self, order_id: str) -> Order:
+        record, _ = await self._record(order_id)
+        return self._view(record, await self._workflows.snapshot(order_id))
+
+    async def list(
+        self, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[Order], str | None]:
+        """Newest first. The cursor is the position in the index to continue from."""
+        entry = await self._store.get(INDEX_KEY)
+        ids: list[str] = list(reversed(entry.value["ids"])) if entry else []
+        position = int(cursor) if cursor else 0
+        page: list[Order] = []
+        while position < len(ids) and len(page) < limit:
+            batch = ids[position : position + limit]
+            orders = await asyncio.gather(*(self._maybe_get(order_id) for order_id in batch))
+            for offset, order in enumerate(orders):
+                if order is not None and (status is None or order.status == status):
+                    page.append(order)
+                    if len(page) == limit:
+                        position += offset + 1
+                        break
+            else:
+                position += len(batch)
+        return page, (str(position) if position < len(ids) else None)
+
+    async def _maybe_get(self, order_id: str) -> Order | None:
+        try:
+            return await self.get(order_id)
+        except NotFound:
+            return None
+
+    # -- creating ---------------------------------------------------------------------------
+
+    async def create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
+        """Accept an order and start its workflow. Returns (order, created).
+
+        With a client-chosen id the call is idempotent: repeating it returns the same order and
+        never starts a second workflow; the same id with a different body is a conflict.
+        """
+        name = normalize_item(item)
+        entry = catalog_entry(name)
+        order_id = order_id or uuid.uuid4().hex
+        total = entry.per_item_cost * quantity
+        record = {
+            "order_id": order_id,
+            "item": name,
+            "quantity": quantity,
+            "total_cost": total,
+            "approval_required": total > self._settings.approval_threshold,
+            "created_at": self._clock().isoformat(),
+            "decision": None,
+            "cancel_requested": False,
+        }
+        try:
+            await self._store.save(self._key(order_id), record, None)
+            created = True
+        except EtagMismatch:
+            record, _ = await self._record(order_id)
+            if (record["item"], record["quantity"]) != (name, quantity):
+                raise Conflict(
+                    f"order {order_id!r} already exists for {record['quantity']} {record['item']}"
+                ) from None
+            created = False
+        await self._append_to_index(order_id)
+        snapshot = await self._workflows.snapshot(order_id)
+        if snapshot is None:
+            # Also reached by a retry after a create whose scheduling failed: finish that job.
+            payload = OrderInput(
+                order_id=order_id,
+                item=record["item"],
+                quantity=record["quantity"],
+                total_cost=record["total_cost"],
+                approval_required=record["approval_required"],
+                approval_timeout_seconds=self._settings.approval_timeout_seconds,
+            ).model_dump()
+            try:
+                await self._workflows.schedule(WORKFLOW_NAME, order_id, payload)
+            except DependencyUnavailable:
+                snapshot = await self._workflows.snapshot(order_id)
+                if (
+                    snapshot is None
+                ):  # not a racing twin request that won: undo, nothing half-written
+                    if created:
+                        await self._store.delete(self._key(order_id))
+                    raise
+            log.info("order %s: accepted (%d %s, total %d)", order_id, quantity, name, total)
+        return self._view(record, snapshot), created
+
+    async def _append_to_index(self, order_id: str) -> None:
+        for _ in range(_MAX_ATTEMPTS):
+            entry = await self._store.get(INDEX_KEY)
+            ids: list[str] = entry.value["ids"] if entry else []
+            if order_id in ids:
+                return
+            try:
+                await self._store.save(
+                    INDEX_KEY, {"ids": [*ids, order_id]}, entry.etag if entry else None
+                )
+                return
+            except EtagMismatch:
+                await asyncio.sleep(0)
+        raise DependencyUnavailable(f"order {order_id}: the order index is too contended; retry")
+
+    # -- manager actions --------------------------------------------------------------------
+
+    async def approve(self, order_id: str, approved: bool, approver: str | None) -> Order:
+        decision = {"approved": approved, "approver": approver, "at": self._clock().isoformat()}
+
+        def check(record: dict[str, Any], snapshot: WorkflowSnapshot | None) -> None:
+            if not record["approval_required"]:
+                raise Conflict(f"order {order_id!r} does not need approval")
+            if record["decision"] is not None:
+                raise Conflict(f"a decision was already sent for order {order_id!r}")
+
+        event = ApprovalDecision(approval=approved, approver=approver).model_dump()
+        order = await self._send(order_id, "decision", decision, check, APPROVAL_EVENT, event)
+        log.info(
+            "order %s: %s by %s",
+            order_id,
+            "approved" if approved else "rejected",
+            approver or "manager",
+        )
+        return order
+
+    async def cancel(self, order_id: str) -> Order:
+        def check(record: dict[str, Any], snapshot: WorkflowSnapshot | None) -> None:
+            if snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS:
+                raise Conflict(f"order {order_id!r} is past payment and can no longer be cancelled")
+
+        order = await self._send(order_id, "cancel_requested", True, check, CANCEL_EVENT, {})
+        log.info("order %s: cancel requested", order_id)
+        return order
+
+    async def _send(
+        self,
+        order_id: str,
+        field: str,
+        value: Any,
+        check: Callable[[dict[str, Any], WorkflowSnapshot | None], None],
+        event: str,
+        data: Any,
+    ) -> Order:
+        """Record a manager's action on the order, then deliver it to the workflow.
+
+        Recording first (with an ETag) makes a second, racing action a 409 instead of an event
+        the workflow would silently ignore; if delivery fails the record is rolled back so a retry
+        can succeed. Dapr drops events for finished instances, so finished orders are refused.
+        """
+        for _ in range(_MAX_ATTEMPTS):
+            record, etag = await self._record(order_id)
+            snapshot = await self._workflows.snapshot(order_id)
+            if snapshot is not None and snapshot.finished:
+                raise Conflict(f"order {order_id!r} has already finished ({snapshot.status})")
+            check(record, snapshot)
+            updated = {**record, field: value}
+            try:
+                await self._store.save(self._key(order_id), updated, etag)
+                break
+            except EtagMismatch:
+                continue
+        else:
+            raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
+        try:
+            await self._workflows.raise_event(order_id, event, data)
+        except DependencyUnavailable:
+            await self._roll_back(order_id, field, record[field])
+            raise
+        return self._view(updated, snapshot)
+
+    async def _roll_back(self, order_id: str, field: str, previous: Any) -> None:
+        for _ in range(_MAX_ATTEMPTS):
+            record, etag = await self._record(order_id)
+            try:
+                await self._store.save(self._key(order_id), {**record, field: previous}, etag)
+                return
+            except EtagMismatch:
+                continue

@@ -1,0 +1,107 @@
+"""What the order service needs from the workflow engine, and its implementation on Dapr."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import grpc
+from dapr.ext.workflow import WorkflowStatus
+from dapr.ext.workflow.aio import DaprWorkflowClient
+
+from app.errors import DependencyUnavailable
+
+FINISHED = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
+# Dapr's STALLED (a version mismatch blocks progress) has no place in the public enum: it is
+# neither running nor finished, so it shows as SUSPENDED.
+_STATUS_NAMES = {
+    WorkflowStatus.PENDING: "PENDING",
+    WorkflowStatus.RUNNING: "RUNNING",
+    WorkflowStatus.COMPLETED: "COMPLETED",
+    WorkflowStatus.FAILED: "FAILED",
+    WorkflowStatus.TERMINATED: "TERMINATED",
+    WorkflowStatus.SUSPENDED: "SUSPENDED",
+    WorkflowStatus.STALLED: "SUSPENDED",
+    WorkflowStatus.UNKNOWN: "PENDING",
+}
+
+
+@dataclass(frozen=True)
+class WorkflowSnapshot:
+    status: str
+    step: str | None
+    output: dict[str, Any] | None
+    updated_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class WorkflowGateway(Protocol):
+    async def schedule(self, workflow: str, instance_id: str, payload: Any) -> None: ...
+
+    async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None: ...
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> None: ...
+
+
+def _json_or_none(raw: str | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+class DaprWorkflowGateway:
+    def __init__(self, client: DaprWorkflowClient) -> None:
+        self._client = client
+
+    async def schedule(self, workflow: str, instance_id: str, payload: Any) -> None:
+        try:
+            await self._client.schedule_new_workflow(
+                workflow, input=payload, instance_id=instance_id
+            )
+        except grpc.RpcError as error:
+            raise DependencyUnavailable(
+                f"could not start workflow {instance_id}: {error}"
+            ) from error
+
+    async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None:
+        try:
+            state = await self._client.get_workflow_state(instance_id, fetch_payloads=True)
+        except grpc.RpcError as error:
+            if getattr(error, "code", lambda: None)() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise DependencyUnavailable(
+                f"could not read workflow {instance_id}: {error}"
+            ) from error
+        if state is None:
+            return None
+        output = _json_or_none(state.serialized_output)
+        return WorkflowSnapshot(
+            status=_STATUS_NAMES[state.runtime_status],
+            # set_custom_status(str) is stored as the bare string, not JSON.
+            step=state.serialized_custom_status or None,
+            output=output if isinstance(output, dict) else None,
+            # The SDK hands back naive datetimes that are in UTC.
+            updated_at=_as_utc(state.last_updated_at),
+        )
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> None:
+        try:
+            await self._client.raise_workflow_event(instance_id, event, data=data)
+        except grpc.RpcError as error:
+            raise DependencyUnavailable(
+                f"could not deliver {event} to {instance_id}: {error}"
+            ) from error

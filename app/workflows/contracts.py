@@ -1,0 +1,92 @@
+"""Names and payloads shared by the workflow, its activities and the services that drive it."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel
+
+WORKFLOW_NAME: Final = "order_processing"
+APPROVAL_EVENT: Final = "manager_approval"
+CANCEL_EVENT: Final = "cancel_order"
+
+
+class Step:
+    """Values of the workflow's custom status, shown to clients as the order's `step`."""
+
+    NOTIFYING = "notifying"
+    RESERVING = "reserving_inventory"
+    REQUESTING_APPROVAL = "requesting_approval"
+    AWAITING_APPROVAL = "awaiting_approval"
+    PROCESSING_PAYMENT = "processing_payment"
+    UPDATING_INVENTORY = "updating_inventory"
+    REFUNDING = "refunding_payment"
+    RELEASING = "releasing_inventory"
+    NOTIFYING_COMPLETION = "notifying_completion"
+    DONE = "done"
+
+
+# From here on the payment may have been taken: a cancel can no longer stop the order.
+PAST_PAYMENT_STEPS: Final = frozenset(
+    {
+        Step.PROCESSING_PAYMENT,
+        Step.UPDATING_INVENTORY,
+        Step.REFUNDING,
+        Step.NOTIFYING_COMPLETION,
+        Step.DONE,
+    }
+)
+
+Reason = Literal[
+    "insufficient_inventory",
+    "rejected",
+    "approval_timeout",
+    "payment_failed",
+    "inventory_update_failed",
+    "cancelled",
+]
+
+
+class OrderInput(BaseModel):
+    """The workflow's input, fixed when the order is accepted (so replays see the same values)."""
+
+    order_id: str
+    item: str
+    quantity: int
+    total_cost: int
+    approval_required: bool
+    approval_timeout_seconds: float
+
+
+class OrderResult(BaseModel):
+    processed: bool
+    reason: Reason | None = None
+
+
+class ApprovalDecision(BaseModel):
+    """The `manager_approval` event payload, shaped as in the Dapr quickstart."""
+
+    approval: bool
+    approver: str | None = None
+
+
+class ActivityRequest(BaseModel):
+    """What every order activity receives: enough to act idempotently on one order."""
+
+    order_id: str
+    item: str = ""
+    quantity: int = 0
+    amount: int = 0
+    message: str = ""
+
+
+class ActivityName:
+    """Registered activity names; the workflow calls activities by name so it never imports them."""
+
+    NOTIFY = "notify"
+    RESERVE_INVENTORY = "reserve_inventory"
+    REQUEST_APPROVAL = "request_approval"
+    PROCESS_PAYMENT = "process_payment"
+    COMMIT_INVENTORY = "commit_inventory"
+    RELEASE_INVENTORY = "release_inventory"
+    REFUND_PAYMENT = "refund_payment"

@@ -1,0 +1,131 @@
+"""The order-processing workflow: notify, reserve, (approve), pay, commit, notify.
+
+Deterministic by construction: no clock, randomness or I/O here; every side effect is an
+activity and every wait is a durable timer or an external event, so a replay after a crash takes
+exactly the same path. A cancel is honoured at each step boundary before payment and during the
+approval wait; past payment the order runs to its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any, Protocol
+
+from dapr.ext.workflow import RetryPolicy, TaskFailedError, when_any
+
+from app.workflows.contracts import (
+    APPROVAL_EVENT,
+    CANCEL_EVENT,
+    ActivityName,
+    ActivityRequest,
+    ApprovalDecision,
+    OrderInput,
+    OrderResult,
+    Reason,
+    Step,
+)
+
+
+class Task(Protocol):
+    @property
+    def is_complete(self) -> bool: ...
+
+    def get_result(self) -> Any: ...
+
+
+class WorkflowContext(Protocol):
+    """The part of DaprWorkflowContext this workflow uses (a fake implements it in unit tests)."""
+
+    @property
+    def instance_id(self) -> str: ...
+
+    def set_custom_status(self, custom_status: str) -> None: ...
+
+    def call_activity(
+        self, activity: str, *, input: Any = None, retry_policy: RetryPolicy | None = None
+    ) -> Any: ...
+
+    def wait_for_external_event(self, name: str) -> Any: ...
+
+    def create_timer(self, fire_at: timedelta) -> Any: ...
+
+
+# Transient state-store or sidecar errors get retried; a real failure surfaces after ~30 s.
+ACTIVITY_RETRY = RetryPolicy(
+    first_retry_interval=timedelta(seconds=1),
+    max_number_of_attempts=6,
+    backoff_coefficient=2.0,
+    max_retry_interval=timedelta(seconds=10),
+)
+
+Steps = Generator[Any, Any, dict[str, Any]]
+
+
+def order_processing(ctx: WorkflowContext, order_input: dict[str, Any]) -> Steps:
+    order = OrderInput.model_validate(order_input)
+    request = ActivityRequest(
+        order_id=order.order_id, item=order.item, quantity=order.quantity, amount=order.total_cost
+    ).model_dump()
+    # Waiting from the start means a cancel raised at any moment is recorded in history and seen
+    # at the next step boundary.
+    cancel = ctx.wait_for_external_event(CANCEL_EVENT)
+
+    def run(step: str, activity: str, payload: dict[str, Any] | None = None) -> Any:
+        ctx.set_custom_status(step)
+        return ctx.call_activity(activity, input=payload or request, retry_policy=ACTIVITY_RETRY)
+
+    def finish(reason: Reason | None) -> dict[str, Any]:
+        ctx.set_custom_status(Step.DONE)
+        return OrderResult(processed=reason is None, reason=reason).model_dump()
+
+    def give_up(reason: Reason) -> Generator[Any, Any, dict[str, Any]]:
+        yield run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
+        return finish(reason)
+
+    yield run(
+        Step.NOTIFYING,
+        ActivityName.NOTIFY,
+        {**request, "message": f"received order of {order.quantity} {order.item}"},
+    )
+    if cancel.is_complete:
+        return finish("cancelled")
+
+    reserved = yield run(Step.RESERVING, ActivityName.RESERVE_INVENTORY)
+    if not reserved:
+        return finish("insufficient_inventory")
+    if cancel.is_complete:
+        return (yield from give_up("cancelled"))
+
+    if order.approval_required:
+        yield run(Step.REQUESTING_APPROVAL, ActivityName.REQUEST_APPROVAL)
+        ctx.set_custom_status(Step.AWAITING_APPROVAL)
+        approval = ctx.wait_for_external_event(APPROVAL_EVENT)
+        timeout = ctx.create_timer(timedelta(seconds=order.approval_timeout_seconds))
+        winner = yield when_any([approval, timeout, cancel])
+        if winner is cancel:
+            return (yield from give_up("cancelled"))
+        if winner is timeout:
+            return (yield from give_up("approval_timeout"))
+        if not ApprovalDecision.model_validate(approval.get_result()).approval:
+            return (yield from give_up("rejected"))
+        if cancel.is_complete:
+            return (yield from give_up("cancelled"))
+
+    try:
+        yield run(Step.PROCESSING_PAYMENT, ActivityName.PROCESS_PAYMENT)
+    except TaskFailedError:
+        return (yield from give_up("payment_failed"))
+
+    try:
+        yield run(Step.UPDATING_INVENTORY, ActivityName.COMMIT_INVENTORY)
+    except TaskFailedError:
+        yield run(Step.REFUNDING, ActivityName.REFUND_PAYMENT)
+        return (yield from give_up("inventory_update_failed"))
+
+    yield run(
+        Step.NOTIFYING_COMPLETION,
+        ActivityName.NOTIFY,
+        {**request, "message": f"order of {order.quantity} {order.item} completed"},
+    )
+    return finish(None)

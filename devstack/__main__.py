@@ -1,0 +1,105 @@
+"""`python -m devstack run|build|ensure-redis`: the commands behind `make run` and `make dapr`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+from devstack.dapr_build import DaprBuildError, build
+from devstack.settings import StackSettings
+from devstack.stack import SERVICE_ORDER, Stack, StackError
+
+# Command on PATH -> the Debian package that provides it.
+DEBIAN_PACKAGES = {"redis-server": "redis-server", "docker-compose": "docker-compose"}
+
+
+def ensure_tools(commands: list[str]) -> None:
+    """Install the Debian packages behind any missing command (as root), or say how to."""
+    unknown = sorted(set(commands) - set(DEBIAN_PACKAGES))
+    if unknown:
+        raise StackError(f"unknown tools {unknown}; known: {sorted(DEBIAN_PACKAGES)}")
+    missing = [DEBIAN_PACKAGES[command] for command in commands if shutil.which(command) is None]
+    if not missing:
+        return
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    if os.geteuid() != 0:
+        raise StackError(
+            f"missing: {', '.join(missing)}. Install with:\n  sudo apt-get update && sudo {' '.join(install)}"
+        )
+    print(
+        f"[devstack] installing {', '.join(missing)} (Debian packages)", file=sys.stderr, flush=True
+    )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(install, check=True, env=env)
+
+
+def run(settings: StackSettings) -> int:
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stack = Stack(
+        settings, report=lambda line: print(f"[devstack] {line}", file=sys.stderr, flush=True)
+    )
+    try:
+        stack.start()
+        print(
+            f"\nOrder service is up (Dapr {stack.version}).\n"
+            f"  API:      {stack.app_url}\n"
+            f"  Docs:     {stack.app_url}/docs\n"
+            f"  Sidecar:  {stack.dapr_http_url}/v1.0/healthz\n"
+            f"  Logs:     {settings.log_dir}/{{{','.join(SERVICE_ORDER)}}}.log\n"
+            "Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while not stop_requested.wait(1.0):
+            if died := stack.exited():
+                print(
+                    f"[devstack] {', '.join(died)} exited unexpectedly; stopping the stack",
+                    file=sys.stderr,
+                )
+                for name in died:
+                    print(stack.log_tail(name), file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        print("[devstack] stopping ...", file=sys.stderr, flush=True)
+        stack.stop()
+        print("[devstack] stopped", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser.add_argument("command", choices=["run", "build", "ensure-tools"])
+    parser.add_argument(
+        "tools", nargs="*", help=f"for ensure-tools: any of {sorted(DEBIAN_PACKAGES)}"
+    )
+    args = parser.parse_args()
+    command = args.command
+    settings = StackSettings()
+    try:
+        if command == "ensure-tools":
+            ensure_tools(args.tools)
+        elif command == "build":
+            print(build(settings))
+        else:
+            ensure_tools(["redis-server"])
+            build(settings)
+            raise SystemExit(run(settings))
+    except (StackError, DaprBuildError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The container and Dapr CLI files must describe the same stack as devstack.
+
+No Docker daemon is needed: compose files are checked with a real compose tool's `config`,
+which parses, validates against its schema and interpolates `.env` without starting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DAPR_RUN_FILE = ROOT / "dapr.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
+DAPR_IMAGES = ("daprd", "placement", "scheduler")
+
+
+def _default(field: str) -> Any:
+    """devstack's default, not the environment's: the files must match what ships."""
+    return StackSettings.model_fields[field].default
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), f"{path.name} is not a YAML mapping"
+    return data
+
+
+def _flag(command: list[str], name: str) -> str:
+    assert name in command, f"{name} missing from {command}"
+    return command[command.index(name) + 1]
+
+
+def _run_compose(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.fail("docker-compose is not installed: run `make deps`")
+    # The shell's values would override .env and hide a wrong pin; the token must not
+    # end up in an assertion message.
+    env = {k: v for k, v in os.environ.items() if k not in {"DAPR_VERSION", "MANAGER_TOKEN"}}
+    return subprocess.run(
+        [tool, "-f", str(COMPOSE_FILE), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return _load(COMPOSE_FILE)
+
+
+@pytest.fixture(scope="module")
+def run_file() -> dict[str, Any]:
+    return _load(DAPR_RUN_FILE)
+
+
+@pytest.fixture(scope="module")
+def daprd_command(compose: dict[str, Any]) -> list[str]:
+    command: list[str] = compose["services"]["daprd"]["command"]
+    return command
+
+
+def test_compose_file_validates_with_a_real_compose_tool() -> None:
+    result = _run_compose("config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_dapr_images_read_the_pin_from_env_file(compose: dict[str, Any]) -> None:
+    for name in DAPR_IMAGES:
+        image = compose["services"][name]["image"]
+        assert image.startswith(f"daprio/{name}:${{DAPR_VERSION"), image
+
+    result = _run_compose("config")
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]
+    version = pinned_dapr_version()
+    for name in DAPR_IMAGES:
+        assert resolved[name]["image"] == f"daprio/{name}:{version}"
+
+
+def test_app_id_matches(daprd_command: list[str], run_file: dict[str, Any]) -> None:
+    assert _flag(daprd_command, "--app-id") == APP_ID
+    assert [app["appID"] for app in run_file["apps"]] == [APP_ID]
+
+
+def test_dapr_ports_match_devstack(
+    compose: dict[str, Any], daprd_command: list[str], run_file: dict[str, Any]
+) -> None:
+    http, grpc = _default("dapr_http_port"), _default("dapr_grpc_port")
+    assert _flag(daprd_command, "--dapr-http-port") == str(http)
+    assert _flag(daprd_command, "--dapr-grpc-port") == str(grpc)
+    app_env = compose["services"]["app"]["environment"]
+    assert (app_env["DAPR_HTTP_PORT"], app_env["DAPR_GRPC_PORT"]) == (str(http), str(grpc))
+    app = run_file["apps"][0]
+    assert (app["daprHTTPPort"], app["daprGRPCPort"]) == (http, grpc)
+
+
+def test_sidecar_shares_the_app_network(compose: dict[str, Any]) -> None:
+    # The app dials daprd on localhost; anything else needs DAPR_*_ENDPOINT wiring.
+    assert compose["services"]["daprd"]["network_mode"] == "service:app"
+
+
+def test_control_plane_addresses_match(
+    compose: dict[str, Any], daprd_command: list[str], run_file: dict[str, Any]
+) -> None:
+    placement, scheduler = _default("placement_port"), _default("scheduler_port")
+    services = compose["services"]
+    assert _flag(services["placement"]["command"], "--port") == str(placement)
+    assert _flag(services["scheduler"]["command"], "--port") == str(scheduler)
+    assert _flag(daprd_command, "--placement-host-address") == f"placement:{placement}"
+    assert _flag(daprd_command, "--scheduler-host-address") == f"scheduler:{scheduler}"
+    assert run_file["common"]["placementHostAddress"] == f"localhost:{placement}"
+    assert run_file["common"]["schedulerHostAddress"] == f"localhost:{scheduler}"
+
+
+def test_components_come_from_the_repo(
+    compose: dict[str, Any], daprd_command: list[str], run_file: dict[str, Any]
+) -> None:
+    components_dir = _default("components_dir")
+    mount = _flag(daprd_command, "--resources-path")
+    volumes = compose["services"]["daprd"]["volumes"]
+    assert f"./components:{mount}:ro" in volumes
+    paths = run_file["common"]["resourcesPaths"]
+    assert [(ROOT / p).resolve() for p in paths] == [components_dir]
+
+
+def test_state_store_reads_redis_host_from_env(compose: dict[str, Any]) -> None:
+    # REDIS_HOST in compose only matters if the component actually reads it.
+    path = _default("components_dir") / "statestore.yaml"
+    assert path.is_file(), f"{path} is missing"
+    store = _load(path)
+    assert store["metadata"]["name"] == compose["services"]["app"]["environment"]["STATESTORE_NAME"]
+    host = {m["name"]: m for m in store["spec"]["metadata"]}["redisHost"]
+    assert host.get("envRef") == "REDIS_HOST"
+    assert compose["services"]["daprd"]["environment"]["REDIS_HOST"] == "redis:6379"
+
+
+def test_redis_persists_with_aof(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert _flag(redis["command"], "--appendonly") == "yes"
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+
+
+def test_manager_token_is_never_hardcoded(compose: dict[str, Any]) -> None:
+    assert compose["services"]["app"]["environment"]["MANAGER_TOKEN"] == "${MANAGER_TOKEN:-}"
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    lines = (line.strip() for line in text.splitlines())
+    return [
+        (keyword.upper(), rest.strip())
+        for keyword, _, rest in (line.partition(" ") for line in lines if line and line[0] != "#")
+    ]
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
+    instructions = _dockerfile_instructions()
+    users = [arg for keyword, arg in instructions if keyword == "USER"]
+    assert users, "no USER instruction: the app would run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert any(keyword == "HEALTHCHECK" and "/healthz" in arg for keyword, arg in instructions)
+    installs = [arg for keyword, arg in instructions if keyword == "RUN" and "pip install" in arg]
+    assert installs
+    assert all("--require-hashes" in arg for arg in installs)

@@ -1,0 +1,75 @@
+"""In-memory stand-ins for the state store and the workflow engine (unit tests only)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.errors import DependencyUnavailable
+from app.services.state_store import Entry, EtagMismatch
+from app.services.workflows import WorkflowSnapshot
+
+
+class InMemoryStateStore:
+    """Same contract as the sidecar store: first-write creates, ETags guard replaces."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[dict[str, Any], str]] = {}
+        self._versions = itertools.count(1)
+        self.fail_next_saves = 0
+        self.conflict_next_saves = 0
+
+    async def get(self, key: str) -> Entry | None:
+        found = self.data.get(key)
+        return None if found is None else Entry(copy.deepcopy(found[0]), found[1])
+
+    async def save(self, key: str, value: dict[str, Any], etag: str | None) -> None:
+        if self.fail_next_saves:
+            self.fail_next_saves -= 1
+            raise DependencyUnavailable("injected state store failure")
+        current = self.data.get(key)
+        if self.conflict_next_saves:
+            self.conflict_next_saves -= 1
+            raise EtagMismatch(key)
+        if (etag is None and current is not None) or (
+            etag is not None and (current is None or current[1] != etag)
+        ):
+            raise EtagMismatch(key)
+        self.data[key] = (copy.deepcopy(value), str(next(self._versions)))
+
+    async def delete(self, key: str, etag: str | None = None) -> None:
+        self.data.pop(key, None)
+
+
+@dataclass
+class FakeWorkflowGateway:
+    snapshots: dict[str, WorkflowSnapshot] = field(default_factory=dict)
+    scheduled: list[tuple[str, str, Any]] = field(default_factory=list)
+    events: list[tuple[str, str, Any]] = field(default_factory=list)
+    unavailable: bool = False
+
+    async def schedule(self, workflow: str, instance_id: str, payload: Any) -> None:
+        if self.unavailable:
+            raise DependencyUnavailable("sidecar down")
+        self.scheduled.append((workflow, instance_id, payload))
+        self.snapshots[instance_id] = WorkflowSnapshot("RUNNING", None, None, datetime.now(UTC))
+
+    async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None:
+        return self.snapshots.get(instance_id)
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> None:
+        if self.unavailable:
+            raise DependencyUnavailable("sidecar down")
+        self.events.append((instance_id, event, data))
+
+    def set(
+        self,
+        instance_id: str,
+        status: str,
+        step: str | None = None,
+        output: dict[str, Any] | None = None,
+    ) -> None:
+        self.snapshots[instance_id] = WorkflowSnapshot(status, step, output, datetime.now(UTC))
