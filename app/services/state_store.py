@@ -83,7 +83,11 @@ class SidecarStateStore:
         response = await self._request("POST", self._base, content=json.dumps([item]))
         if response.status_code in (200, 204):
             return
-        if response.status_code == 409 or "etag" in response.text.lower():
+        if response.status_code == 409:
+            raise EtagMismatch(key)
+        # A create (first-write, no ETag) of a key that exists is refused by the Redis store's
+        # version script with a 500 "failed to set key", not a 409: it is the same conflict.
+        if etag is None and "failed to set key" in response.text:
             raise EtagMismatch(key)
         raise DependencyUnavailable(
             f"state write of {key} failed: {response.status_code} {response.text}"

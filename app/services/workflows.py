@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from dapr.ext.workflow.aio import DaprWorkflowClient
 
 from app.errors import DependencyUnavailable
 
+_READ_ATTEMPTS = 6
+_TRANSIENT = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE})
 FINISHED = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
 # Dapr's STALLED (a version mismatch blocks progress) has no place in the public enum: it is
 # neither running nor finished, so it shows as SUSPENDED.
@@ -78,14 +81,22 @@ class DaprWorkflowGateway:
             ) from error
 
     async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None:
-        try:
-            state = await self._client.get_workflow_state(instance_id, fetch_payloads=True)
-        except grpc.RpcError as error:
-            if getattr(error, "code", lambda: None)() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise DependencyUnavailable(
-                f"could not read workflow {instance_id}: {error}"
-            ) from error
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                state = await self._client.get_workflow_state(instance_id, fetch_payloads=True)
+                break
+            except grpc.RpcError as error:
+                code = getattr(error, "code", lambda: None)()
+                if code == grpc.StatusCode.NOT_FOUND:
+                    return None
+                # Redis is not a transactional store: a read that overlaps the engine's
+                # multi-key save can see metadata before its inbox/history keys and fail with
+                # UNKNOWN. Reading again a moment later sees the finished save.
+                if code not in _TRANSIENT or attempt == _READ_ATTEMPTS - 1:
+                    raise DependencyUnavailable(
+                        f"could not read workflow {instance_id}: {error}"
+                    ) from error
+                await asyncio.sleep(0.05 * (attempt + 1))
         if state is None:
             return None
         output = _json_or_none(state.serialized_output)

@@ -1,0 +1,232 @@
+"""The order workflow, branch by branch, driven without Dapr by tests.unit.workflow_driver."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from app.workflows.contracts import (
+    APPROVAL_EVENT,
+    CANCEL_EVENT,
+    ActivityName,
+    OrderInput,
+    Step,
+)
+from app.workflows.order_processing import ACTIVITY_RETRY
+from tests.unit.workflow_driver import Script, run_workflow
+
+NOTIFY = ActivityName.NOTIFY
+RESERVE = ActivityName.RESERVE_INVENTORY
+REQUEST_APPROVAL = ActivityName.REQUEST_APPROVAL
+PAY = ActivityName.PROCESS_PAYMENT
+COMMIT = ActivityName.COMMIT_INVENTORY
+RELEASE = ActivityName.RELEASE_INVENTORY
+REFUND = ActivityName.REFUND_PAYMENT
+
+
+def small_order(**changes: Any) -> dict[str, Any]:
+    order = OrderInput(
+        order_id="order-7",
+        item="paperclip",
+        quantity=3,
+        total_cost=15,
+        approval_required=False,
+        approval_timeout_seconds=200.0,
+    )
+    return order.model_copy(update=changes).model_dump()
+
+
+def large_order(**changes: Any) -> dict[str, Any]:
+    defaults: dict[str, Any] = {
+        "item": "cars",
+        "quantity": 4,
+        "total_cost": 60_000,
+        "approval_required": True,
+    }
+    return small_order(**{**defaults, **changes})
+
+
+APPROVED_FLOW = [NOTIFY, RESERVE, REQUEST_APPROVAL, PAY, COMMIT, NOTIFY]
+
+
+def test_small_order_runs_every_step_and_completes() -> None:
+    run = run_workflow(small_order(), Script())
+
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, NOTIFY]
+    assert run.result == {"processed": True, "reason": None}
+    assert run.context.step == Step.DONE
+
+
+def test_small_order_reports_each_step_in_order() -> None:
+    run = run_workflow(small_order(), Script())
+
+    assert run.context.steps == [
+        Step.NOTIFYING,
+        Step.RESERVING,
+        Step.PROCESSING_PAYMENT,
+        Step.UPDATING_INVENTORY,
+        Step.NOTIFYING_COMPLETION,
+        Step.DONE,
+    ]
+
+
+def test_activities_receive_the_order_request() -> None:
+    run = run_workflow(small_order(), Script())
+
+    reserve = run.context.calls[1]
+    assert reserve.input == {
+        "order_id": "order-7",
+        "item": "paperclip",
+        "quantity": 3,
+        "amount": 15,
+        "message": "",
+    }
+
+
+def test_notifications_carry_a_message_about_the_order() -> None:
+    run = run_workflow(small_order(), Script())
+
+    first, last = run.context.calls[0], run.context.calls[-1]
+    assert first.input["message"] == "received order of 3 paperclip"
+    assert last.input["message"] == "order of 3 paperclip completed"
+    assert first.input["order_id"] == last.input["order_id"] == "order-7"
+
+
+def test_insufficient_inventory_ends_without_payment_or_release() -> None:
+    run = run_workflow(small_order(), Script(results={RESERVE: False}))
+
+    assert run.result == {"processed": False, "reason": "insufficient_inventory"}
+    assert run.context.activity_names == [NOTIFY, RESERVE]
+    assert run.context.step == Step.DONE
+
+
+def test_approval_required_and_approved_completes() -> None:
+    run = run_workflow(large_order(), Script(decision="approved"))
+
+    assert run.result == {"processed": True, "reason": None}
+    assert run.context.activity_names == APPROVED_FLOW
+    assert run.context.waited_events == [CANCEL_EVENT, APPROVAL_EVENT]
+
+
+def test_rejected_order_releases_its_reservation() -> None:
+    run = run_workflow(large_order(), Script(decision="rejected"))
+
+    assert run.result == {"processed": False, "reason": "rejected"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+    assert run.context.step == Step.DONE
+
+
+def test_approval_timeout_releases_the_reservation() -> None:
+    run = run_workflow(large_order(), Script(decision="timeout"))
+
+    assert run.result == {"processed": False, "reason": "approval_timeout"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+
+
+def test_approval_timer_lasts_the_timeout_from_the_input() -> None:
+    run = run_workflow(large_order(approval_timeout_seconds=42.5), Script(decision="timeout"))
+
+    assert [delay for delay, _ in run.context.timers] == [timedelta(seconds=42.5)]
+
+
+def test_cancel_during_approval_wait_releases_the_reservation() -> None:
+    run = run_workflow(large_order(), Script(decision="cancel"))
+
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+
+
+def test_cancel_arriving_with_the_approval_still_cancels_before_payment() -> None:
+    run = run_workflow(large_order(), Script(decision="approved_and_cancelled"))
+
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert PAY not in run.context.activity_names
+    assert run.context.activity_names[-1] == RELEASE
+
+
+def test_cancel_before_reserve_reserves_nothing() -> None:
+    run = run_workflow(small_order(), Script(cancel_while=NOTIFY))
+
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert run.context.activity_names == [NOTIFY]
+    assert run.context.step == Step.DONE
+
+
+def test_cancel_after_reserve_releases_the_reservation() -> None:
+    run = run_workflow(small_order(), Script(cancel_while=RESERVE))
+
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, RELEASE]
+
+
+def test_cancel_while_requesting_approval_ends_the_wait_at_once() -> None:
+    run = run_workflow(large_order(), Script(cancel_while=REQUEST_APPROVAL))
+
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+
+
+def test_cancel_during_payment_is_too_late_and_the_order_completes() -> None:
+    run = run_workflow(small_order(), Script(cancel_while=PAY))
+
+    assert run.result == {"processed": True, "reason": None}
+    assert RELEASE not in run.context.activity_names
+
+
+def test_payment_failure_releases_without_committing() -> None:
+    run = run_workflow(small_order(), Script(results={PAY: RuntimeError("card declined")}))
+
+    assert run.result == {"processed": False, "reason": "payment_failed"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, RELEASE]
+
+
+def test_commit_failure_refunds_then_releases() -> None:
+    run = run_workflow(small_order(), Script(results={COMMIT: RuntimeError("store down")}))
+
+    assert run.result == {"processed": False, "reason": "inventory_update_failed"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, REFUND, RELEASE]
+    assert run.context.steps[-3:] == [Step.REFUNDING, Step.RELEASING, Step.DONE]
+
+
+def test_step_is_awaiting_approval_while_waiting() -> None:
+    run = run_workflow(large_order(), Script(decision="approved"))
+
+    assert run.steps_while_waiting == [Step.AWAITING_APPROVAL]
+
+
+def test_order_without_approval_never_waits() -> None:
+    run = run_workflow(small_order(), Script())
+
+    assert run.steps_while_waiting == []
+    assert run.context.timers == []
+    assert REQUEST_APPROVAL not in run.context.activity_names
+
+
+def test_every_activity_gets_the_retry_policy() -> None:
+    run = run_workflow(
+        large_order(), Script(decision="approved", results={COMMIT: RuntimeError("store down")})
+    )
+
+    assert {call.name for call in run.context.calls} == {
+        NOTIFY,
+        RESERVE,
+        REQUEST_APPROVAL,
+        PAY,
+        COMMIT,
+        REFUND,
+        RELEASE,
+    }
+    assert all(call.retry_policy is ACTIVITY_RETRY for call in run.context.calls)
+
+
+def test_same_script_gives_the_same_activity_calls() -> None:
+    script = Script(decision="approved", results={COMMIT: RuntimeError("store down")})
+
+    first = run_workflow(large_order(), script)
+    second = run_workflow(large_order(), script)
+
+    assert [(c.name, c.input) for c in first.context.calls] == [
+        (c.name, c.input) for c in second.context.calls
+    ]
+    assert first.context.steps == second.context.steps
+    assert first.result == second.result
