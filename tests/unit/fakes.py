@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,12 +22,20 @@ class InMemoryStateStore:
         self._versions = itertools.count(1)
         self.fail_next_saves = 0
         self.conflict_next_saves = 0
+        # Runs once, at the start of the next save: another writer racing between a read and
+        # the write that follows it.
+        self.before_next_save: Callable[[], Awaitable[object]] | None = None
+        self.saves = 0
 
     async def get(self, key: str) -> Entry | None:
         found = self.data.get(key)
         return None if found is None else Entry(copy.deepcopy(found[0]), found[1])
 
     async def save(self, key: str, value: dict[str, Any], etag: str | None) -> None:
+        if self.before_next_save is not None:
+            racing_writer, self.before_next_save = self.before_next_save, None
+            await racing_writer()
+        self.saves += 1
         if self.fail_next_saves:
             self.fail_next_saves -= 1
             raise DependencyUnavailable("injected state store failure")
