@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,7 +14,7 @@ from dapr.ext.workflow import WorkflowState, WorkflowStatus
 from dapr.ext.workflow.aio import DaprWorkflowClient
 
 from app.workflows.selftest import SELFTEST_EVENT, SELFTEST_WORKFLOW
-from devstack.settings import APP_ID
+from devstack.settings import APP_ID, pinned_dapr_version
 from devstack.stack import Stack
 from tests.integration.waiting import eventually
 
@@ -85,3 +86,14 @@ async def test_readyz_reports_the_worker_connected(api: httpx.AsyncClient) -> No
     response = await api.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "detail": "ok"}
+
+
+def test_built_daprd_reports_the_pinned_version(stack: Stack) -> None:
+    printed = subprocess.run(
+        [str(stack.bin_dir / "daprd"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert printed.stdout.strip() == pinned_dapr_version()

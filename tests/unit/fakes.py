@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
+from app.config import Settings
+from app.dependencies import Services
 from app.errors import DependencyUnavailable
+from app.services.inventory import InventoryService
+from app.services.orders import OrderService
+from app.services.sidecar import SidecarProbe
 from app.services.state_store import Entry, EtagMismatch
 from app.services.workflows import WorkflowSnapshot
 
@@ -82,3 +90,52 @@ class FakeWorkflowGateway:
         output: dict[str, Any] | None = None,
     ) -> None:
         self.snapshots[instance_id] = WorkflowSnapshot(status, step, output, datetime.now(UTC))
+
+
+@dataclass
+class FakeSidecar:
+    """The two daprd HTTP endpoints the readiness probe reads, as an httpx transport."""
+
+    healthz_status: int = 204
+    connected_workers: int = 1
+    unreachable: bool = False
+    requests: list[str] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request.url.path)
+        if self.unreachable:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == "/v1.0/healthz":
+            return httpx.Response(self.healthz_status)
+        if request.url.path == "/v1.0/metadata":
+            return httpx.Response(
+                200,
+                json={
+                    "id": "order-processor",
+                    "workflows": {"connectedWorkers": self.connected_workers},
+                },
+            )
+        return httpx.Response(404)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+
+def fake_services(
+    store: InMemoryStateStore, workflows: FakeWorkflowGateway, sidecar: FakeSidecar
+) -> Callable[[Settings, str], AbstractAsyncContextManager[Services]]:
+    """A services factory for create_app: the real services, built on the fakes."""
+
+    @asynccontextmanager
+    async def factory(settings: Settings, manager_token: str) -> AsyncIterator[Services]:
+        async with httpx.AsyncClient(transport=sidecar.transport()) as http:
+            inventory = InventoryService(store)
+            await inventory.seed()
+            yield Services(
+                orders=OrderService(store, workflows, settings),
+                inventory=inventory,
+                probe=SidecarProbe(http, settings.dapr_http_url),
+                manager_token=manager_token,
+            )
+
+    return factory

@@ -1,0 +1,554 @@
+"""OrderService over the in-memory store and a fake workflow engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app.config import Settings
+from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+from app.services.orders import Order, OrderService
+from app.services.workflows import WorkflowSnapshot
+from app.workflows.contracts import (
+    APPROVAL_EVENT,
+    CANCEL_EVENT,
+    PAST_PAYMENT_STEPS,
+    WORKFLOW_NAME,
+    Step,
+)
+from tests.unit.fakes import FakeWorkflowGateway, InMemoryStateStore
+
+THRESHOLD = 50_000
+TIMEOUT_SECONDS = 30.0
+START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+def ticking_clock() -> Callable[[], datetime]:
+    """A clock that moves one second per reading, so every order has its own created_at."""
+    ticks = iter(range(1_000_000))
+    return lambda: START + timedelta(seconds=next(ticks))
+
+
+@pytest.fixture
+def store() -> InMemoryStateStore:
+    return InMemoryStateStore()
+
+
+@pytest.fixture
+def gateway() -> FakeWorkflowGateway:
+    return FakeWorkflowGateway()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        approval_threshold=THRESHOLD,
+        approval_timeout_seconds=TIMEOUT_SECONDS,
+        manager_token="t",
+    )
+
+
+@pytest.fixture
+def orders(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway, settings: Settings
+) -> OrderService:
+    return OrderService(store, gateway, settings, clock=ticking_clock())
+
+
+async def create(orders: OrderService, order_id: str, item: str = "cars", quantity: int = 4) -> Order:
+    order, _ = await orders.create(item, quantity, order_id)
+    return order
+
+
+def record(store: InMemoryStateStore, order_id: str) -> dict[str, Any]:
+    return store.data[f"order:{order_id}"][0]
+
+
+# -- create ----------------------------------------------------------------------------------
+
+
+async def test_create_computes_the_total_cost(orders: OrderService) -> None:
+    order = await create(orders, "o1", "computers", 3)
+
+    assert order.total_cost == 1_500
+
+
+async def test_create_above_the_threshold_requires_approval(orders: OrderService) -> None:
+    order = await create(orders, "o1", "cars", 4)  # 60,000
+
+    assert order.approval_required is True
+
+
+async def test_create_at_the_threshold_needs_no_approval(orders: OrderService) -> None:
+    order = await create(orders, "o1", "computers", THRESHOLD // 500)
+
+    assert order.total_cost == THRESHOLD
+    assert order.approval_required is False
+
+
+async def test_approval_threshold_comes_from_settings(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    service = OrderService(store, gateway, Settings(approval_threshold=100))
+
+    order, _ = await service.create("computers", 1, "o1")
+
+    assert order.approval_required is True
+
+
+async def test_create_schedules_one_workflow_with_the_order_input(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "Cars", 4)
+
+    assert gateway.scheduled == [
+        (
+            WORKFLOW_NAME,
+            "o1",
+            {
+                "order_id": "o1",
+                "item": "cars",
+                "quantity": 4,
+                "total_cost": 60_000,
+                "approval_required": True,
+                "approval_timeout_seconds": TIMEOUT_SECONDS,
+            },
+        )
+    ]
+
+
+async def test_create_without_an_id_generates_one(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    order, created = await orders.create("cars", 1, None)
+
+    assert created is True
+    assert order.order_id
+    assert [instance for _, instance, _ in gateway.scheduled] == [order.order_id]
+
+
+async def test_create_stores_the_normalized_item(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    order = await create(orders, "o1", "  PaperClip ", 2)
+
+    assert order.item == "paperclip"
+    assert record(store, "o1")["item"] == "paperclip"
+
+
+async def test_repeated_create_returns_the_existing_order_without_scheduling_again(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    first, first_created = await orders.create("cars", 4, "o1")
+
+    second, second_created = await orders.create("cars", 4, "o1")
+
+    assert (first_created, second_created) == (True, False)
+    assert second.order_id == first.order_id
+    assert second.created_at == first.created_at
+    assert len(gateway.scheduled) == 1
+
+
+async def test_repeated_create_with_another_spelling_of_the_item_is_the_same_order(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await orders.create("cars", 4, "o1")
+
+    _, created = await orders.create("CARS", 4, "o1")
+
+    assert created is False
+    assert len(gateway.scheduled) == 1
+
+
+async def test_same_id_with_a_different_body_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await orders.create("cars", 4, "o1")
+
+    with pytest.raises(Conflict, match="already exists"):
+        await orders.create("cars", 5, "o1")
+
+    assert record(store, "o1")["quantity"] == 4
+    assert len(gateway.scheduled) == 1
+
+
+async def test_unknown_item_is_invalid_input_listing_known_items(
+    orders: OrderService, store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    with pytest.raises(InvalidInput, match="known items: cars, computers, paperclip"):
+        await orders.create("unicorns", 1, "o1")
+
+    assert store.data == {}
+    assert gateway.scheduled == []
+
+
+async def test_create_with_the_engine_unavailable_leaves_no_order(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    gateway.unavailable = True
+
+    with pytest.raises(DependencyUnavailable):
+        await orders.create("cars", 4, "o1")
+
+    assert "order:o1" not in store.data
+    with pytest.raises(NotFound):
+        await orders.get("o1")
+    assert await orders.list(None, 20, None) == ([], None)
+
+
+async def test_create_retried_after_the_engine_recovers_succeeds(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    gateway.unavailable = True
+    with pytest.raises(DependencyUnavailable):
+        await orders.create("cars", 4, "o1")
+    gateway.unavailable = False
+
+    order, created = await orders.create("cars", 4, "o1")
+
+    assert created is True
+    assert order.order_id == "o1"
+    assert len(gateway.scheduled) == 1
+
+
+class _CrashingGateway(FakeWorkflowGateway):
+    """The process dies between writing the record and scheduling (not a DependencyUnavailable)."""
+
+    async def schedule(self, workflow: str, instance_id: str, payload: Any) -> None:
+        raise RuntimeError("process killed")
+
+
+async def test_repeat_after_an_interrupted_create_schedules_the_workflow(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway, settings: Settings
+) -> None:
+    with pytest.raises(RuntimeError):
+        await OrderService(store, _CrashingGateway(), settings).create("cars", 4, "o1")
+
+    _, created = await OrderService(store, gateway, settings).create("cars", 4, "o1")
+
+    assert created is False
+    assert [instance for _, instance, _ in gateway.scheduled] == ["o1"]
+
+
+# -- get -------------------------------------------------------------------------------------
+
+
+async def test_get_of_an_unknown_order_is_not_found(orders: OrderService) -> None:
+    with pytest.raises(NotFound):
+        await orders.get("nope")
+
+
+async def test_get_right_after_create_is_pending_or_running(orders: OrderService) -> None:
+    await create(orders, "o1")
+
+    order = await orders.get("o1")
+
+    assert order.status in {"PENDING", "RUNNING"}
+    assert order.result is None
+
+
+async def test_order_not_yet_picked_up_by_the_engine_is_pending(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1")
+    del gateway.snapshots["o1"]
+
+    order = await orders.get("o1")
+
+    assert (order.status, order.step, order.result) == ("PENDING", None, None)
+
+
+async def test_get_shows_the_workflow_step(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1")
+    gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)
+
+    order = await orders.get("o1")
+
+    assert (order.status, order.step) == ("RUNNING", Step.AWAITING_APPROVAL)
+
+
+async def test_get_of_a_completed_order_shows_the_workflow_result(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1")
+    gateway.set("o1", "COMPLETED", Step.DONE, {"processed": False, "reason": "rejected"})
+
+    order = await orders.get("o1")
+
+    assert order.result == {"processed": False, "reason": "rejected"}
+
+
+async def test_get_of_a_failed_workflow_reports_why(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1")
+    gateway.set("o1", "FAILED", Step.PROCESSING_PAYMENT)
+
+    order = await orders.get("o1")
+
+    assert order.result == {"processed": False, "reason": "workflow_failed"}
+
+
+async def test_updated_at_is_never_before_created_at(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    created = await create(orders, "o1")
+    # The engine's clock may lag the API's: an update stamped before the order was created.
+    gateway.snapshots["o1"] = WorkflowSnapshot(
+        "RUNNING", None, None, created.created_at - timedelta(hours=1)
+    )
+
+    order = await orders.get("o1")
+
+    assert order.updated_at == order.created_at
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+async def make_orders(orders: OrderService, count: int) -> list[str]:
+    ids = [f"o{n}" for n in range(1, count + 1)]
+    for order_id in ids:
+        await create(orders, order_id, "paperclip", 1)
+    return ids
+
+
+async def test_list_without_orders_is_empty(orders: OrderService) -> None:
+    assert await orders.list(None, 20, None) == ([], None)
+
+
+async def test_list_is_newest_first(orders: OrderService) -> None:
+    await make_orders(orders, 3)
+
+    page, cursor = await orders.list(None, 20, None)
+
+    assert [order.order_id for order in page] == ["o3", "o2", "o1"]
+    assert cursor is None
+
+
+async def test_list_pages_with_a_cursor(orders: OrderService) -> None:
+    await make_orders(orders, 5)
+
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = await orders.list(None, 2, cursor)
+        pages.append([order.order_id for order in page])
+        if cursor is None:
+            break
+
+    assert pages == [["o5", "o4"], ["o3", "o2"], ["o1"]]
+
+
+async def test_list_filters_by_status(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await make_orders(orders, 4)
+    gateway.set("o1", "COMPLETED", Step.DONE, {"processed": True, "reason": None})
+    gateway.set("o3", "COMPLETED", Step.DONE, {"processed": True, "reason": None})
+
+    page, cursor = await orders.list("COMPLETED", 20, None)
+
+    assert [order.order_id for order in page] == ["o3", "o1"]
+    assert cursor is None
+
+
+async def test_list_pages_through_sparse_matches_of_a_filter(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await make_orders(orders, 6)
+    gateway.set("o1", "FAILED")
+    gateway.set("o4", "FAILED")
+
+    first, cursor = await orders.list("FAILED", 1, None)
+    assert cursor is not None
+    second, last_cursor = await orders.list("FAILED", 1, cursor)
+
+    assert [order.order_id for order in first + second] == ["o4", "o1"]
+    assert last_cursor is None
+
+
+async def test_list_skips_ids_whose_order_is_gone(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await make_orders(orders, 3)
+    del store.data["order:o2"]
+
+    page, _ = await orders.list(None, 20, None)
+
+    assert [order.order_id for order in page] == ["o3", "o1"]
+
+
+# -- approve ---------------------------------------------------------------------------------
+
+
+async def test_approve_raises_the_approval_event(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "cars", 4)
+
+    await orders.approve("o1", True, "alice")
+
+    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+
+
+async def test_reject_raises_the_approval_event_with_approval_false(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "cars", 4)
+
+    await orders.approve("o1", False, None)
+
+    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": False, "approver": None})]
+
+
+async def test_approve_records_the_decision(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+
+    await orders.approve("o1", True, "alice")
+
+    decision = record(store, "o1")["decision"]
+    assert (decision["approved"], decision["approver"]) == (True, "alice")
+
+
+async def test_approve_of_an_order_that_needs_no_approval_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "paperclip", 1)
+
+    with pytest.raises(Conflict, match="does not need approval"):
+        await orders.approve("o1", True, "alice")
+
+    assert gateway.events == []
+
+
+async def test_approve_of_a_finished_order_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.set("o1", "COMPLETED", Step.DONE, {"processed": False, "reason": "approval_timeout"})
+
+    with pytest.raises(Conflict, match="already finished"):
+        await orders.approve("o1", True, "alice")
+
+    assert gateway.events == []
+
+
+async def test_second_decision_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    await orders.approve("o1", True, "alice")
+
+    with pytest.raises(Conflict, match="already sent"):
+        await orders.approve("o1", False, "bob")
+
+    assert len(gateway.events) == 1
+
+
+async def test_approve_of_an_unknown_order_is_not_found(orders: OrderService) -> None:
+    with pytest.raises(NotFound):
+        await orders.approve("nope", True, "alice")
+
+
+async def test_failed_approval_delivery_is_rolled_back_so_a_retry_succeeds(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.unavailable = True
+    with pytest.raises(DependencyUnavailable):
+        await orders.approve("o1", True, "alice")
+    assert record(store, "o1")["decision"] is None
+    gateway.unavailable = False
+
+    await orders.approve("o1", True, "alice")
+
+    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+
+
+async def test_approve_retries_a_racing_record_write(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    store.conflict_next_saves = 2
+
+    await orders.approve("o1", True, "alice")
+
+    assert record(store, "o1")["decision"]["approved"] is True
+    assert len(gateway.events) == 1
+
+
+# -- cancel ----------------------------------------------------------------------------------
+
+
+async def test_cancel_raises_the_cancel_event(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1")
+    gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)
+
+    await orders.cancel("o1")
+
+    assert gateway.events == [("o1", CANCEL_EVENT, {})]
+    assert record(store, "o1")["cancel_requested"] is True
+
+
+async def test_cancel_before_the_engine_picked_the_order_up_is_accepted(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1")
+    del gateway.snapshots["o1"]
+
+    order = await orders.cancel("o1")
+
+    assert order.status == "PENDING"
+    assert gateway.events == [("o1", CANCEL_EVENT, {})]
+
+
+@pytest.mark.parametrize("step", sorted(PAST_PAYMENT_STEPS - {Step.DONE}))
+async def test_cancel_past_payment_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway, step: str
+) -> None:
+    await create(orders, "o1")
+    gateway.set("o1", "RUNNING", step)
+
+    with pytest.raises(Conflict, match="past payment"):
+        await orders.cancel("o1")
+
+    assert gateway.events == []
+
+
+async def test_cancel_of_a_finished_order_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1")
+    gateway.set("o1", "COMPLETED", Step.DONE, {"processed": True, "reason": None})
+
+    with pytest.raises(Conflict, match="already finished"):
+        await orders.cancel("o1")
+
+    assert gateway.events == []
+
+
+async def test_cancel_of_an_unknown_order_is_not_found(orders: OrderService) -> None:
+    with pytest.raises(NotFound):
+        await orders.cancel("nope")
+
+
+async def test_failed_cancel_delivery_is_rolled_back(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1")
+    gateway.unavailable = True
+
+    with pytest.raises(DependencyUnavailable):
+        await orders.cancel("o1")
+
+    assert record(store, "o1")["cancel_requested"] is False
