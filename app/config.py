@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     statestore_name: str = "statestore"
     # How long start-up waits for the sidecar before giving up (daprd may start after the app).
     sidecar_wait_seconds: float = Field(default=60.0, gt=0)
+    # How often manager actions the engine could not take at once are re-sent.
+    outbox_interval_seconds: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
 
     @property

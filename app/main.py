@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from app.api import health, inventory, orders
 from app.config import Settings, get_settings
 from app.dependencies import Services
-from app.errors import install_error_handlers
+from app.errors import DependencyUnavailable, install_error_handlers
 from app.services.inventory import InventoryService
 from app.services.orders import OrderService
 from app.services.payments import PaymentLedger
@@ -48,6 +49,15 @@ async def _wait_for_sidecar(client: httpx.AsyncClient, settings: Settings) -> No
         await asyncio.sleep(0.5)
 
 
+async def _deliver_queued_actions(orders: OrderService, interval: float) -> None:
+    """Approvals and cancels the engine could not take at once, delivered once it is back."""
+    while True:
+        # DependencyUnavailable: the sidecar is still away; the next round tries again.
+        with contextlib.suppress(DependencyUnavailable):
+            await orders.deliver_pending()
+        await asyncio.sleep(interval)
+
+
 @asynccontextmanager
 async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator[Services]:
     """The real wiring: state store and workflows through the local Dapr sidecar."""
@@ -64,14 +74,19 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
         # start() blocks until the worker's stream is open; keep the event loop free meanwhile.
         await asyncio.to_thread(runtime.start)
         client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+        orders_service = OrderService(store, DaprWorkflowGateway(client), settings)
+        outbox = asyncio.create_task(
+            _deliver_queued_actions(orders_service, settings.outbox_interval_seconds)
+        )
         try:
             yield Services(
-                orders=OrderService(store, DaprWorkflowGateway(client), settings),
+                orders=orders_service,
                 inventory=inventory_service,
                 probe=SidecarProbe(http, settings.dapr_http_url),
                 manager_token=manager_token,
             )
         finally:
+            outbox.cancel()
             await asyncio.to_thread(runtime.shutdown)
             await store.aclose()
 
@@ -89,6 +104,8 @@ def _configure_logging(level: str) -> None:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One line per sidecar call drowns the order lines that matter.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The SDK's worker logs through a handler of its own; propagating would print each line twice.
+    logging.getLogger("durabletask-worker").propagate = False
 
 
 def create_app(

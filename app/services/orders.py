@@ -7,6 +7,7 @@ status, step and result come from the workflow itself, so they never disagree wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from app.workflows.contracts import (
 log = logging.getLogger(__name__)
 
 INDEX_KEY: Final = "orders:index"
+OUTBOX_KEY: Final = "orders:outbox"
 _MAX_ATTEMPTS: Final = 100
 
 
@@ -155,6 +157,7 @@ class OrderService:
             "created_at": self._clock().isoformat(),
             "decision": None,
             "cancel_requested": False,
+            "pending_events": {},
         }
         try:
             await self._store.save(self._key(order_id), record, None)
@@ -247,9 +250,12 @@ class OrderService:
     ) -> Order:
         """Record a manager's action on the order, then deliver it to the workflow.
 
-        Recording first (with an ETag) makes a second, racing action a 409 instead of an event
-        the workflow would silently ignore; if delivery fails the record is rolled back so a retry
-        can succeed. Dapr drops events for finished instances, so finished orders are refused.
+        The action and the event it owes the workflow are written in one ETag-guarded save, so a
+        second, racing action is a 409 instead of an event the workflow would silently ignore,
+        and an accepted action is never lost: if the workflow cannot take the event right now
+        (sidecar restarting, worker not connected, which Dapr answers with an error rather than
+        buffering), the order goes on the outbox and is delivered when the engine is back.
+        Dapr drops events for finished instances, so finished orders are refused up front.
         """
         for _ in range(_MAX_ATTEMPTS):
             record, etag = await self._record(order_id)
@@ -257,7 +263,8 @@ class OrderService:
             if snapshot is not None and snapshot.finished:
                 raise Conflict(f"order {order_id!r} has already finished ({snapshot.status})")
             check(record, snapshot)
-            updated = {**record, field: value}
+            pending = {**record.get("pending_events", {}), event: data}
+            updated = {**record, field: value, "pending_events": pending}
             try:
                 await self._store.save(self._key(order_id), updated, etag)
                 break
@@ -265,18 +272,62 @@ class OrderService:
                 continue
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
-        try:
-            await self._workflows.raise_event(order_id, event, data)
-        except DependencyUnavailable:
-            await self._roll_back(order_id, field, record[field])
-            raise
+        if not await self._deliver(order_id):
+            log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
+            with contextlib.suppress(DependencyUnavailable):
+                await self._update_outbox(lambda ids: ids | {order_id})
         return self._view(updated, snapshot)
 
-    async def _roll_back(self, order_id: str, field: str, previous: Any) -> None:
+    async def _deliver(self, order_id: str) -> bool:
+        """Raise the order's pending events; True when none is left."""
+        record, _ = await self._record(order_id)
+        for event, data in dict(record.get("pending_events", {})).items():
+            snapshot = await self._workflows.snapshot(order_id)
+            if snapshot is None or not snapshot.finished:
+                try:
+                    await self._workflows.raise_event(order_id, event, data)
+                except DependencyUnavailable:
+                    return False
+            await self._clear_pending(order_id, event)
+        return True
+
+    async def _clear_pending(self, order_id: str, event: str) -> None:
         for _ in range(_MAX_ATTEMPTS):
             record, etag = await self._record(order_id)
+            pending = {k: v for k, v in record.get("pending_events", {}).items() if k != event}
             try:
-                await self._store.save(self._key(order_id), {**record, field: previous}, etag)
+                await self._store.save(
+                    self._key(order_id), {**record, "pending_events": pending}, etag
+                )
                 return
             except EtagMismatch:
                 continue
+
+    async def _update_outbox(self, change: Callable[[set[str]], set[str]]) -> None:
+        for _ in range(_MAX_ATTEMPTS):
+            entry = await self._store.get(OUTBOX_KEY)
+            ids = set(entry.value["order_ids"]) if entry else set()
+            try:
+                await self._store.save(
+                    OUTBOX_KEY, {"order_ids": sorted(change(ids))}, entry.etag if entry else None
+                )
+                return
+            except EtagMismatch:
+                continue
+
+    async def deliver_pending(self) -> int:
+        """Deliver what the outbox holds; returns how many orders still wait. Safe to repeat:
+        a workflow consumes one event per wait, so a duplicate after a crash is ignored."""
+        entry = await self._store.get(OUTBOX_KEY)
+        waiting = set(entry.value["order_ids"]) if entry else set()
+        delivered = set()
+        for order_id in sorted(waiting):
+            try:
+                if await self._deliver(order_id):
+                    delivered.add(order_id)
+                    log.info("order %s: queued manager action delivered", order_id)
+            except NotFound:
+                delivered.add(order_id)
+        if delivered:
+            await self._update_outbox(lambda ids: ids - delivered)
+        return len(waiting - delivered)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,8 +21,8 @@ MANAGER_TOKEN = "integration-manager-token"
 APPROVAL_TIMEOUT_SECONDS = 6
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def launch(data_dir: Path, app_env: dict[str, str]) -> Stack:
+    """A started stack on free ports with its data in `data_dir` (the caller stops it)."""
     port_fields = [name for name in StackSettings.model_fields if name.endswith("_port")]
     ports = dict(zip(port_fields, free_ports(len(port_fields)), strict=True))
     settings = StackSettings.model_validate(
@@ -30,17 +31,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 str(StackSettings.model_fields[name].validation_alias): port
                 for name, port in ports.items()
             },
-            "STACK_DATA_DIR": str(tmp_path_factory.mktemp("stack-data")),
+            "STACK_DATA_DIR": str(data_dir),
         }
     )
     build(settings)
-    app_env = {
+    env = {
         "MANAGER_TOKEN": MANAGER_TOKEN,
-        "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        **app_env,
     }
-    with Stack(settings, app_env=app_env) as running:
+    running = Stack(settings, app_env=env)
+    running.start()
+    return running
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = launch(
+        tmp_path_factory.mktemp("stack-data"),
+        {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)},
+    )
+    try:
         yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

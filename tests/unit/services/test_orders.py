@@ -10,7 +10,7 @@ import pytest
 
 from app.config import Settings
 from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
-from app.services.orders import Order, OrderService
+from app.services.orders import OUTBOX_KEY, Order, OrderService
 from app.services.workflows import WorkflowSnapshot
 from app.workflows.contracts import (
     APPROVAL_EVENT,
@@ -58,13 +58,21 @@ def orders(
     return OrderService(store, gateway, settings, clock=ticking_clock())
 
 
-async def create(orders: OrderService, order_id: str, item: str = "cars", quantity: int = 4) -> Order:
+async def create(
+    orders: OrderService, order_id: str, item: str = "cars", quantity: int = 4
+) -> Order:
     order, _ = await orders.create(item, quantity, order_id)
     return order
 
 
 def record(store: InMemoryStateStore, order_id: str) -> dict[str, Any]:
     return store.data[f"order:{order_id}"][0]
+
+
+def outbox(store: InMemoryStateStore) -> list[str]:
+    """Orders whose manager actions still wait for delivery."""
+    entry = store.data.get(OUTBOX_KEY)
+    return [] if entry is None else list(entry[0]["order_ids"])
 
 
 # -- create ----------------------------------------------------------------------------------
@@ -345,9 +353,7 @@ async def test_list_pages_with_a_cursor(orders: OrderService) -> None:
     assert pages == [["o5", "o4"], ["o3", "o2"], ["o1"]]
 
 
-async def test_list_filters_by_status(
-    orders: OrderService, gateway: FakeWorkflowGateway
-) -> None:
+async def test_list_filters_by_status(orders: OrderService, gateway: FakeWorkflowGateway) -> None:
     await make_orders(orders, 4)
     gateway.set("o1", "COMPLETED", Step.DONE, {"processed": True, "reason": None})
     gateway.set("o3", "COMPLETED", Step.DONE, {"processed": True, "reason": None})
@@ -458,17 +464,142 @@ async def test_approve_of_an_unknown_order_is_not_found(orders: OrderService) ->
         await orders.approve("nope", True, "alice")
 
 
-async def test_failed_approval_delivery_is_rolled_back_so_a_retry_succeeds(
+async def test_delivered_approval_leaves_nothing_queued(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+
+    await orders.approve("o1", True, "alice")
+
+    assert record(store, "o1")["pending_events"] == {}
+    assert outbox(store) == []
+
+
+async def test_approval_the_engine_cannot_take_is_accepted_and_queued(
     orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
 ) -> None:
     await create(orders, "o1", "cars", 4)
     gateway.unavailable = True
-    with pytest.raises(DependencyUnavailable):
-        await orders.approve("o1", True, "alice")
-    assert record(store, "o1")["decision"] is None
-    gateway.unavailable = False
 
     await orders.approve("o1", True, "alice")
+
+    assert gateway.events == []
+    assert record(store, "o1")["pending_events"] == {
+        APPROVAL_EVENT: {"approval": True, "approver": "alice"}
+    }
+    assert outbox(store) == ["o1"]
+
+
+async def test_queued_approval_is_delivered_once_the_engine_is_back(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.unavailable = True
+    await orders.approve("o1", True, "alice")
+    gateway.unavailable = False
+
+    assert await orders.deliver_pending() == 0
+
+    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+    assert record(store, "o1")["pending_events"] == {}
+    assert outbox(store) == []
+
+
+async def test_queued_approval_is_delivered_only_once(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.unavailable = True
+    await orders.approve("o1", True, "alice")
+    gateway.unavailable = False
+
+    await orders.deliver_pending()
+    await orders.deliver_pending()
+
+    assert len(gateway.events) == 1
+
+
+async def test_queued_actions_wait_while_the_engine_is_still_down(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.unavailable = True
+    await orders.approve("o1", True, "alice")
+
+    assert await orders.deliver_pending() == 1
+
+    assert gateway.events == []
+    assert outbox(store) == ["o1"]
+
+
+async def test_queued_action_for_an_order_that_finished_meanwhile_is_dropped(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.unavailable = True
+    await orders.approve("o1", True, "alice")
+    gateway.unavailable = False
+    gateway.set("o1", "COMPLETED", Step.DONE, {"processed": False, "reason": "approval_timeout"})
+
+    assert await orders.deliver_pending() == 0
+
+    assert gateway.events == []
+    assert outbox(store) == []
+
+
+async def test_second_decision_after_a_queued_one_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.unavailable = True
+    await orders.approve("o1", True, "alice")
+
+    with pytest.raises(Conflict, match="already sent"):
+        await orders.approve("o1", False, "bob")
+
+
+async def test_approve_with_the_state_store_down_changes_nothing(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    store.fail_next_saves = 1
+
+    with pytest.raises(DependencyUnavailable):
+        await orders.approve("o1", True, "alice")
+
+    assert record(store, "o1")["decision"] is None
+    assert gateway.events == []
+
+
+class _SidecarCrash(FakeWorkflowGateway):
+    """The whole sidecar goes away at the moment an event is raised: the workflow API refuses
+    the event and the state store refuses the next write."""
+
+    def __init__(self, store: InMemoryStateStore) -> None:
+        super().__init__()
+        self.store = store
+        self.crash_on_next_event = False
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> None:
+        if self.crash_on_next_event:
+            self.crash_on_next_event = False
+            self.store.fail_next_saves = 1
+            raise DependencyUnavailable("sidecar crashed")
+        await super().raise_event(instance_id, event, data)
+
+
+async def test_approval_accepted_as_the_sidecar_crashes_is_still_delivered(
+    store: InMemoryStateStore, settings: Settings
+) -> None:
+    # Once a manager action is accepted (recorded, 202) it must reach the workflow eventually;
+    # a retry by the client can only get a 409 now.
+    gateway = _SidecarCrash(store)
+    orders = OrderService(store, gateway, settings)
+    await orders.create("cars", 4, "o1")
+    gateway.crash_on_next_event = True
+
+    await orders.approve("o1", True, "alice")
+    await orders.deliver_pending()
 
     assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
 
@@ -542,13 +673,16 @@ async def test_cancel_of_an_unknown_order_is_not_found(orders: OrderService) -> 
         await orders.cancel("nope")
 
 
-async def test_failed_cancel_delivery_is_rolled_back(
+async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
     orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
 ) -> None:
     await create(orders, "o1")
     gateway.unavailable = True
+    await orders.cancel("o1")
+    assert (gateway.events, outbox(store)) == ([], ["o1"])
+    gateway.unavailable = False
 
-    with pytest.raises(DependencyUnavailable):
-        await orders.cancel("o1")
+    await orders.deliver_pending()
 
-    assert record(store, "o1")["cancel_requested"] is False
+    assert gateway.events == [("o1", CANCEL_EVENT, {})]
+    assert record(store, "o1")["cancel_requested"] is True

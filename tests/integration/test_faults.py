@@ -1,0 +1,159 @@
+"""Orders survive the loss of any one process of the stack.
+
+Each test starts a batch spread over the workflow (some waiting for approval, some mid-flight),
+injects one fault, recovers, approves what waits, and then checks that every order finished
+exactly once: one payment ledger entry per paid order, the inventory invariant, nothing reserved.
+These run on a stack of their own (approval timeout 300 s) so a slow recovery cannot turn into
+an approval timeout, and the destruction cannot disturb the other tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from devstack.settings import APP_ID
+from devstack.stack import Stack
+from tests.integration.conftest import MANAGER_TOKEN, launch
+from tests.integration.helpers import (
+    assert_invariant,
+    create,
+    new_id,
+    wait_for_step,
+    wait_until_finished,
+)
+from tests.integration.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+RECOVERY_SECONDS = 120.0
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = launch(tmp_path_factory.mktemp("fault-stack"), {"APPROVAL_TIMEOUT_SECONDS": "300"})
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def fault_api(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=fault_stack.app_url, timeout=30.0) as client:
+        yield client
+
+
+def ledger(stack: Stack) -> dict[str, dict[str, Any]]:
+    client = redis.Redis(port=stack.settings.redis_port, decode_responses=True)
+    entries = {}
+    for key in client.scan_iter(f"{APP_ID}||payment:*"):
+        raw = client.hget(key, "data")
+        assert raw is not None
+        entry = json.loads(str(raw))
+        entries[entry["order_id"]] = entry
+    return entries
+
+
+async def _ready(api: httpx.AsyncClient) -> None:
+    async def probe() -> int:
+        try:
+            return (await api.get("/readyz")).status_code
+        except httpx.HTTPError:
+            return 0
+
+    await eventually(
+        probe, lambda status: status == 200, deadline_seconds=RECOVERY_SECONDS, what="/readyz 200"
+    )
+
+
+async def _retrying(call: Any) -> httpx.Response:
+    """Manager calls made while the stack recovers may get 503 (nothing changed): retry those."""
+
+    async def attempt() -> httpx.Response:
+        try:
+            response: httpx.Response = await call()
+            return response
+        except httpx.HTTPError:
+            return httpx.Response(599)
+
+    return await eventually(
+        attempt, lambda r: r.status_code < 500, deadline_seconds=RECOVERY_SECONDS
+    )
+
+
+async def start_batch(api: httpx.AsyncClient, stack: Stack) -> tuple[list[str], list[str]]:
+    """Three orders parked at the approval wait and four small ones still moving."""
+    reset = await api.post("/inventory/restock", headers=MANAGER)
+    assert reset.status_code == 200
+    waiting = [(await create(api, "cars", 4))["order_id"] for _ in range(3)]
+    for order_id in waiting:
+        await wait_for_step(api, order_id, "awaiting_approval")
+    moving = [(await create(api, "computers", 2))["order_id"] for _ in range(4)]
+    return waiting, moving
+
+
+async def finish_and_check(
+    api: httpx.AsyncClient, stack: Stack, waiting: list[str], moving: list[str]
+) -> None:
+    await _ready(api)
+    for order_id in waiting:
+        response = await _retrying(
+            lambda oid=order_id: api.post(f"/orders/{oid}/approve", headers=MANAGER)
+        )
+        # 409 "already sent" is fine only when an approval from before the fault got through.
+        assert response.status_code in (202, 409), response.text
+    results = await asyncio.gather(
+        *(wait_until_finished(api, order_id, RECOVERY_SECONDS) for order_id in waiting + moving)
+    )
+    assert [r["result"] for r in results] == [{"processed": True, "reason": None}] * len(results)
+    paid = ledger(stack)
+    for order_id in waiting + moving:
+        assert paid[order_id]["status"] == "paid", paid.get(order_id)
+    for item in ("cars", "computers"):
+        doc = assert_invariant(stack, item)
+        assert doc["reserved"] == 0, doc
+
+
+@pytest.mark.parametrize("service", ["app", "daprd", "scheduler", "placement"])
+async def test_orders_finish_exactly_once_after_kill_9(
+    fault_stack: Stack, fault_api: httpx.AsyncClient, service: str
+) -> None:
+    waiting, moving = await start_batch(fault_api, fault_stack)
+    fault_stack.kill(service)
+    fault_stack.start_service(service)
+    await finish_and_check(fault_api, fault_stack, waiting, moving)
+
+
+async def test_orders_finish_exactly_once_after_redis_restart(
+    fault_stack: Stack, fault_api: httpx.AsyncClient
+) -> None:
+    waiting, moving = await start_batch(fault_api, fault_stack)
+    fault_stack.stop_service("redis")
+    fault_stack.start_service("redis")
+    await finish_and_check(fault_api, fault_stack, waiting, moving)
+
+
+async def test_approval_sent_while_the_engine_restarts_still_counts(
+    fault_stack: Stack, fault_api: httpx.AsyncClient
+) -> None:
+    order_id = (await create(fault_api, "cars", 4, new_id("offline")))["order_id"]
+    await wait_for_step(fault_api, order_id, "awaiting_approval")
+    fault_stack.kill("daprd")
+    fault_stack.start_service("daprd")
+    # daprd is back but the app's worker has not reconnected yet: Dapr refuses events for a
+    # workflow whose worker is away, so the service must keep the approval and deliver it later.
+    approved = await _retrying(
+        lambda: fault_api.post(f"/orders/{order_id}/approve", headers=MANAGER)
+    )
+    assert approved.status_code == 202, approved.text
+    done = await wait_until_finished(fault_api, order_id, RECOVERY_SECONDS)
+    assert done["result"] == {"processed": True, "reason": None}
+    assert ledger(fault_stack)[order_id]["status"] == "paid"
