@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class AppError(Exception):
@@ -75,13 +76,33 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_input", _describe(list(exc.errors()))), 422)
 
 
+def _allowed_methods(request: Request) -> str:
+    # Starlette answers 405 from the first route whose path matches, so /orders (GET and POST
+    # are two routes) would advertise only one method. Collect them from every route instead.
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's only 400 is a body it could not decode (e.g. not UTF-8): malformed input,
+        # reported like every other malformed body.
+        return JSONResponse(
+            error_body("invalid_input", f"request body could not be parsed: {exc.detail}"), 422
+        )
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return JSONResponse(
         error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
         exc.status_code,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

@@ -9,15 +9,19 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import httpx
 from dapr.ext.workflow.aio import DaprWorkflowClient
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from app.api import health, inventory, orders
 from app.config import Settings, get_settings
 from app.dependencies import Services
 from app.errors import DependencyUnavailable, install_error_handlers
+from app.limits import BodySizeLimit
+from app.schemas import ErrorOut
 from app.services.inventory import InventoryService
 from app.services.orders import OrderService
 from app.services.payments import PaymentLedger
@@ -126,11 +130,43 @@ def create_app(
         description="Orders processed by a durable Dapr workflow: reserve, approve above "
         f"{settings.approval_threshold}, pay, commit, with compensation on every failure path.",
         lifespan=lifespan,
-        # Refused with 413 as the bytes arrive, before a large body is read whole.
-        max_body_size=MAX_BODY_BYTES,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(inventory.router)
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make /openapi.json say what the error handler really sends: every 4xx/5xx body,
+    validation errors included, is an ErrorOut, not FastAPI's default HTTPValidationError."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["ErrorOut"] = ErrorOut.model_json_schema()
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {
+                        "description": "Invalid input",
+                        "content": {"application/json": {"schema": error_ref}},
+                    }
+                if "requestBody" in operation:
+                    responses["413"] = {
+                        "description": "Body over 16 KiB",
+                        "content": {"application/json": {"schema": error_ref}},
+                    }
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,11 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 OrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ItemName = Annotated[str, Field(min_length=1, max_length=64)]
-Quantity = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+
+
+def _whole_number(value: object) -> object:
+    # JSON has one number type: 3.0 is the integer 3 (as JSON Schema says), but "3", true and
+    # 3.5 are not quantities. Pydantic's lax mode would take the string and strict mode the float.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+Quantity = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=1_000_000)]
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 OrderStatus = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "TERMINATED", "SUSPENDED"]
 
 

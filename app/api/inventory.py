@@ -6,6 +6,7 @@ from app.dependencies import InventoryDep, ManagerDep
 from app.schemas import ErrorOut, InventoryItemOut, InventoryOut, RestockIn
 from app.services.inventory import StockLevel
 
+# /restock is declared before /{item} so "restock" is never taken for an item name.
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 
 
@@ -24,12 +25,6 @@ async def list_inventory(inventory: InventoryDep) -> InventoryOut:
     return InventoryOut(items=[_out(level) for level in await inventory.levels()])
 
 
-@router.get("/{item}", response_model=InventoryItemOut, responses={404: {"model": ErrorOut}})
-async def get_inventory_item(item: str, inventory: InventoryDep) -> InventoryItemOut:
-    """One item (names are case-insensitive)."""
-    return _out(await inventory.level(item))
-
-
 @router.post(
     "/restock",
     response_model=InventoryOut,
@@ -43,3 +38,9 @@ async def restock(inventory: InventoryDep, body: RestockIn | None = None) -> Inv
     else:
         await inventory.restock(body.item, body.quantity)
     return InventoryOut(items=[_out(level) for level in await inventory.levels()])
+
+
+@router.get("/{item}", response_model=InventoryItemOut, responses={404: {"model": ErrorOut}})
+async def get_inventory_item(item: str, inventory: InventoryDep) -> InventoryItemOut:
+    """One item (names are case-insensitive)."""
+    return _out(await inventory.level(item))

@@ -2,13 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from app.dependencies import ManagerDep, OrdersDep
-from app.schemas import ApprovalIn, ErrorOut, OrderCreate, OrderList, OrderOut, OrderStatus
+from app.schemas import (
+    ORDER_ID_PATTERN,
+    ApprovalIn,
+    ErrorOut,
+    OrderCreate,
+    OrderList,
+    OrderOut,
+    OrderStatus,
+)
 from app.services.orders import Order
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+OrderIdPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN, examples=["order-42"])]
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Unknown order"}
@@ -56,7 +65,7 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses=_NOT_FOUND)
-async def get_order(order_id: str, orders: OrdersDep) -> OrderOut:
+async def get_order(order_id: OrderIdPath, orders: OrdersDep) -> OrderOut:
     """One order with its workflow's status, current step and result."""
     return _out(await orders.get(order_id))
 
@@ -69,7 +78,7 @@ async def get_order(order_id: str, orders: OrdersDep) -> OrderOut:
     responses={**_MANAGER, **_NOT_FOUND, **_CONFLICT, **_UNAVAILABLE},
 )
 async def approve_order(
-    order_id: str, orders: OrdersDep, body: ApprovalIn | None = None
+    order_id: OrderIdPath, orders: OrdersDep, body: ApprovalIn | None = None
 ) -> OrderOut:
     """A manager approves (or, with `approved: false`, rejects) an order that needs it."""
     decision = body or ApprovalIn()
@@ -83,6 +92,6 @@ async def approve_order(
     dependencies=[ManagerDep],
     responses={**_MANAGER, **_NOT_FOUND, **_CONFLICT, **_UNAVAILABLE},
 )
-async def cancel_order(order_id: str, orders: OrdersDep) -> OrderOut:
+async def cancel_order(order_id: OrderIdPath, orders: OrdersDep) -> OrderOut:
     """A manager cancels an order before payment; its reservation is released."""
     return _out(await orders.cancel(order_id))

@@ -1,10 +1,10 @@
 """Runs the order workflow generator without Dapr, the way the durabletask executor does.
 
 `ScriptedContext` implements the `WorkflowContext` protocol with real durabletask tasks
-(`CompletableTask`, `WhenAnyTask`) and records what the workflow asked for. `run_workflow` drives
-the generator like the executor's `resume()`: send a completed task's result in, throw a failed
-task's `TaskFailedError` in, until `StopIteration` carries the workflow's output. A `Script` says how
-each activity ends and how the approval wait is decided.
+(`CompletableTask`, `WhenAnyTask`) and records what the workflow asked for. `run_workflow`
+drives the generator like the executor's `resume()`: send a completed task's result in, throw a
+failed task's `TaskFailedError` in, until `StopIteration` carries the workflow's output. A
+`Script` says how each activity ends and how the approval wait is decided.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from app.workflows.order_processing import order_processing
 Decision = Literal["approved", "rejected", "timeout", "cancel", "approved_and_cancelled"]
 
 _MAX_YIELDS = 100
+
+
+def _new_task() -> durable.CompletableTask[Any]:
+    return durable.CompletableTask()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class ScriptedContext:
         self.steps: list[str] = []
         self.timers: list[tuple[timedelta, durable.CompletableTask[Any]]] = []
         self.waited_events: list[str] = []
-        self._activity_names: dict[int, str] = {}
+        # Keyed by id() but holding the task too: a freed task's id could be reused by another.
+        self._activity_tasks: dict[int, tuple[durable.CompletableTask[Any], str]] = {}
         self._pending_events: dict[str, list[durable.CompletableTask[Any]]] = {}
         self._buffered_events: dict[str, list[Any]] = {}
 
@@ -81,14 +86,14 @@ class ScriptedContext:
     def call_activity(
         self, activity: str, *, input: Any = None, retry_policy: RetryPolicy | None = None
     ) -> durable.CompletableTask[Any]:
-        task: durable.CompletableTask[Any] = durable.CompletableTask()
+        task = _new_task()
         self.calls.append(ActivityCall(activity, input, retry_policy))
-        self._activity_names[id(task)] = activity
+        self._activity_tasks[id(task)] = (task, activity)
         return task
 
     def wait_for_external_event(self, name: str) -> durable.CompletableTask[Any]:
         self.waited_events.append(name)
-        task: durable.CompletableTask[Any] = durable.CompletableTask()
+        task = _new_task()
         buffered = self._buffered_events.get(name)
         if buffered:
             task.complete(buffered.pop(0))
@@ -97,7 +102,7 @@ class ScriptedContext:
         return task
 
     def create_timer(self, fire_at: timedelta) -> durable.CompletableTask[Any]:
-        task: durable.CompletableTask[Any] = durable.CompletableTask()
+        task = _new_task()
         self.timers.append((fire_at, task))
         return task
 
@@ -112,7 +117,8 @@ class ScriptedContext:
             self._buffered_events.setdefault(name, []).append(data)
 
     def activity_name(self, task: object) -> str | None:
-        return self._activity_names.get(id(task))
+        found = self._activity_tasks.get(id(task))
+        return found[1] if found is not None and found[0] is task else None
 
     @property
     def activity_names(self) -> list[str]:

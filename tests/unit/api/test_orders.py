@@ -119,6 +119,24 @@ async def test_order_id_of_64_allowed_characters_is_accepted(api: Api) -> None:
     assert response.json()["order_id"] == order_id
 
 
+async def test_quantity_written_as_a_whole_float_is_that_integer(api: Api) -> None:
+    response = await api.client.post("/orders", json={"item": "cars", "quantity": 3.0})
+
+    assert response.status_code == 202
+    assert response.json()["quantity"] == 3
+
+
+async def test_body_that_is_not_utf8_is_422(api: Api) -> None:
+    response = await api.client.post(
+        "/orders",
+        content=b'{"item": "\xff\xfe", "quantity": 1}',
+        headers={"content-type": "application/json"},
+    )
+
+    assert_error(response, 422, "invalid_input")
+    assert api.workflows.scheduled == []
+
+
 async def test_malformed_json_is_422(api: Api) -> None:
     response = await api.client.post(
         "/orders", content=b'{"item": "cars",', headers={"content-type": "application/json"}
@@ -199,6 +217,10 @@ async def test_get_of_a_completed_order_shows_its_result(api: Api) -> None:
 
 async def test_get_of_an_unknown_order_is_404(api: Api) -> None:
     assert_error(await api.client.get("/orders/nope"), 404, "not_found")
+
+
+async def test_get_with_an_impossible_order_id_is_422(api: Api) -> None:
+    assert_error(await api.client.get("/orders/" + "a" * 65), 422, "invalid_input")
 
 
 # -- GET /orders -------------------------------------------------------------------------------
@@ -451,3 +473,10 @@ async def test_unknown_route_is_404_with_the_error_shape(api: Api) -> None:
 
 async def test_wrong_method_is_405_with_the_error_shape(api: Api) -> None:
     assert_error(await api.client.delete("/orders/o1"), 405, "method_not_allowed")
+
+
+async def test_405_names_every_method_the_path_allows(api: Api) -> None:
+    response = await api.client.put("/orders", json=SMALL_ORDER)
+
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, POST"
