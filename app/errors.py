@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -59,6 +60,9 @@ def error_body(error: str, detail: str) -> dict[str, str]:
 def _describe(errors: list[Any]) -> str:
     parts = []
     for item in errors:
+        if item.get("type") == "json_invalid":
+            parts.append("request body is not valid JSON")
+            continue
         location = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
         message = item.get("msg", "invalid")
         parts.append(f"{location}: {message}" if location else message)
@@ -78,12 +82,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _allowed_methods(request: Request) -> str:
     # Starlette answers 405 from the first route whose path matches, so /orders (GET and POST
-    # are two routes) would advertise only one method. Collect them from every route instead.
+    # are two routes) would advertise only one method. Collect them from every route instead;
+    # FastAPI keeps included routers behind contexts, which iter_route_contexts unfolds.
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in iter_route_contexts(request.app.routes):
         match, _ = route.matches({**request.scope, "method": "GET"})
         if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+            methods |= set(route.methods or ())
     return ", ".join(sorted(methods))
 
 

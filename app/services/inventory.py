@@ -114,6 +114,7 @@ class InventoryService:
         self, item: str, change: Callable[[StockLevel], StockLevel | None]
     ) -> StockLevel:
         """Apply `change` with optimistic concurrency; `None` from it means "nothing to write"."""
+        item = normalize_item(item)
         for _ in range(_MAX_ATTEMPTS):
             entry = await self._store.get(self._key(item))
             current = _initial(item) if entry is None else StockLevel.from_doc(entry.value)

@@ -257,12 +257,19 @@ class OrderService:
         buffering), the order goes on the outbox and is delivered when the engine is back.
         Dapr drops events for finished instances, so finished orders are refused up front.
         """
+        queued = False
         for _ in range(_MAX_ATTEMPTS):
             record, etag = await self._record(order_id)
             snapshot = await self._workflows.snapshot(order_id)
             if snapshot is not None and snapshot.finished:
                 raise Conflict(f"order {order_id!r} has already finished ({snapshot.status})")
             check(record, snapshot)
+            if not queued:
+                # On the outbox before the action is saved: a crash between the two leaves an
+                # entry with nothing pending (dropped on the next round), never a saved action
+                # that nobody will deliver.
+                await self._update_outbox(lambda ids: ids | {order_id})
+                queued = True
             pending = {**record.get("pending_events", {}), event: data}
             updated = {**record, field: value, "pending_events": pending}
             try:
@@ -272,10 +279,15 @@ class OrderService:
                 continue
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
-        if not await self._deliver(order_id):
-            log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
+        try:
+            delivered = await self._deliver(order_id)
+        except DependencyUnavailable:
+            delivered = False
+        if delivered:
             with contextlib.suppress(DependencyUnavailable):
-                await self._update_outbox(lambda ids: ids | {order_id})
+                await self._update_outbox(lambda ids: ids - {order_id})
+        else:
+            log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
         return self._view(updated, snapshot)
 
     async def _deliver(self, order_id: str) -> bool:
@@ -314,6 +326,7 @@ class OrderService:
                 return
             except EtagMismatch:
                 continue
+        raise DependencyUnavailable("the order outbox is too contended; retry")
 
     async def deliver_pending(self) -> int:
         """Deliver what the outbox holds; returns how many orders still wait. Safe to repeat:
@@ -328,6 +341,8 @@ class OrderService:
                     log.info("order %s: queued manager action delivered", order_id)
             except NotFound:
                 delivered.add(order_id)
+            except DependencyUnavailable as error:
+                log.warning("order %s: redelivery failed, will retry: %s", order_id, error)
         if delivered:
             await self._update_outbox(lambda ids: ids - delivered)
         return len(waiting - delivered)

@@ -1,0 +1,145 @@
+"""1,000 orders of mixed fate from 30 concurrent clients against limited stock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from devstack.settings import APP_ID
+from devstack.stack import Stack
+from tests.integration.helpers import assert_invariant, new_id, wait_until_finished
+
+pytestmark = pytest.mark.integration
+
+ORDERS = 1000
+CLIENTS = 30
+# Fate of order i is FATES[i % 10]: mostly small orders, which run stock out part-way.
+FATES = (
+    "small",
+    "small",
+    "small",
+    "small",
+    "approve",
+    "reject",
+    "timeout",
+    "cancel",
+    "insufficient",
+    "small",
+)
+SHAPES = {
+    "small": ("computers", 1),
+    "approve": ("cars", 4),
+    "reject": ("cars", 4),
+    "timeout": ("cars", 4),
+    "cancel": ("cars", 4),
+    "insufficient": ("paperclip", 1000),
+}
+
+
+class Client:
+    def __init__(self, api: httpx.AsyncClient, manager: dict[str, str]) -> None:
+        self.api = api
+        self.manager = manager
+        self.statuses: Counter[int] = Counter()
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self.api.request(method, path, **kwargs)
+        self.statuses[response.status_code] += 1
+        return response
+
+    async def wait_for_approval_step(self, order_id: str) -> bool:
+        """True once the order waits for a manager; False if it finished first (e.g. no stock)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = (await self.call("GET", f"/orders/{order_id}")).json()
+            if found["step"] == "awaiting_approval":
+                return True
+            if found["result"] is not None:
+                return False
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{order_id} never reached the approval wait")
+
+    async def place(self, index: int) -> tuple[str, str]:
+        fate = FATES[index % len(FATES)]
+        item, quantity = SHAPES[fate]
+        order_id = new_id(f"load{index}")
+        created = await self.call(
+            "POST", "/orders", json={"item": item, "quantity": quantity, "order_id": order_id}
+        )
+        assert created.status_code == 202, created.text
+        if fate in {"approve", "reject", "cancel"} and await self.wait_for_approval_step(order_id):
+            if fate == "cancel":
+                await self.call("POST", f"/orders/{order_id}/cancel", headers=self.manager)
+            else:
+                body = {"approved": fate == "approve", "approver": "load"}
+                await self.call(
+                    "POST", f"/orders/{order_id}/approve", headers=self.manager, json=body
+                )
+        return order_id, fate
+
+
+def paid_orders(stack: Stack) -> dict[str, str]:
+    client = redis.Redis(port=stack.settings.redis_port, decode_responses=True)
+    entries = {}
+    for key in client.scan_iter(f"{APP_ID}||payment:load*"):
+        entry = json.loads(str(client.hget(key, "data")))
+        entries[entry["order_id"]] = entry["status"]
+    return entries
+
+
+async def test_thousand_mixed_orders_never_oversell_or_leave_stock_reserved(
+    stack: Stack, api: httpx.AsyncClient, manager: dict[str, str]
+) -> None:
+    assert (await api.post("/inventory/restock", headers=manager)).status_code == 200
+    client = Client(api, manager)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(ORDERS):
+        queue.put_nowait(index)
+    placed: list[tuple[str, str]] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            placed.append(await client.place(queue.get_nowait()))
+
+    await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+    assert len(placed) == ORDERS
+    finished = await asyncio.gather(
+        *(wait_until_finished(api, order_id, 300) for order_id, _ in placed)
+    )
+
+    assert not [code for code in client.statuses if code >= 500], client.statuses
+    reasons = Counter(
+        (fate, str(order["result"]["reason"]))
+        for (_, fate), order in zip(placed, finished, strict=True)
+    )
+    allowed = {
+        "small": {"None", "insufficient_inventory"},
+        "approve": {"None", "insufficient_inventory"},
+        "reject": {"rejected", "insufficient_inventory"},
+        "timeout": {"approval_timeout", "insufficient_inventory"},
+        "cancel": {"cancelled", "insufficient_inventory"},
+        "insufficient": {"insufficient_inventory"},
+    }
+    assert all(reason in allowed[fate] for fate, reason in reasons), reasons
+    # Stock ran out part-way, so both outcomes of the small orders must be present.
+    assert reasons[("small", "None")] > 0
+    assert reasons[("small", "insufficient_inventory")] > 0
+
+    processed = {
+        order_id
+        for (order_id, _), order in zip(placed, finished, strict=True)
+        if order["result"]["processed"]
+    }
+    paid = paid_orders(stack)
+    assert {order_id for order_id, status in paid.items() if status == "paid"} == processed
+    for item in ("paperclip", "cars", "computers"):
+        doc = assert_invariant(stack, item)
+        assert doc["reserved"] == 0, doc
+        assert doc["sold"] <= doc["stock"], doc
