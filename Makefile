@@ -30,7 +30,7 @@ lint: deps
 	$(PY) -m ruff format --check .
 
 typecheck: deps
-	$(PY) -m mypy app devstack
+	$(PY) -m mypy app devstack bench
 
 unit: deps
 	$(PY) -m pytest -m "not integration"
@@ -41,7 +41,7 @@ integration: deps tools dapr
 test: deps tools dapr
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy app devstack
+	$(PY) -m mypy app devstack bench
 	$(PY) -m pytest
 
 bench: deps tools dapr

@@ -82,14 +82,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _allowed_methods(request: Request) -> str:
     # Starlette answers 405 from the first route whose path matches, so /orders (GET and POST
-    # are two routes) would advertise only one method. Collect them from every route instead;
-    # FastAPI keeps included routers behind contexts, which iter_route_contexts unfolds.
-    methods: set[str] = set()
+    # are two routes) would advertise only one method. Collect them from every matching route
+    # (FastAPI keeps included routers behind contexts, which iter_route_contexts unfolds); a
+    # literal path such as /inventory/restock outranks a template such as /inventory/{item}.
+    literal: set[str] = set()
+    templated: set[str] = set()
     for route in iter_route_contexts(request.app.routes):
         match, _ = route.matches({**request.scope, "method": "GET"})
         if match != Match.NONE:
-            methods |= set(route.methods or ())
-    return ", ".join(sorted(methods))
+            target = templated if "{" in (route.path or "") else literal
+            target |= set(route.methods or ())
+    return ", ".join(sorted(literal or templated))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

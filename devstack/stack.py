@@ -63,6 +63,17 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def isolated_settings(data_dir: Path) -> StackSettings:
+    """Settings for a second, private stack: every port free right now, data in `data_dir`.
+    Used by the integration tests and the benchmark so they never collide with `make run`."""
+    fields = [name for name in StackSettings.model_fields if name.endswith("_port")]
+    ports = dict(zip(fields, free_ports(len(fields)), strict=True))
+    aliases = {
+        str(StackSettings.model_fields[name].validation_alias): port for name, port in ports.items()
+    }
+    return StackSettings.model_validate({**aliases, "STACK_DATA_DIR": str(data_dir)})
+
+
 def http_status(url: str, timeout: float = 2.0) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -225,13 +236,14 @@ class Stack:
         if missing:
             raise StackError(f"Dapr binaries missing in {self.bin_dir}: {missing}; run `make dapr`")
 
-    def start(self) -> None:
+    def start(self, services: tuple[str, ...] = SERVICE_ORDER) -> None:
+        """Start `services` (all by default; the benchmark runs the engine without the app)."""
         self.check_binaries()
         self.check_ports_free()
         for directory in ("redis", "scheduler", "logs"):
             (self.settings.data_dir / directory).mkdir(parents=True, exist_ok=True)
         try:
-            for name in SERVICE_ORDER:
+            for name in services:
                 self.start_service(name)
         except BaseException:
             self.stop()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.services.state_store import EtagMismatch, StateStore
+from app.services.state_store import EtagMismatch, KeyLocks, StateStore, contention_backoff
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ def _initial(item: str) -> StockLevel:
 class InventoryService:
     def __init__(self, store: StateStore) -> None:
         self._store = store
+        self._locks = KeyLocks()
 
     @staticmethod
     def _key(item: str) -> str:
@@ -115,7 +116,13 @@ class InventoryService:
     ) -> StockLevel:
         """Apply `change` with optimistic concurrency; `None` from it means "nothing to write"."""
         item = normalize_item(item)
-        for _ in range(_MAX_ATTEMPTS):
+        async with self._locks(item):
+            return await self._compare_and_swap(item, change)
+
+    async def _compare_and_swap(
+        self, item: str, change: Callable[[StockLevel], StockLevel | None]
+    ) -> StockLevel:
+        for attempt in range(_MAX_ATTEMPTS):
             entry = await self._store.get(self._key(item))
             current = _initial(item) if entry is None else StockLevel.from_doc(entry.value)
             updated = change(current)
@@ -126,6 +133,7 @@ class InventoryService:
                     self._key(item), updated.to_doc(), None if entry is None else entry.etag
                 )
             except EtagMismatch:
+                await contention_backoff(attempt)
                 continue
             return updated
         raise Conflict(f"inventory for {item} is too contended; retry")

@@ -18,7 +18,7 @@ from typing import Any, Final
 from app.config import Settings
 from app.errors import Conflict, DependencyUnavailable, NotFound
 from app.services.inventory import catalog_entry, normalize_item
-from app.services.state_store import EtagMismatch, StateStore
+from app.services.state_store import EtagMismatch, KeyLocks, StateStore, contention_backoff
 from app.services.workflows import WorkflowGateway, WorkflowSnapshot
 from app.workflows.contracts import (
     APPROVAL_EVENT,
@@ -31,9 +31,10 @@ from app.workflows.contracts import (
 
 log = logging.getLogger(__name__)
 
-INDEX_KEY: Final = "orders:index"
+SEQUENCE_KEY: Final = "orders:sequence"
 OUTBOX_KEY: Final = "orders:outbox"
 _MAX_ATTEMPTS: Final = 100
+_SEQUENCE_BLOCK: Final = 20
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class Order:
     result: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+
+
+def _sequence_key(number: int) -> str:
+    return f"orders:by-sequence:{number}"
 
 
 def _now() -> datetime:
@@ -66,6 +71,8 @@ class OrderService:
         self._workflows = workflows
         self._settings = settings
         self._clock = clock
+        self._locks = KeyLocks()
+        self._numbers: list[int] = []
 
     @staticmethod
     def _key(order_id: str) -> str:
@@ -112,23 +119,27 @@ class OrderService:
     async def list(
         self, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Order], str | None]:
-        """Newest first. The cursor is the position in the index to continue from."""
-        entry = await self._store.get(INDEX_KEY)
-        ids: list[str] = list(reversed(entry.value["ids"])) if entry else []
-        position = int(cursor) if cursor else 0
+        """Newest first. The cursor is the sequence number to continue below."""
+        entry = await self._store.get(SEQUENCE_KEY)
+        position = int(entry.value["next"]) if entry else 0
+        if cursor:
+            position = min(position, int(cursor))
         page: list[Order] = []
-        while position < len(ids) and len(page) < limit:
-            batch = ids[position : position + limit]
-            orders = await asyncio.gather(*(self._maybe_get(order_id) for order_id in batch))
-            for offset, order in enumerate(orders):
+        while position > 0 and len(page) < limit:
+            numbers = list(range(position - 1, max(position - 1 - limit, -1), -1))
+            found = await asyncio.gather(*(self._store.get(_sequence_key(n)) for n in numbers))
+            orders = await asyncio.gather(
+                *(self._maybe_get(item.value["order_id"]) for item in found if item is not None)
+            )
+            ids = iter(orders)
+            for number, item in zip(numbers, found, strict=True):
+                position = number
+                order = next(ids) if item is not None else None
                 if order is not None and (status is None or order.status == status):
                     page.append(order)
                     if len(page) == limit:
-                        position += offset + 1
                         break
-            else:
-                position += len(batch)
-        return page, (str(position) if position < len(ids) else None)
+        return page, (str(position) if position > 0 else None)
 
     async def _maybe_get(self, order_id: str) -> Order | None:
         try:
@@ -148,7 +159,7 @@ class OrderService:
         entry = catalog_entry(name)
         order_id = order_id or uuid.uuid4().hex
         total = entry.per_item_cost * quantity
-        record = {
+        record: dict[str, Any] = {
             "order_id": order_id,
             "item": name,
             "quantity": quantity,
@@ -160,6 +171,7 @@ class OrderService:
             "pending_events": {},
         }
         try:
+            record["seq"] = await self._next_sequence()
             await self._store.save(self._key(order_id), record, None)
             created = True
         except EtagMismatch:
@@ -169,7 +181,7 @@ class OrderService:
                     f"order {order_id!r} already exists for {record['quantity']} {record['item']}"
                 ) from None
             created = False
-        await self._append_to_index(order_id)
+        await self._list_under(record["seq"], order_id)
         snapshot = await self._workflows.snapshot(order_id)
         if snapshot is None:
             # Also reached by a retry after a create whose scheduling failed: finish that job.
@@ -194,20 +206,33 @@ class OrderService:
             log.info("order %s: accepted (%d %s, total %d)", order_id, quantity, name, total)
         return self._view(record, snapshot), created
 
-    async def _append_to_index(self, order_id: str) -> None:
-        for _ in range(_MAX_ATTEMPTS):
-            entry = await self._store.get(INDEX_KEY)
-            ids: list[str] = entry.value["ids"] if entry else []
-            if order_id in ids:
-                return
+    async def _next_sequence(self) -> int:
+        """Hand out order numbers (the listing order). Numbers are reserved from the shared
+        counter in blocks, so concurrent creates rarely touch it; numbers left unused when the
+        process stops are harmless gaps that listing skips."""
+        async with self._locks(SEQUENCE_KEY):
+            if not self._numbers:
+                start = await self._reserve_numbers(_SEQUENCE_BLOCK)
+                self._numbers = list(range(start + _SEQUENCE_BLOCK - 1, start - 1, -1))
+            return self._numbers.pop()
+
+    async def _reserve_numbers(self, count: int) -> int:
+        for attempt in range(_MAX_ATTEMPTS):
+            entry = await self._store.get(SEQUENCE_KEY)
+            start = int(entry.value["next"]) if entry else 0
             try:
                 await self._store.save(
-                    INDEX_KEY, {"ids": [*ids, order_id]}, entry.etag if entry else None
+                    SEQUENCE_KEY, {"next": start + count}, entry.etag if entry else None
                 )
-                return
+                return start
             except EtagMismatch:
-                await asyncio.sleep(0)
-        raise DependencyUnavailable(f"order {order_id}: the order index is too contended; retry")
+                await contention_backoff(attempt)
+        raise DependencyUnavailable("order numbers are too contended; retry")
+
+    async def _list_under(self, number: int, order_id: str) -> None:
+        # First-write: a retried create finds the entry already there.
+        with contextlib.suppress(EtagMismatch):
+            await self._store.save(_sequence_key(number), {"order_id": order_id}, None)
 
     # -- manager actions --------------------------------------------------------------------
 
@@ -258,7 +283,7 @@ class OrderService:
         Dapr drops events for finished instances, so finished orders are refused up front.
         """
         queued = False
-        for _ in range(_MAX_ATTEMPTS):
+        for attempt in range(_MAX_ATTEMPTS):
             record, etag = await self._record(order_id)
             snapshot = await self._workflows.snapshot(order_id)
             if snapshot is not None and snapshot.finished:
@@ -276,7 +301,7 @@ class OrderService:
                 await self._store.save(self._key(order_id), updated, etag)
                 break
             except EtagMismatch:
-                continue
+                await contention_backoff(attempt)
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
         try:
@@ -304,7 +329,7 @@ class OrderService:
         return True
 
     async def _clear_pending(self, order_id: str, event: str) -> None:
-        for _ in range(_MAX_ATTEMPTS):
+        for attempt in range(_MAX_ATTEMPTS):
             record, etag = await self._record(order_id)
             pending = {k: v for k, v in record.get("pending_events", {}).items() if k != event}
             try:
@@ -313,10 +338,14 @@ class OrderService:
                 )
                 return
             except EtagMismatch:
-                continue
+                await contention_backoff(attempt)
 
     async def _update_outbox(self, change: Callable[[set[str]], set[str]]) -> None:
-        for _ in range(_MAX_ATTEMPTS):
+        async with self._locks(OUTBOX_KEY):
+            await self._change_outbox(change)
+
+    async def _change_outbox(self, change: Callable[[set[str]], set[str]]) -> None:
+        for attempt in range(_MAX_ATTEMPTS):
             entry = await self._store.get(OUTBOX_KEY)
             ids = set(entry.value["order_ids"]) if entry else set()
             try:
@@ -325,7 +354,7 @@ class OrderService:
                 )
                 return
             except EtagMismatch:
-                continue
+                await contention_backoff(attempt)
         raise DependencyUnavailable("the order outbox is too contended; retry")
 
     async def deliver_pending(self) -> int:

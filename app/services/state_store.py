@@ -4,12 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
 from app.errors import DependencyUnavailable
+
+
+async def contention_backoff(attempt: int) -> None:
+    """After a lost compare-and-swap: wait a random moment that grows with the attempts, so
+    contenders spread out instead of colliding again on the next round."""
+    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+
+class KeyLocks:
+    """One asyncio lock per (event loop, key): writers in this process queue up for a hot key
+    instead of racing each other into compare-and-swap retries. ETags still guard against other
+    processes; the locks only remove the self-inflicted conflicts."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        slot = (id(asyncio.get_running_loop()), key)
+        lock = self._locks.get(slot)
+        if lock is None:
+            lock = self._locks[slot] = asyncio.Lock()
+        return lock
 
 
 class EtagMismatch(Exception):

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from devstack.dapr_build import build
-from devstack.settings import StackSettings
-from devstack.stack import Stack, free_ports
+from devstack.stack import Stack, isolated_settings
 
 MANAGER_TOKEN = "integration-manager-token"
 # Short enough that the timeout branch is tested in seconds, long enough to approve in time.
@@ -23,17 +22,7 @@ APPROVAL_TIMEOUT_SECONDS = 6
 
 def launch(data_dir: Path, app_env: dict[str, str]) -> Stack:
     """A started stack on free ports with its data in `data_dir` (the caller stops it)."""
-    port_fields = [name for name in StackSettings.model_fields if name.endswith("_port")]
-    ports = dict(zip(port_fields, free_ports(len(port_fields)), strict=True))
-    settings = StackSettings.model_validate(
-        {
-            **{
-                str(StackSettings.model_fields[name].validation_alias): port
-                for name, port in ports.items()
-            },
-            "STACK_DATA_DIR": str(data_dir),
-        }
-    )
+    settings = isolated_settings(data_dir)
     build(settings)
     env = {
         "MANAGER_TOKEN": MANAGER_TOKEN,

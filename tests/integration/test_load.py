@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
+from tests.integration.conftest import MANAGER_TOKEN, launch
 from tests.integration.helpers import assert_invariant, new_id, wait_until_finished
 
 pytestmark = pytest.mark.integration
@@ -43,14 +45,35 @@ SHAPES = {
 }
 
 
+# Long enough that a reject or cancel sent under full load still beats the timer, short enough
+# that the "timeout" orders finish within the run.
+LOAD_APPROVAL_TIMEOUT_SECONDS = 20
+
+
+@pytest.fixture(scope="module")
+def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = launch(
+        tmp_path_factory.mktemp("load-stack"),
+        {"APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS), "LOG_LEVEL": "WARNING"},
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 class Client:
     def __init__(self, api: httpx.AsyncClient, manager: dict[str, str]) -> None:
         self.api = api
         self.manager = manager
         self.statuses: Counter[int] = Counter()
+        self.slowest: dict[str, float] = {}
 
     async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = await self.api.request(method, path, **kwargs)
+        started = time.monotonic()
+        response = await self.api.request(method, path, timeout=120, **kwargs)
+        route = f"{method} {path.split('/')[1]}{'/' + path.split('/')[-1] if path.count('/') > 2 else ''}"
+        self.slowest[route] = max(self.slowest.get(route, 0.0), time.monotonic() - started)
         self.statuses[response.status_code] += 1
         return response
 
@@ -95,8 +118,15 @@ def paid_orders(stack: Stack) -> dict[str, str]:
 
 
 async def test_thousand_mixed_orders_never_oversell_or_leave_stock_reserved(
-    stack: Stack, api: httpx.AsyncClient, manager: dict[str, str]
+    load_stack: Stack,
 ) -> None:
+    stack = load_stack
+    manager = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+    async with httpx.AsyncClient(base_url=stack.app_url, timeout=120) as api:
+        await _run_load(stack, api, manager)
+
+
+async def _run_load(stack: Stack, api: httpx.AsyncClient, manager: dict[str, str]) -> None:
     assert (await api.post("/inventory/restock", headers=manager)).status_code == 200
     client = Client(api, manager)
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -110,6 +140,7 @@ async def test_thousand_mixed_orders_never_oversell_or_leave_stock_reserved(
 
     await asyncio.gather(*(worker() for _ in range(CLIENTS)))
     assert len(placed) == ORDERS
+    print(f"slowest response per route (s): {client.slowest}")
     finished = await asyncio.gather(
         *(wait_until_finished(api, order_id, 300) for order_id, _ in placed)
     )
