@@ -25,6 +25,17 @@ pytestmark = pytest.mark.integration
 BIG = ("cars", 4)
 
 
+@pytest.fixture(autouse=True)
+async def enough_stock(api: httpx.AsyncClient, manager: dict[str, str]) -> None:
+    """Earlier tests (the fuzzer among them) may have sold stock: top up what these tests use,
+    so each test's outcome depends on its own orders only."""
+    for item, units in (("cars", 12), ("paperclip", 20)):
+        topped = await api.post(
+            "/inventory/restock", headers=manager, json={"item": item, "quantity": units}
+        )
+        assert topped.status_code == 200, topped.text
+
+
 async def test_small_order_completes_and_sells_stock(api: httpx.AsyncClient, stack: Stack) -> None:
     before = stock_doc(stack, "paperclip")
     created = await create(api, "PaperClip", 3)
