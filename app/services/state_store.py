@@ -125,6 +125,9 @@ class SidecarStateStore:
             raise DependencyUnavailable(f"state delete of {key} failed: {response.status_code}")
 
     async def aclose(self) -> None:
+        """Close this loop's client. Clients of other loops (the worker's, stopped by now) can
+        only be closed from their own loop; their sockets go with the process."""
         clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
+        own = clients.get(id(asyncio.get_running_loop()))
+        if own is not None:
+            await own.aclose()
