@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,15 @@ SEQUENCE_KEY: Final = "orders:sequence"
 OUTBOX_KEY: Final = "orders:outbox"
 _MAX_ATTEMPTS: Final = 100
 _SEQUENCE_BLOCK: Final = 20
+_ACCEPTED_FIELDS: Final = (
+    "order_id",
+    "item",
+    "quantity",
+    "total_cost",
+    "approval_required",
+    "created_at",
+)
+_ACCEPTED_CACHE_SIZE: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class OrderService:
         self._clock = clock
         self._locks = KeyLocks()
         self._numbers: list[int] = []
+        self._accepted_cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @staticmethod
     def _key(order_id: str) -> str:
@@ -113,8 +124,21 @@ class OrderService:
         )
 
     async def get(self, order_id: str) -> Order:
-        record, _ = await self._record(order_id)
-        return self._view(record, await self._workflows.snapshot(order_id))
+        return self._view(await self._accepted(order_id), await self._workflows.snapshot(order_id))
+
+    async def _accepted(self, order_id: str) -> dict[str, Any]:
+        """What the client asked for, which never changes once accepted: clients poll orders,
+        so these fields are kept in memory and each poll reads only the workflow's state."""
+        cached = self._accepted_cache.get(order_id)
+        if cached is None:
+            record, _ = await self._record(order_id)
+            cached = {field: record[field] for field in _ACCEPTED_FIELDS}
+            self._accepted_cache[order_id] = cached
+            if len(self._accepted_cache) > _ACCEPTED_CACHE_SIZE:
+                self._accepted_cache.popitem(last=False)
+        else:
+            self._accepted_cache.move_to_end(order_id)
+        return cached
 
     async def list(
         self, status: str | None, limit: int, cursor: str | None
@@ -201,6 +225,7 @@ class OrderService:
                     snapshot is None
                 ):  # not a racing twin request that won: undo, nothing half-written
                     if created:
+                        self._accepted_cache.pop(order_id, None)
                         await self._store.delete(self._key(order_id))
                     raise
             log.info("order %s: accepted (%d %s, total %d)", order_id, quantity, name, total)
