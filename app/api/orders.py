@@ -65,9 +65,20 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses=_NOT_FOUND)
-async def get_order(order_id: OrderIdPath, orders: OrdersDep) -> OrderOut:
+async def get_order(
+    order_id: OrderIdPath,
+    orders: OrdersDep,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=30,
+            description="Long poll: answer once the order has finished, or after this many seconds",
+        ),
+    ] = 0,
+) -> OrderOut:
     """One order with its workflow's status, current step and result."""
-    return _out(await orders.get(order_id))
+    return _out(await orders.get(order_id, wait))
 
 
 @router.post(

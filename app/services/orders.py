@@ -123,8 +123,12 @@ class OrderService:
             updated_at=max(updated, created),
         )
 
-    async def get(self, order_id: str) -> Order:
-        return self._view(await self._accepted(order_id), await self._workflows.snapshot(order_id))
+    async def get(self, order_id: str, wait_seconds: int = 0) -> Order:
+        """The order now, or, with `wait_seconds`, once it has finished (or the wait ran out)."""
+        accepted = await self._accepted(order_id)
+        if wait_seconds > 0:
+            await self._workflows.wait_finished(order_id, wait_seconds)
+        return self._view(accepted, await self._workflows.snapshot(order_id))
 
     async def _accepted(self, order_id: str) -> dict[str, Any]:
         """What the client asked for, which never changes once accepted: clients poll orders,
@@ -206,7 +210,8 @@ class OrderService:
                 ) from None
             created = False
         await self._list_under(record["seq"], order_id)
-        snapshot = await self._workflows.snapshot(order_id)
+        # A record this call created has no workflow yet; only a repeat needs to look.
+        snapshot = None if created else await self._workflows.snapshot(order_id)
         if snapshot is None:
             # Also reached by a retry after a create whose scheduling failed: finish that job.
             payload = OrderInput(

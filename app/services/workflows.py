@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,9 @@ class WorkflowGateway(Protocol):
     async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None: ...
 
     async def raise_event(self, instance_id: str, event: str, data: Any) -> None: ...
+
+    async def wait_finished(self, instance_id: str, seconds: int) -> None:
+        """Return when the instance has finished or `seconds` have passed, whichever is first."""
 
 
 def _json_or_none(raw: str | None) -> Any:
@@ -116,3 +120,10 @@ class DaprWorkflowGateway:
             raise DependencyUnavailable(
                 f"could not deliver {event} to {instance_id}: {error}"
             ) from error
+
+    async def wait_finished(self, instance_id: str, seconds: int) -> None:
+        # The engine's own long poll: no client-side polling, the sidecar answers on completion.
+        with contextlib.suppress(TimeoutError, grpc.RpcError):
+            await self._client.wait_for_workflow_completion(
+                instance_id, fetch_payloads=False, timeout_in_seconds=seconds
+            )

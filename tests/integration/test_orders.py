@@ -229,3 +229,10 @@ async def test_concurrent_orders_never_oversell(
     assert (doc["quantity"], doc["reserved"], doc["sold"]) == (0, 0, 100)
     listed = (await api.get("/inventory/computers")).json()
     assert (listed["quantity"], listed["reserved"]) == (0, 0)
+
+
+async def test_get_with_wait_answers_once_the_order_has_finished(api: httpx.AsyncClient) -> None:
+    created = await create(api, "paperclip", 1)
+    response = await api.get(f"/orders/{created['order_id']}", params={"wait": 20})
+    assert response.status_code == 200
+    assert response.json()["result"] == {"processed": True, "reason": None}

@@ -66,6 +66,7 @@ class FakeWorkflowGateway:
     snapshots: dict[str, WorkflowSnapshot] = field(default_factory=dict)
     scheduled: list[tuple[str, str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, Any]] = field(default_factory=list)
+    waits: list[tuple[str, int]] = field(default_factory=list)
     unavailable: bool = False
 
     async def schedule(self, workflow: str, instance_id: str, payload: Any) -> None:
@@ -76,6 +77,9 @@ class FakeWorkflowGateway:
 
     async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None:
         return self.snapshots.get(instance_id)
+
+    async def wait_finished(self, instance_id: str, seconds: int) -> None:
+        self.waits.append((instance_id, seconds))
 
     async def raise_event(self, instance_id: str, event: str, data: Any) -> None:
         if self.unavailable:

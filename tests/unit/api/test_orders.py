@@ -223,6 +223,30 @@ async def test_get_with_an_impossible_order_id_is_422(api: Api) -> None:
     assert_error(await api.client.get("/orders/" + "a" * 65), 422, "invalid_input")
 
 
+async def test_get_with_wait_long_polls_the_engine_before_answering(api: Api) -> None:
+    await place(api, "o1")
+
+    response = await api.client.get("/orders/o1", params={"wait": 5})
+
+    assert response.status_code == 200
+    assert api.workflows.waits == [("o1", 5)]
+
+
+async def test_get_without_wait_does_not_block(api: Api) -> None:
+    await place(api, "o1")
+
+    await api.client.get("/orders/o1")
+
+    assert api.workflows.waits == []
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon"])
+async def test_get_with_an_out_of_range_wait_is_422(api: Api, wait: str) -> None:
+    await place(api, "o1")
+
+    assert_error(await api.client.get("/orders/o1", params={"wait": wait}), 422, "invalid_input")
+
+
 # -- GET /orders -------------------------------------------------------------------------------
 
 
