@@ -306,11 +306,12 @@ class OrderService:
         """Record a manager's action on the order, then deliver it to the workflow.
 
         The action and the event it owes the workflow are written in one ETag-guarded save, so a
-        second, racing action is a 409 instead of an event the workflow would silently ignore,
-        and an accepted action is never lost: if the workflow cannot take the event right now
+        second, racing action is a 409 instead of an event the workflow would silently ignore.
+        An accepted action is never lost: the order is on the outbox before the action is saved
+        and leaves it only once the workflow has the event; if the workflow cannot take it now
         (sidecar restarting, worker not connected, which Dapr answers with an error rather than
-        buffering), the order goes on the outbox and is delivered when the engine is back.
-        Dapr drops events for finished instances, so finished orders are refused up front.
+        buffering), the outbox loop delivers it when the engine is back. Dapr drops events for
+        finished instances, so finished orders are refused up front.
         """
         queued = False
         for attempt in range(_MAX_ATTEMPTS):

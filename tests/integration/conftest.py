@@ -20,8 +20,8 @@ MANAGER_TOKEN = "integration-manager-token"
 APPROVAL_TIMEOUT_SECONDS = 6
 
 
-def launch(data_dir: Path, app_env: dict[str, str]) -> Stack:
-    """A started stack on free ports with its data in `data_dir` (the caller stops it)."""
+def private_stack(data_dir: Path, app_env: dict[str, str]) -> Stack:
+    """A stack on free ports with its data in `data_dir`; `with` starts and stops it."""
     settings = isolated_settings(data_dir)
     build(settings)
     env = {
@@ -29,26 +29,23 @@ def launch(data_dir: Path, app_env: dict[str, str]) -> Stack:
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         **app_env,
     }
-    running = Stack(settings, app_env=env)
-    running.start()
-    return running
+    return Stack(settings, app_env=env)
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = launch(
-        tmp_path_factory.mktemp("stack-data"),
-        {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)},
-    )
-    try:
+    app_env = {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+    with private_stack(tmp_path_factory.mktemp("stack-data"), app_env) as running:
         yield running
-    finally:
-        running.stop()
+
+
+def api_client(stack: Stack) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.app_url, timeout=30.0)
 
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.app_url, timeout=30.0) as client:
+    async with api_client(stack) as client:
         yield client
 
 

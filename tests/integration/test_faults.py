@@ -20,7 +20,7 @@ import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
-from tests.integration.conftest import MANAGER_TOKEN, launch
+from tests.integration.conftest import MANAGER_TOKEN, api_client, private_stack
 from tests.integration.helpers import (
     assert_invariant,
     create,
@@ -38,16 +38,15 @@ RECOVERY_SECONDS = 120.0
 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = launch(tmp_path_factory.mktemp("fault-stack"), {"APPROVAL_TIMEOUT_SECONDS": "300"})
-    try:
+    with private_stack(
+        tmp_path_factory.mktemp("fault-stack"), {"APPROVAL_TIMEOUT_SECONDS": "300"}
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 async def fault_api(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fault_stack.app_url, timeout=30.0) as client:
+    async with api_client(fault_stack) as client:
         yield client
 
 

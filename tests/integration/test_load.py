@@ -15,7 +15,7 @@ import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
-from tests.integration.conftest import MANAGER_TOKEN, launch
+from tests.integration.conftest import MANAGER_TOKEN, private_stack
 from tests.integration.helpers import assert_invariant, new_id, wait_until_finished
 
 pytestmark = pytest.mark.integration
@@ -52,14 +52,12 @@ LOAD_APPROVAL_TIMEOUT_SECONDS = 20
 
 @pytest.fixture(scope="module")
 def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = launch(
-        tmp_path_factory.mktemp("load-stack"),
-        {"APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS), "LOG_LEVEL": "WARNING"},
-    )
-    try:
+    app_env = {
+        "APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS),
+        "LOG_LEVEL": "WARNING",
+    }
+    with private_stack(tmp_path_factory.mktemp("load-stack"), app_env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 class Client:
