@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     statestore_name: str = "statestore"
     # How long start-up waits for the sidecar before giving up (daprd may start after the app).
     sidecar_wait_seconds: float = Field(default=60.0, gt=0)
+    # Off: this process serves the API only and runs no workflow worker (another process on
+    # the same app id does); orders and manager actions are accepted and wait for a worker.
+    workflow_worker: bool = True
     # How often manager actions the engine could not take at once are re-sent.
     outbox_interval_seconds: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"

@@ -70,13 +70,15 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
         await _wait_for_sidecar(http, settings)
         inventory_service = InventoryService(store)
         await inventory_service.seed()
-        runtime = build_runtime(
-            OrderActivities(inventory_service, PaymentLedger(store)),
-            settings.dapr_host,
-            settings.dapr_grpc_port,
-        )
-        # start() blocks until the worker's stream is open; keep the event loop free meanwhile.
-        await asyncio.to_thread(runtime.start)
+        runtime = None
+        if settings.workflow_worker:
+            runtime = build_runtime(
+                OrderActivities(inventory_service, PaymentLedger(store)),
+                settings.dapr_host,
+                settings.dapr_grpc_port,
+            )
+            # start() blocks until the worker's stream is open; keep the event loop free.
+            await asyncio.to_thread(runtime.start)
         client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
         orders_service = OrderService(store, DaprWorkflowGateway(client), settings)
         outbox = asyncio.create_task(
@@ -86,12 +88,13 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
             yield Services(
                 orders=orders_service,
                 inventory=inventory_service,
-                probe=SidecarProbe(http, settings.dapr_http_url),
+                probe=SidecarProbe(http, settings.dapr_http_url, expect_worker=runtime is not None),
                 manager_token=manager_token,
             )
         finally:
             outbox.cancel()
-            await asyncio.to_thread(runtime.shutdown)
+            if runtime is not None:
+                await asyncio.to_thread(runtime.shutdown)
             await store.aclose()
 
 

@@ -316,7 +316,13 @@ class OrderService:
         queued = False
         for attempt in range(_MAX_ATTEMPTS):
             record, etag = await self._record(order_id)
-            snapshot = await self._workflows.snapshot(order_id)
+            try:
+                snapshot = await self._workflows.snapshot(order_id)
+            except DependencyUnavailable:
+                # The engine cannot answer while the worker is away (Dapr reports the workflow's
+                # actor as unplaced). Accept the action anyway: delivery checks the workflow
+                # again, and a finished order simply never receives it.
+                snapshot = None
             if snapshot is not None and snapshot.finished:
                 raise Conflict(f"order {order_id!r} has already finished ({snapshot.status})")
             check(record, snapshot)

@@ -156,3 +156,27 @@ async def test_approval_sent_while_the_engine_restarts_still_counts(
     done = await wait_until_finished(fault_api, order_id, RECOVERY_SECONDS)
     assert done["result"] == {"processed": True, "reason": None}
     assert ledger(fault_stack)[order_id]["status"] == "paid"
+
+
+async def test_approval_raised_while_the_worker_is_down_counts_once_it_is_back(
+    fault_stack: Stack, fault_api: httpx.AsyncClient
+) -> None:
+    order_id = (await create(fault_api, "cars", 4, new_id("workerless")))["order_id"]
+    await wait_for_step(fault_api, order_id, "awaiting_approval")
+    app = fault_stack.services["app"]
+    fault_stack.kill("app")
+    # The API comes back without its workflow worker: daprd is up, the worker is down.
+    app.env["WORKFLOW_WORKER"] = "false"
+    try:
+        fault_stack.start_service("app")
+        async with httpx.AsyncClient(base_url=fault_stack.dapr_http_url) as sidecar:
+            metadata = (await sidecar.get("/v1.0/metadata")).json()
+        assert (metadata.get("workflows") or {}).get("connectedWorkers", 0) == 0
+        approved = await fault_api.post(f"/orders/{order_id}/approve", headers=MANAGER)
+        assert approved.status_code == 202, approved.text
+    finally:
+        del app.env["WORKFLOW_WORKER"]
+    fault_stack.restart("app")
+    done = await wait_until_finished(fault_api, order_id, RECOVERY_SECONDS)
+    assert done["result"] == {"processed": True, "reason": None}
+    assert ledger(fault_stack)[order_id]["status"] == "paid"

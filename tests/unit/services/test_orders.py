@@ -686,3 +686,39 @@ async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
 
     assert gateway.events == [("o1", CANCEL_EVENT, {})]
     assert record(store, "o1")["cancel_requested"] is True
+
+
+class _WorkerAway(FakeWorkflowGateway):
+    """daprd is up but the app's worker is not connected: Dapr can neither report the
+    workflow's state nor take an event for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.worker_connected = True
+
+    async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None:
+        if not self.worker_connected:
+            raise DependencyUnavailable("did not find address for actor")
+        return await super().snapshot(instance_id)
+
+    async def raise_event(self, instance_id: str, event: str, data: Any) -> None:
+        if not self.worker_connected:
+            raise DependencyUnavailable("did not find address for actor")
+        await super().raise_event(instance_id, event, data)
+
+
+async def test_approval_sent_while_the_worker_is_away_is_accepted_and_delivered_once_it_returns(
+    store: InMemoryStateStore, settings: Settings
+) -> None:
+    gateway = _WorkerAway()
+    orders = OrderService(store, gateway, settings)
+    await orders.create("cars", 4, "o1")
+    gateway.worker_connected = False
+
+    await orders.approve("o1", True, "alice")
+    assert await orders.deliver_pending() == 1
+    assert gateway.events == []
+
+    gateway.worker_connected = True
+    assert await orders.deliver_pending() == 0
+    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
