@@ -1,4 +1,4 @@
-"""`python -m devstack run|build|ensure-redis`: the commands behind `make run` and `make dapr`."""
+"""`python -m devstack run|build|ensure-tools`: the commands behind `make run`, `make dapr`, `make tools`."""
 
 from __future__ import annotations
 
@@ -42,9 +42,12 @@ def ensure_tools(commands: list[str]) -> None:
 
 def run(settings: StackSettings) -> int:
     stop_requested = threading.Event()
+    up = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop_requested.set()
+        if not up:  # still starting: abandon the start-up, which stops what already runs
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
@@ -52,7 +55,11 @@ def run(settings: StackSettings) -> int:
         settings, report=lambda line: print(f"[devstack] {line}", file=sys.stderr, flush=True)
     )
     try:
-        stack.start()
+        try:
+            stack.start()
+        except KeyboardInterrupt:
+            return 130
+        up = True
         print(
             f"\nOrder service is up (Dapr {stack.version}).\n"
             f"  API:      {stack.app_url}\n"
