@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # Off: this process serves the API only and runs no workflow worker (another process on
     # the same app id does); orders and manager actions are accepted and wait for a worker.
     workflow_worker: bool = True
+    # How often the sidecar's count of connected workers is checked, and how long it may stay
+    # at zero before this process replaces its worker.
+    worker_check_seconds: float = Field(default=2.0, gt=0)
+    worker_grace_seconds: float = Field(default=6.0, ge=0)
     # How often manager actions the engine could not take at once are re-sent.
     outbox_interval_seconds: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"

@@ -29,7 +29,7 @@ from app.services.sidecar import SidecarProbe
 from app.services.state_store import SidecarStateStore
 from app.services.workflows import DaprWorkflowGateway
 from app.workflows.activities import OrderActivities
-from app.workflows.runtime import build_runtime
+from app.workflows.runtime import WorkerSupervisor, build_runtime
 
 log = logging.getLogger("app")
 
@@ -62,6 +62,23 @@ async def _deliver_queued_actions(orders: OrderService, interval: float) -> None
         await asyncio.sleep(interval)
 
 
+async def _keep_worker_connected(
+    supervisor: WorkerSupervisor, probe: SidecarProbe, settings: Settings
+) -> None:
+    """Replace the workflow worker when the sidecar has not counted it for a while (the
+    SDK's own reconnect covers a lost stream, not a stream daprd no longer routes to)."""
+    missing_since: float | None = None
+    while True:
+        await asyncio.sleep(settings.worker_check_seconds)
+        if not (await probe.readiness()).worker_missing:
+            missing_since = None
+            continue
+        missing_since = missing_since or time.monotonic()
+        if time.monotonic() - missing_since >= settings.worker_grace_seconds:
+            await asyncio.to_thread(supervisor.restart)
+            missing_since = None
+
+
 @asynccontextmanager
 async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator[Services]:
     """The real wiring: state store and workflows through the local Dapr sidecar."""
@@ -70,31 +87,38 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
         await _wait_for_sidecar(http, settings)
         inventory_service = InventoryService(store)
         await inventory_service.seed()
-        runtime = None
+        supervisor = None
         if settings.workflow_worker:
-            runtime = build_runtime(
-                OrderActivities(inventory_service, PaymentLedger(store)),
-                settings.dapr_host,
-                settings.dapr_grpc_port,
+            activities = OrderActivities(inventory_service, PaymentLedger(store))
+            supervisor = WorkerSupervisor(
+                lambda: build_runtime(activities, settings.dapr_host, settings.dapr_grpc_port)
             )
             # start() blocks until the worker's stream is open; keep the event loop free.
-            await asyncio.to_thread(runtime.start)
+            await asyncio.to_thread(supervisor.start)
         client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
         orders_service = OrderService(store, DaprWorkflowGateway(client), settings)
-        outbox = asyncio.create_task(
-            _deliver_queued_actions(orders_service, settings.outbox_interval_seconds)
-        )
+        probe = SidecarProbe(http, settings.dapr_http_url, expect_worker=supervisor is not None)
+        background = [
+            asyncio.create_task(
+                _deliver_queued_actions(orders_service, settings.outbox_interval_seconds)
+            )
+        ]
+        if supervisor is not None:
+            background.append(
+                asyncio.create_task(_keep_worker_connected(supervisor, probe, settings))
+            )
         try:
             yield Services(
                 orders=orders_service,
                 inventory=inventory_service,
-                probe=SidecarProbe(http, settings.dapr_http_url, expect_worker=runtime is not None),
+                probe=probe,
                 manager_token=manager_token,
             )
         finally:
-            outbox.cancel()
-            if runtime is not None:
-                await asyncio.to_thread(runtime.shutdown)
+            for task in background:
+                task.cancel()
+            if supervisor is not None:
+                await asyncio.to_thread(supervisor.shutdown)
             await store.aclose()
 
 

@@ -11,6 +11,8 @@ import httpx
 class Readiness:
     ready: bool
     reason: str
+    # The sidecar is healthy but counts no workflow worker of ours.
+    worker_missing: bool = False
 
 
 class SidecarProbe:
@@ -35,5 +37,7 @@ class SidecarProbe:
         # items can reach this app, even after a sidecar restart.
         workers = int((metadata.get("workflows") or {}).get("connectedWorkers", 0))
         if self._expect_worker and workers < 1:
-            return Readiness(False, "workflow worker not connected to the sidecar")
+            return Readiness(
+                False, "workflow worker not connected to the sidecar", worker_missing=True
+            )
         return Readiness(True, "ok")
