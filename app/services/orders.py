@@ -342,7 +342,7 @@ class OrderService:
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
         try:
-            delivered = await self._deliver(order_id)
+            delivered = await self._deliver(order_id, pending)
         except DependencyUnavailable:
             delivered = False
         if delivered:
@@ -352,12 +352,22 @@ class OrderService:
             log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
         return self._view(updated, snapshot)
 
-    async def _deliver(self, order_id: str) -> bool:
-        """Raise the order's pending events; True when none is left."""
-        record, _ = await self._record(order_id)
-        for event, data in dict(record.get("pending_events", {})).items():
+    async def _deliver(self, order_id: str, pending: dict[str, Any] | None = None) -> bool:
+        """Raise the order's pending events; True when none is left.
+
+        `pending` comes from a caller that saved those events right after seeing the workflow
+        unfinished, so neither the record nor the workflow needs reading again. Otherwise both
+        are read, and events owed to a finished workflow (which Dapr would drop) are cleared.
+        """
+        if pending is None:
+            record, _ = await self._record(order_id)
+            pending = dict(record.get("pending_events", {}))
             snapshot = await self._workflows.snapshot(order_id)
-            if snapshot is None or not snapshot.finished:
+            finished = snapshot is not None and snapshot.finished
+        else:
+            finished = False
+        for event, data in pending.items():
+            if not finished:
                 try:
                     await self._workflows.raise_event(order_id, event, data)
                 except DependencyUnavailable:
