@@ -203,6 +203,9 @@ class Stack:
                 [
                     sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
                     "--host", "127.0.0.1", "--port", str(s.app_port), "--no-access-log",
+                    # Longer than clients' pools keep idle connections, so the server is not
+                    # the one closing a connection a client is about to reuse.
+                    "--timeout-keep-alive", "75",
                 ],
                 lambda: http_status(f"{self.app_url}/readyz") == 200,
                 env={

@@ -31,7 +31,12 @@ async def create(
 
 
 async def order(api: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
-    response = await api.get(f"/orders/{order_id}")
+    try:
+        response = await api.get(f"/orders/{order_id}")
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # A pooled keep-alive connection the server closed just as it was reused: one retry on
+        # a fresh connection tells that race apart from a real failure.
+        response = await api.get(f"/orders/{order_id}")
     assert response.status_code == 200, response.text
     found: dict[str, Any] = response.json()
     return found
@@ -56,8 +61,8 @@ async def wait_until_finished(
 
 def stock_doc(stack: Stack, item: str) -> dict[str, Any]:
     """The inventory document as Redis holds it (sold and stock are not exposed over HTTP)."""
-    client = redis.Redis(port=stack.settings.redis_port, decode_responses=True)
-    raw = client.hget(f"{APP_ID}||inventory:{item}", "data")
+    with redis.Redis(port=stack.settings.redis_port, decode_responses=True) as client:
+        raw = client.hget(f"{APP_ID}||inventory:{item}", "data")
     assert raw is not None, f"no inventory document for {item}"
     doc: dict[str, Any] = json.loads(str(raw))
     return doc

@@ -51,13 +51,13 @@ async def fault_api(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def ledger(stack: Stack) -> dict[str, dict[str, Any]]:
-    client = redis.Redis(port=stack.settings.redis_port, decode_responses=True)
     entries = {}
-    for key in client.scan_iter(f"{APP_ID}||payment:*"):
-        raw = client.hget(key, "data")
-        assert raw is not None
-        entry = json.loads(str(raw))
-        entries[entry["order_id"]] = entry
+    with redis.Redis(port=stack.settings.redis_port, decode_responses=True) as client:
+        for key in client.scan_iter(f"{APP_ID}||payment:*"):
+            raw = client.hget(key, "data")
+            assert raw is not None
+            entry = json.loads(str(raw))
+            entries[entry["order_id"]] = entry
     return entries
 
 

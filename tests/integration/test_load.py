@@ -107,11 +107,11 @@ class Client:
 
 
 def paid_orders(stack: Stack) -> dict[str, str]:
-    client = redis.Redis(port=stack.settings.redis_port, decode_responses=True)
     entries = {}
-    for key in client.scan_iter(f"{APP_ID}||payment:load*"):
-        entry = json.loads(str(client.hget(key, "data")))
-        entries[entry["order_id"]] = entry["status"]
+    with redis.Redis(port=stack.settings.redis_port, decode_responses=True) as client:
+        for key in client.scan_iter(f"{APP_ID}||payment:load*"):
+            entry = json.loads(str(client.hget(key, "data")))
+            entries[entry["order_id"]] = entry["status"]
     return entries
 
 

@@ -65,9 +65,9 @@ async def test_state_saved_through_sidecar_is_stored_in_redis(stack: Stack) -> N
     async with httpx.AsyncClient(base_url=stack.dapr_http_url) as sidecar:
         saved = await sidecar.post("/v1.0/state/statestore", json=[{"key": key, "value": value}])
     assert saved.status_code == 204, saved.text
-    direct = redis.Redis(port=stack.settings.redis_port, decode_responses=True)
     # Dapr's Redis store keeps each key as a hash under "<app-id>||<key>", the value in "data".
-    stored = direct.hget(f"{APP_ID}||{key}", "data")
+    with redis.Redis(port=stack.settings.redis_port, decode_responses=True) as direct:
+        stored = direct.hget(f"{APP_ID}||{key}", "data")
     assert stored is not None
     assert json.loads(str(stored)) == value
 
