@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from app.errors import Conflict, InvalidInput, NotFound
-from app.services.state_store import EtagMismatch, KeyLocks, StateStore, contention_backoff
+from app.services.state_store import EtagMismatch, KeyLocks, StateStore, compare_and_swap
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +116,16 @@ class InventoryService:
     ) -> StockLevel:
         """Apply `change` with optimistic concurrency; `None` from it means "nothing to write"."""
         item = normalize_item(item)
-        async with self._locks(item):
-            return await self._compare_and_swap(item, change)
 
-    async def _compare_and_swap(
-        self, item: str, change: Callable[[StockLevel], StockLevel | None]
-    ) -> StockLevel:
-        for attempt in range(_MAX_ATTEMPTS):
-            entry = await self._store.get(self._key(item))
-            current = _initial(item) if entry is None else StockLevel.from_doc(entry.value)
-            updated = change(current)
-            if updated is None:
-                return current
-            try:
-                await self._store.save(
-                    self._key(item), updated.to_doc(), None if entry is None else entry.etag
-                )
-            except EtagMismatch:
-                await contention_backoff(attempt)
-                continue
-            return updated
-        raise Conflict(f"inventory for {item} is too contended; retry")
+        def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            updated = change(_initial(item) if doc is None else StockLevel.from_doc(doc))
+            return None if updated is None else updated.to_doc()
+
+        async with self._locks(item):
+            stored = await compare_and_swap(
+                self._store, self._key(item), apply, error=Conflict, attempts=_MAX_ATTEMPTS
+            )
+        return _initial(item) if stored is None else StockLevel.from_doc(stored)
 
     async def seed(self) -> None:
         """Create any catalog item that has no document yet (never overwrites)."""

@@ -19,7 +19,13 @@ from typing import Any, Final
 from app.config import Settings
 from app.errors import Conflict, DependencyUnavailable, NotFound
 from app.services.inventory import catalog_entry, normalize_item
-from app.services.state_store import EtagMismatch, KeyLocks, StateStore, contention_backoff
+from app.services.state_store import (
+    EtagMismatch,
+    KeyLocks,
+    StateStore,
+    compare_and_swap,
+    contention_backoff,
+)
 from app.services.workflows import WorkflowGateway, WorkflowSnapshot
 from app.workflows.contracts import (
     APPROVAL_EVENT,
@@ -247,17 +253,13 @@ class OrderService:
             return self._numbers.pop()
 
     async def _reserve_numbers(self, count: int) -> int:
-        for attempt in range(_MAX_ATTEMPTS):
-            entry = await self._store.get(SEQUENCE_KEY)
-            start = int(entry.value["next"]) if entry else 0
-            try:
-                await self._store.save(
-                    SEQUENCE_KEY, {"next": start + count}, entry.etag if entry else None
-                )
-                return start
-            except EtagMismatch:
-                await contention_backoff(attempt)
-        raise DependencyUnavailable("order numbers are too contended; retry")
+        stored = await compare_and_swap(
+            self._store,
+            SEQUENCE_KEY,
+            lambda doc: {"next": (int(doc["next"]) if doc else 0) + count},
+        )
+        assert stored is not None
+        return int(stored["next"]) - count
 
     async def _list_under(self, number: int, order_id: str) -> None:
         # First-write: a retried create finds the entry already there.
@@ -376,33 +378,21 @@ class OrderService:
         return True
 
     async def _clear_pending(self, order_id: str, event: str) -> None:
-        for attempt in range(_MAX_ATTEMPTS):
-            record, etag = await self._record(order_id)
+        def without_event(record: dict[str, Any] | None) -> dict[str, Any]:
+            if record is None:
+                raise NotFound(f"order {order_id!r} not found")
             pending = {k: v for k, v in record.get("pending_events", {}).items() if k != event}
-            try:
-                await self._store.save(
-                    self._key(order_id), {**record, "pending_events": pending}, etag
-                )
-                return
-            except EtagMismatch:
-                await contention_backoff(attempt)
+            return {**record, "pending_events": pending}
+
+        await compare_and_swap(self._store, self._key(order_id), without_event)
 
     async def _update_outbox(self, change: Callable[[set[str]], set[str]]) -> None:
         async with self._locks(OUTBOX_KEY):
-            await self._change_outbox(change)
-
-    async def _change_outbox(self, change: Callable[[set[str]], set[str]]) -> None:
-        for attempt in range(_MAX_ATTEMPTS):
-            entry = await self._store.get(OUTBOX_KEY)
-            ids = set(entry.value["order_ids"]) if entry else set()
-            try:
-                await self._store.save(
-                    OUTBOX_KEY, {"order_ids": sorted(change(ids))}, entry.etag if entry else None
-                )
-                return
-            except EtagMismatch:
-                await contention_backoff(attempt)
-        raise DependencyUnavailable("the order outbox is too contended; retry")
+            await compare_and_swap(
+                self._store,
+                OUTBOX_KEY,
+                lambda doc: {"order_ids": sorted(change(set(doc["order_ids"]) if doc else set()))},
+            )
 
     async def deliver_pending(self) -> int:
         """Deliver what the outbox holds; returns how many orders still wait. Safe to repeat:

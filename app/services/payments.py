@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.services.state_store import EtagMismatch, StateStore
+from app.services.state_store import EtagMismatch, StateStore, compare_and_swap
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +30,16 @@ class PaymentLedger:
         log.info("order %s: payment of %d processed", order_id, amount)
 
     async def refund(self, order_id: str) -> None:
-        while True:
-            entry = await self._store.get(self.key(order_id))
-            if entry is None or entry.value.get("status") == "refunded":
-                return
-            value: dict[str, Any] = {**entry.value, "status": "refunded"}
-            try:
-                await self._store.save(self.key(order_id), value, entry.etag)
-            except EtagMismatch:
-                continue
+        """Mark the order's payment refunded; a no-op when there is none or it already is."""
+
+        def refunded(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+            if entry is None or entry.get("status") == "refunded":
+                return None
+            return {**entry, "status": "refunded"}
+
+        stored = await compare_and_swap(self._store, self.key(order_id), refunded)
+        if stored is not None:
             log.info("order %s: payment refunded", order_id)
-            return
 
     async def entry(self, order_id: str) -> dict[str, Any] | None:
         found = await self._store.get(self.key(order_id))

@@ -5,18 +5,46 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 
-from app.errors import DependencyUnavailable
+from app.errors import AppError, DependencyUnavailable
 
 
 async def contention_backoff(attempt: int) -> None:
     """After a lost compare-and-swap: wait a random moment that grows with the attempts, so
     contenders spread out instead of colliding again on the next round."""
     await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+
+async def compare_and_swap(
+    store: StateStore,
+    key: str,
+    change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    *,
+    error: type[AppError] = DependencyUnavailable,
+    attempts: int = 100,
+) -> dict[str, Any] | None:
+    """Read `key`, apply `change`, write the result back guarded by the ETag that was read (a
+    create when the key was absent); a lost race backs off and starts over. `change` gets the
+    current value (None when absent) and returns the new one, or None for "nothing to write".
+    Returns the value the key now holds. After `attempts` lost races, raises `error`."""
+    for attempt in range(attempts):
+        entry = await store.get(key)
+        current = None if entry is None else entry.value
+        updated = change(current)
+        if updated is None:
+            return current
+        try:
+            await store.save(key, updated, None if entry is None else entry.etag)
+        except EtagMismatch:
+            await contention_backoff(attempt)
+            continue
+        return updated
+    raise error(f"{key} is too contended; retry")
 
 
 class KeyLocks:
