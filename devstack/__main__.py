@@ -52,7 +52,9 @@ def run(settings: StackSettings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     stack = Stack(
-        settings, report=lambda line: print(f"[devstack] {line}", file=sys.stderr, flush=True)
+        settings,
+        report=lambda line: print(f"[devstack] {line}", file=sys.stderr, flush=True),
+        supervise=True,
     )
     try:
         try:
@@ -66,17 +68,16 @@ def run(settings: StackSettings) -> int:
             f"  Docs:     {stack.app_url}/docs\n"
             f"  Sidecar:  {stack.dapr_http_url}/v1.0/healthz\n"
             f"  Logs:     {settings.log_dir}/{{{','.join(SERVICE_ORDER)}}}.log\n"
+            f"  Restarts: {settings.log_dir}/devstack.log (a component that exits or hangs is"
+            " restarted)\n"
             "Press Ctrl-C to stop everything.\n",
             flush=True,
         )
+        # The supervisor restarts what exits or hangs; this loop only waits for Ctrl-C/SIGTERM
+        # or for the supervisor to give up on a component that keeps failing.
         while not stop_requested.wait(1.0):
-            if died := stack.exited():
-                print(
-                    f"[devstack] {', '.join(died)} exited unexpectedly; stopping the stack",
-                    file=sys.stderr,
-                )
-                for name in died:
-                    print(stack.log_tail(name), file=sys.stderr)
+            if failure := stack.supervision_failure:
+                print(f"error: {failure}", file=sys.stderr)
                 return 1
         return 0
     finally:

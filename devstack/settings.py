@@ -56,6 +56,32 @@ class StackSettings(BaseSettings):
 
     startup_timeout_seconds: float = Field(default=90.0, validation_alias="STACK_STARTUP_TIMEOUT")
 
+    # Optional Dapr API token: daprd then refuses calls without a `dapr-api-token` header
+    # (except /v1.0/healthz); the stack hands it to daprd and the app and its probes send it.
+    dapr_api_token: str | None = Field(default=None, validation_alias="DAPR_API_TOKEN")
+
+    # Supervision (`make run`): a component that exits is started again after a delay that
+    # doubles from the first value up to the second, unless it failed `crash_limit` times within
+    # `crash_window` seconds: then the stack stops, naming it.
+    restart_backoff_seconds: float = Field(default=1.0, gt=0, validation_alias="RESTART_BACKOFF")
+    restart_backoff_max_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="RESTART_BACKOFF_MAX"
+    )
+    crash_limit: int = Field(default=5, ge=1, validation_alias="CRASH_LIMIT")
+    crash_window_seconds: float = Field(default=60.0, gt=0, validation_alias="CRASH_WINDOW")
+    # Watchdog: every probe must answer within the timeout; a component that was healthy and
+    # then fails its probe for `hang` seconds is killed (SIGKILL: a SIGSTOPped process handles
+    # nothing else) and restarted. 10 s + daprd's start + the worker's reconnect keeps a frozen
+    # daprd's outage well under a minute, while a probe slowed by load is not mistaken for a hang.
+    watchdog_probe_timeout_seconds: float = Field(
+        default=2.0, gt=0, validation_alias="WATCHDOG_PROBE_TIMEOUT"
+    )
+    watchdog_hang_seconds: float = Field(default=10.0, ge=0, validation_alias="WATCHDOG_HANG")
+    # The Dapr 1.18.2 wedge: the app runs its worker but daprd counts none connected, or lacks
+    # the workflow actor types, this long while every component is healthy: restart daprd.
+    # Longer than the app's own remedy (it replaces its worker after 6 s) so that goes first.
+    watchdog_wedge_seconds: float = Field(default=20.0, ge=0, validation_alias="WATCHDOG_WEDGE")
+
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"

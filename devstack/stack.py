@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -20,12 +21,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from devstack.dapr_build import bin_dir
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
+from devstack.supervisor import Condition, Policy, Probe, Supervisor
 
 SERVICE_ORDER = ("redis", "placement", "scheduler", "daprd", "app")
 _PR_SET_PDEATHSIG = 1
+# Loaded once here, not in the forked child: the supervisor starts processes from a thread, and
+# a child of a multi-threaded parent should do as little as possible before exec (dlopen takes
+# loader locks another thread may have held at fork time).
+_LIBC = ctypes.CDLL(None, use_errno=True)
+# The workflow actor types the app's worker registers with daprd (namespace "default").
+WORKFLOW_ACTOR_TYPES = (
+    f"dapr.internal.default.{APP_ID}.workflow",
+    f"dapr.internal.default.{APP_ID}.activity",
+)
 
 
 class StackError(RuntimeError):
@@ -35,8 +47,7 @@ class StackError(RuntimeError):
 def _die_with_parent() -> None:
     # If the launcher is killed outright (no chance to clean up), the kernel stops its children:
     # no orphaned daprd holding ports after a crashed test run or a `kill -9` of `make run`.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def port_in_use(port: int) -> bool:
@@ -84,13 +95,43 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def redis_answers(port: int) -> bool:
+def http_json(url: str, timeout: float, headers: Mapping[str, str]) -> Any:
+    """The JSON body of a 200 answer, or None for anything else (no answer, error, not JSON)."""
+    request = urllib.request.Request(url, headers=dict(headers))
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+
+
+def redis_answers(port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def workflow_engine_problem(metadata: Any) -> str | None:
+    """What daprd's own metadata says is wrong with the workflow engine, None if nothing.
+
+    The 1.18.2 wedge (README): the app's worker is connected, yet daprd counts no connected
+    worker or has lost the workflow actor types, so no work item reaches the app.
+    """
+    if not isinstance(metadata, dict):
+        return None
+    workflows = metadata.get("workflows") or {}
+    workers = int(workflows.get("connectedWorkers", 0) or 0)
+    if workers < 1:
+        return "daprd counts no connected workflow worker while the app runs one"
+    actors = (metadata.get("actorRuntime") or {}).get("activeActors") or []
+    registered = {str(actor.get("type")) for actor in actors if isinstance(actor, dict)}
+    missing = [kind for kind in WORKFLOW_ACTOR_TYPES if kind not in registered]
+    if missing:
+        return f"daprd lacks the workflow actor types {', '.join(missing)}"
+    return None
 
 
 @dataclass
@@ -111,12 +152,17 @@ class Stack:
         app_env: Mapping[str, str] | None = None,
         dapr_bin_dir: Path | None = None,
         report: Callable[[str], None] | None = None,
+        supervise: bool = False,
     ) -> None:
+        """`supervise`: once started, restart what exits and replace what hangs (`make run`;
+        the supervision tests). Without it a dead component stays dead until restarted by hand."""
         self.settings = settings or StackSettings()
         self.version = pinned_dapr_version()
         self.bin_dir = dapr_bin_dir or bin_dir(self.settings, self.version)
         self.app_env = dict(app_env or {})
         self._report = report or (lambda message: None)
+        self.supervise = supervise
+        self.supervisor: Supervisor | None = None
         self.services = {service.name: service for service in self._define_services()}
 
     # -- definition -------------------------------------------------------------------------
@@ -132,6 +178,16 @@ class Stack:
     @property
     def dapr_http_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.dapr_http_port}"
+
+    @property
+    def dapr_headers(self) -> dict[str, str]:
+        """Headers for daprd's API: the token when the stack sets one."""
+        token = self.settings.dapr_api_token
+        return {"dapr-api-token": token} if token else {}
+
+    def _token_env(self) -> dict[str, str]:
+        token = self.settings.dapr_api_token
+        return {"DAPR_API_TOKEN": token} if token else {}
 
     def _define_services(self) -> list[Service]:
         s = self.settings
@@ -196,7 +252,7 @@ class Stack:
                 lambda: http_status(f"{self.dapr_http_url}/v1.0/healthz") == 204,
                 # The component YAML reads the Redis address with envRef, so one file serves the
                 # local stack, the Dapr CLI and docker compose.
-                env={"REDIS_HOST": self.redis_address},
+                env={"REDIS_HOST": self.redis_address, **self._token_env()},
             ),
             Service(
                 "app",
@@ -212,6 +268,7 @@ class Stack:
                     "DAPR_HTTP_PORT": str(s.dapr_http_port),
                     "DAPR_GRPC_PORT": str(s.dapr_grpc_port),
                     "REDIS_HOST": self.redis_address,
+                    **self._token_env(),
                     **self.app_env,
                 },
             ),
@@ -251,6 +308,95 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        if self.supervise:
+            self.supervisor = self._supervisor(services)
+            self.supervisor.start()
+
+    def _supervisor(self, services: tuple[str, ...]) -> Supervisor:
+        s = self.settings
+        policy = Policy(
+            backoff_initial=s.restart_backoff_seconds,
+            backoff_max=s.restart_backoff_max_seconds,
+            crash_limit=s.crash_limit,
+            crash_window=s.crash_window_seconds,
+            hang_after=s.watchdog_hang_seconds,
+            start_timeout=s.startup_timeout_seconds,
+            condition_grace=s.watchdog_wedge_seconds,
+        )
+        conditions = []
+        if "daprd" in services and "app" in services:
+            conditions.append(Condition("daprd", self.workflow_engine_problem))
+        return Supervisor(
+            self,
+            services,
+            {name: self.liveness_probe(name) for name in services},
+            policy,
+            self.event,
+            conditions,
+        )
+
+    def event(self, line: str) -> None:
+        """A supervision event: to the report (the `make run` terminal) and `devstack.log`."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        with self.log_path("devstack").open("a") as log:
+            log.write(f"{stamp} {line}\n")
+        self._report(line)
+
+    @property
+    def supervision_failure(self) -> str | None:
+        """Why the supervisor gave up (a crash loop), None while it keeps the stack up."""
+        return None if self.supervisor is None else self.supervisor.gave_up
+
+    def liveness_probe(self, name: str) -> Probe:
+        """Is the process doing its job, answered within the watchdog's deadline. Unlike
+        `ready`, the app's probe is /healthz: its /readyz also fails while daprd is away."""
+        s = self.settings
+        timeout = s.watchdog_probe_timeout_seconds
+
+        def expect(url: str, status: int, what: str) -> Probe:
+            def probe() -> str | None:
+                got = http_status(url, timeout)
+                if got == status:
+                    return None
+                answer = "no answer" if got is None else f"answered {got}"
+                return f"GET {what} {answer} within {timeout:.0f}s"
+
+            return probe
+
+        def redis() -> str | None:
+            if redis_answers(s.redis_port, timeout):
+                return None
+            return f"no PONG to PING within {timeout:.0f}s"
+
+        probes: dict[str, Probe] = {
+            "redis": redis,
+            "placement": expect(
+                f"http://127.0.0.1:{s.placement_healthz_port}/healthz", 200, "/healthz"
+            ),
+            "scheduler": expect(
+                f"http://127.0.0.1:{s.scheduler_healthz_port}/healthz", 200, "/healthz"
+            ),
+            "daprd": expect(f"{self.dapr_http_url}/v1.0/healthz", 204, "/v1.0/healthz"),
+            "app": expect(f"{self.app_url}/healthz", 200, "/healthz"),
+        }
+        return probes[name]
+
+    def expects_workflow_worker(self) -> bool:
+        app = self.services["app"]
+        value = {**os.environ, **app.env}.get("WORKFLOW_WORKER", "true")
+        return value.strip().lower() not in ("false", "0", "no", "off")
+
+    def workflow_engine_problem(self) -> str | None:
+        """The wedge check, asked of daprd's metadata (None when daprd does not answer: the
+        health probe deals with that, and a half-answer is no evidence of a wedge)."""
+        if not self.expects_workflow_worker():
+            return None
+        metadata = http_json(
+            f"{self.dapr_http_url}/v1.0/metadata",
+            self.settings.watchdog_probe_timeout_seconds,
+            self.dapr_headers,
+        )
+        return workflow_engine_problem(metadata)
 
     def log_path(self, name: str) -> Path:
         return self.settings.log_dir / f"{name}.log"
@@ -260,6 +406,14 @@ class Stack:
         service = self.services[name]
         if service.process is not None and service.process.poll() is None:
             raise StackError(f"{name} is already running (pid {service.process.pid})")
+        started = time.monotonic()
+        pid = self.launch(name)
+        self.wait_ready(name)
+        self._report(f"{name} ready (pid {pid}, {time.monotonic() - started:.1f}s)")
+
+    def launch(self, name: str) -> int:
+        """Start one service's process, not waiting for it to be healthy; its pid."""
+        service = self.services[name]
         log = self.log_path(name).open("ab")
         log.write(f"\n==== starting {name}: {' '.join(service.argv)}\n".encode())
         log.flush()
@@ -275,9 +429,7 @@ class Stack:
             preexec_fn=_die_with_parent,
         )
         log.close()
-        started = time.monotonic()
-        self.wait_ready(name)
-        self._report(f"{name} ready (pid {service.process.pid}, {time.monotonic() - started:.1f}s)")
+        return service.process.pid
 
     def wait_ready(self, name: str, timeout: float | None = None) -> None:
         service = self.services[name]
@@ -306,6 +458,11 @@ class Stack:
             raise StackError(f"{name} is not running")
         return process.pid
 
+    def returncode(self, name: str) -> int | None:
+        """None while running (or never started), the exit status once ended; reaps it."""
+        process = self.services[name].process
+        return None if process is None else process.poll()
+
     def is_running(self, name: str) -> bool:
         process = self.services[name].process
         return process is not None and process.poll() is None
@@ -333,8 +490,18 @@ class Stack:
         self.start_service(name)
 
     def stop(self) -> None:
-        for name in reversed(SERVICE_ORDER):
-            self.stop_service(name)
+        supervisor = self.supervisor
+        if supervisor is not None:
+            # No restarts while stopping; the supervisor's thread ends only after the services
+            # are down (see Supervisor._run on why it must outlive them).
+            supervisor.pause()
+        try:
+            for name in reversed(SERVICE_ORDER):
+                self.stop_service(name)
+        finally:
+            if supervisor is not None:
+                supervisor.finish()
+                self.supervisor = None
 
     def exited(self) -> list[str]:
         """Services that were started and have since died."""
@@ -359,7 +526,9 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    settings: StackSettings | None = None, app_env: Mapping[str, str] | None = None
+    settings: StackSettings | None = None,
+    app_env: Mapping[str, str] | None = None,
+    supervise: bool = False,
 ) -> Iterator[Stack]:
-    with Stack(settings, app_env) as stack:
+    with Stack(settings, app_env, supervise=supervise) as stack:
         yield stack
