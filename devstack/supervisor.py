@@ -125,17 +125,19 @@ class Supervisor:
         """One round: start what is due, notice exits, probe health, check conditions."""
         if self.gave_up is not None:
             return
-        now = self._clock()
         healthy = True
         for name in self._names:
-            if not self._check(name, now):
+            if not self._check(name):
                 healthy = False
             if self.gave_up is not None:
                 return
-        self._check_conditions(now, stack_healthy=healthy)
+        self._check_conditions(stack_healthy=healthy)
 
-    def _check(self, name: str, now: float) -> bool:
+    def _check(self, name: str) -> bool:
         """Handle one component; True when it is running and answered its probe this round."""
+        # The clock is read afresh at each step: a probe of a frozen process takes its whole
+        # timeout, and delays and durations are reported from when things happened.
+        now = self._clock()
         state = self._state[name]
         policy = self._policy
         if state.restart_at is not None:
@@ -162,6 +164,7 @@ class Supervisor:
         if probe is None:
             return True
         reason = probe()
+        now = self._clock()
         if reason is None:
             state.healthy_seen = True
             state.failing_since = None
@@ -180,10 +183,11 @@ class Supervisor:
             self._remedy(name, now, f"{name} hung: {reason}, for {now - state.failing_since:.0f}s")
         return False
 
-    def _check_conditions(self, now: float, stack_healthy: bool) -> None:
+    def _check_conditions(self, stack_healthy: bool) -> None:
         grace = self._policy.condition_grace
         for index, condition in enumerate(self._conditions):
             reason = condition.check() if stack_healthy and grace > 0 else None
+            now = self._clock()
             if reason is None:
                 self._condition_since.pop(index, None)
                 continue

@@ -364,3 +364,32 @@ def test_the_crash_limit_is_a_setting(limit: int) -> None:
         clock.advance(1)
         supervisor.tick()
     assert supervisor.gave_up is not None
+
+
+def test_times_are_read_after_a_slow_probe_answers() -> None:
+    """A probe of a frozen process takes its whole timeout: the restart delay starts when the
+    remedy is reported, not when the round began."""
+    components = FakeComponents(NAMES)
+    clock = Clock()
+    lines: list[str] = []
+
+    def slow_frozen_probe() -> str | None:
+        clock.advance(2.0)  # the probe's timeout
+        return "no answer within 2s"
+
+    probes = {"daprd": slow_frozen_probe}
+    supervisor = Supervisor(components, NAMES, probes, POLICY, lines.append, clock=clock)
+    supervisor._state["daprd"].healthy_seen = True
+    killed_at = None
+    while not components.killed:
+        supervisor.tick()
+        killed_at = clock.now
+        clock.advance(1.0)
+    assert lines[0].startswith("watchdog: daprd hung: no answer within 2s, for 12s")
+    assert killed_at is not None
+    clock.now = killed_at + 0.99
+    supervisor.tick()
+    assert components.launched == []
+    clock.now = killed_at + 1.0
+    supervisor.tick()
+    assert components.launched == ["daprd"]
