@@ -25,9 +25,11 @@ tools: deps
 run: deps
 	$(PY) -m devstack run
 
+# ruff for style, lint-imports for the layer contracts in pyproject.toml.
 lint: deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: deps
 	$(PY) -m mypy app devstack bench
@@ -38,11 +40,9 @@ unit: deps
 integration: deps tools dapr
 	$(PY) -m pytest -m integration
 
-test: deps tools dapr
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
-	$(PY) -m mypy app devstack bench
-	$(PY) -m pytest
+# Every check; branch coverage of app/ is printed at the end.
+test: deps tools dapr lint typecheck
+	$(PY) -m pytest --cov --cov-report=term
 
 bench: deps tools dapr
 	$(PY) -m bench

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     manager_token: SecretStr | None = None
 
     dapr_host: str = "127.0.0.1"
+    # Sent to daprd on every call when set (daprd started with the same DAPR_API_TOKEN refuses
+    # calls without it). The SDK's gRPC clients read the same variable from the environment.
+    dapr_api_token: SecretStr | None = None
     dapr_http_port: int = 3500
     dapr_grpc_port: int = 50001
     statestore_name: str = "statestore"
@@ -37,6 +40,10 @@ class Settings(BaseSettings):
     @property
     def dapr_http_url(self) -> str:
         return f"http://{self.dapr_host}:{self.dapr_http_port}"
+
+    @property
+    def dapr_token(self) -> str | None:
+        return self.dapr_api_token.get_secret_value() if self.dapr_api_token else None
 
 
 @lru_cache

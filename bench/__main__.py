@@ -31,12 +31,8 @@ from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow.aio import DaprWorkflowClient
 
 from app.config import Settings
-from app.services.inventory import InventoryService
-from app.services.payments import PaymentLedger
-from app.services.state_store import SidecarStateStore
-from app.workflows.activities import OrderActivities
+from app.main import sidecar_store, workflow_worker
 from app.workflows.contracts import WORKFLOW_NAME, OrderInput
-from app.workflows.runtime import build_runtime
 from devstack.dapr_build import build
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
 
@@ -121,7 +117,7 @@ def sdk_order(client: DaprWorkflowClient) -> Callable[[Run], Awaitable[None]]:
         payload = OrderInput(
             order_id=order_id, item="paperclip", quantity=1, total_cost=5,
             approval_required=False, approval_timeout_seconds=200,
-        ).model_dump()  # fmt: skip
+        )  # fmt: skip
         sent = time.perf_counter()
         await client.schedule_new_workflow(WORKFLOW_NAME, input=payload, instance_id=order_id)
         run.accept_ms.append((time.perf_counter() - sent) * 1000)
@@ -156,13 +152,10 @@ async def measure_ceiling(stack: Stack, levels: list[int], seconds: float) -> li
     settings = Settings(
         dapr_http_port=stack.settings.dapr_http_port, dapr_grpc_port=stack.settings.dapr_grpc_port
     )
-    store = SidecarStateStore(settings.dapr_http_url, settings.statestore_name)
-    runtime = build_runtime(
-        OrderActivities(InventoryService(store), PaymentLedger(store)),
-        "127.0.0.1",
-        settings.dapr_grpc_port,
-    )
-    await asyncio.to_thread(runtime.start)
+    # The same worker the app runs, built by the same factory: only the HTTP layer is missing.
+    store = sidecar_store(settings)
+    worker = workflow_worker(store, settings)
+    await asyncio.to_thread(worker.start)
     client = DaprWorkflowClient(host="127.0.0.1", port=str(settings.dapr_grpc_port))
     pids = {name: stack.pid(name) for name in ENGINE} | {"bench": os.getpid()}
     try:
@@ -172,7 +165,7 @@ async def measure_ceiling(stack: Stack, levels: list[int], seconds: float) -> li
             for level in levels
         ]
     finally:
-        await asyncio.to_thread(runtime.shutdown)
+        await asyncio.to_thread(worker.shutdown)
         await store.aclose()
 
 

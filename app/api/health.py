@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.dependencies import ProbeDep
-from app.schemas import HealthOut
+from app.api.dependencies import ProbeDep
+from app.api.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
 

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.dependencies import InventoryDep, ManagerDep
-from app.schemas import ErrorOut, InventoryItemOut, InventoryOut, RestockIn
-from app.services.inventory import StockLevel
+from app.api.dependencies import InventoryDep, ManagerDep
+from app.api.errors import Unauthorized, error_responses
+from app.api.schemas import InventoryItemOut, InventoryOut, RestockIn
+from app.domain.inventory import StockLevel
+from app.errors import InvalidInput, NotFound
 
 # /restock is declared before /{item} so "restock" is never taken for an item name.
 router = APIRouter(prefix="/inventory", tags=["inventory"])
+
+_UNKNOWN_ITEM = (NotFound, "Unknown item")
 
 
 def _out(level: StockLevel) -> InventoryItemOut:
@@ -29,7 +33,7 @@ async def list_inventory(inventory: InventoryDep) -> InventoryOut:
     "/restock",
     response_model=InventoryOut,
     dependencies=[ManagerDep],
-    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=error_responses(Unauthorized, _UNKNOWN_ITEM, InvalidInput),
 )
 async def restock(inventory: InventoryDep, body: RestockIn | None = None) -> InventoryOut:
     """No body: every item back to the quickstart's stock. With a body: add to one item."""
@@ -40,7 +44,7 @@ async def restock(inventory: InventoryDep, body: RestockIn | None = None) -> Inv
     return InventoryOut(items=[_out(level) for level in await inventory.levels()])
 
 
-@router.get("/{item}", response_model=InventoryItemOut, responses={404: {"model": ErrorOut}})
+@router.get("/{item}", response_model=InventoryItemOut, responses=error_responses(_UNKNOWN_ITEM))
 async def get_inventory_item(item: str, inventory: InventoryDep) -> InventoryItemOut:
     """One item (names are case-insensitive)."""
     return _out(await inventory.level(item))

@@ -1,36 +1,27 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app.dependencies import ManagerDep, OrdersDep
-from app.schemas import (
+from app.api.dependencies import ManagerDep, OrdersDep
+from app.api.errors import Unauthorized, error_responses
+from app.api.schemas import (
     ORDER_ID_PATTERN,
     ApprovalIn,
-    ErrorOut,
     OrderCreate,
     OrderList,
     OrderOut,
     OrderStatus,
 )
-from app.services.orders import Order
+from app.domain.orders import Order
+from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 OrderIdPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN, examples=["order-42"])]
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "Unknown order"}
-}
-_MANAGER: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Missing or wrong manager token"}
-}
-_CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorOut, "description": "Not possible in the order's current state"}
-}
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorOut, "description": "Sidecar unreachable; nothing was changed"}
-}
+_UNKNOWN_ORDER = (NotFound, "Unknown order")
+_WRONG_STATE = (Conflict, "Not possible in the order's current state")
 
 
 def _out(order: Order) -> OrderOut:
@@ -41,9 +32,11 @@ def _out(order: Order) -> OrderOut:
     "",
     status_code=202,
     response_model=OrderOut,
-    responses={200: {"model": OrderOut, "description": "Same order_id and body: the existing order"},
-               **_CONFLICT, 422: {"model": ErrorOut}, **_UNAVAILABLE},
-)  # fmt: skip
+    responses={
+        200: {"model": OrderOut, "description": "Same order_id and body: the existing order"},
+        **error_responses(_WRONG_STATE, InvalidInput, DependencyUnavailable),
+    },
+)
 async def create_order(body: OrderCreate, orders: OrdersDep, response: Response) -> OrderOut:
     """Accept an order and start its workflow; `order_id` makes the call idempotent."""
     order, created = await orders.create(body.item, body.quantity, body.order_id)
@@ -64,7 +57,7 @@ async def list_orders(
     return OrderList(orders=[_out(order) for order in page], next_cursor=next_cursor)
 
 
-@router.get("/{order_id}", response_model=OrderOut, responses=_NOT_FOUND)
+@router.get("/{order_id}", response_model=OrderOut, responses=error_responses(_UNKNOWN_ORDER))
 async def get_order(
     order_id: OrderIdPath,
     orders: OrdersDep,
@@ -81,12 +74,15 @@ async def get_order(
     return _out(await orders.get(order_id, wait))
 
 
+_MANAGER_ACTION = error_responses(Unauthorized, _UNKNOWN_ORDER, _WRONG_STATE, DependencyUnavailable)
+
+
 @router.post(
     "/{order_id}/approve",
     status_code=202,
     response_model=OrderOut,
     dependencies=[ManagerDep],
-    responses={**_MANAGER, **_NOT_FOUND, **_CONFLICT, **_UNAVAILABLE},
+    responses=_MANAGER_ACTION,
 )
 async def approve_order(
     order_id: OrderIdPath, orders: OrdersDep, body: ApprovalIn | None = None
@@ -101,7 +97,7 @@ async def approve_order(
     status_code=202,
     response_model=OrderOut,
     dependencies=[ManagerDep],
-    responses={**_MANAGER, **_NOT_FOUND, **_CONFLICT, **_UNAVAILABLE},
+    responses=_MANAGER_ACTION,
 )
 async def cancel_order(order_id: OrderIdPath, orders: OrdersDep) -> OrderOut:
     """A manager cancels an order before payment; its reservation is released."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -17,11 +19,17 @@ class Readiness:
 
 class SidecarProbe:
     def __init__(
-        self, client: httpx.AsyncClient, dapr_http_url: str, expect_worker: bool = True
+        self,
+        client: httpx.AsyncClient,
+        dapr_http_url: str,
+        expect_worker: bool = True,
+        api_token: str | None = None,
     ) -> None:
         self._client = client
         self._url = dapr_http_url
         self._expect_worker = expect_worker
+        # /v1.0/healthz is open; /v1.0/metadata needs the API token when daprd has one.
+        self._headers = {"dapr-api-token": api_token} if api_token else {}
 
     async def readiness(self) -> Readiness:
         try:
@@ -30,7 +38,14 @@ class SidecarProbe:
                 return Readiness(
                     False, f"sidecar unhealthy: /v1.0/healthz answered {health.status_code}"
                 )
-            metadata = (await self._client.get(f"{self._url}/v1.0/metadata", timeout=2.0)).json()
+            reply = await self._client.get(
+                f"{self._url}/v1.0/metadata", headers=self._headers, timeout=2.0
+            )
+            if reply.status_code != 200:
+                return Readiness(
+                    False, f"sidecar metadata answered {reply.status_code}: {reply.text[:200]}"
+                )
+            metadata = reply.json()
         except (httpx.HTTPError, ValueError) as error:
             return Readiness(False, f"sidecar unreachable at {self._url}: {error!r}")
         # The sidecar's own count of connected workflow workers: the truth about whether work
@@ -41,3 +56,22 @@ class SidecarProbe:
                 False, "workflow worker not connected to the sidecar", worker_missing=True
             )
         return Readiness(True, "ok")
+
+    async def worker_missing(self) -> bool:
+        """The sidecar is up but counts no workflow worker of ours (see workflows.worker)."""
+        return (await self.readiness()).worker_missing
+
+    async def wait_healthy(self, seconds: float) -> None:
+        """Return once daprd answers its health endpoint; RuntimeError after `seconds`
+        (the app may start before its sidecar)."""
+        deadline = time.monotonic() + seconds
+        url = f"{self._url}/v1.0/healthz"
+        while True:
+            try:
+                if (await self._client.get(url, timeout=2.0)).status_code == 204:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Dapr sidecar not healthy at {url} after {seconds:.0f}s")
+            await asyncio.sleep(0.5)

@@ -104,16 +104,24 @@ class SidecarStateStore:
     its own.
     """
 
-    def __init__(self, dapr_http_url: str, store_name: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        dapr_http_url: str,
+        store_name: str,
+        timeout: float = 10.0,
+        api_token: str | None = None,
+    ) -> None:
         self._base = f"{dapr_http_url}/v1.0/state/{store_name}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # daprd started with DAPR_API_TOKEN refuses every call without it (401).
+        self._headers = {"dapr-api-token": api_token} if api_token else {}
         self._sessions: dict[int, aiohttp.ClientSession] = {}
 
     def _session(self) -> aiohttp.ClientSession:
         loop_id = id(asyncio.get_running_loop())
         session = self._sessions.get(loop_id)
         if session is None:
-            session = aiohttp.ClientSession(timeout=self._timeout)
+            session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
             self._sessions[loop_id] = session
         return session
 

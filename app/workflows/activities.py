@@ -1,27 +1,47 @@
 """The order workflow's activities. Each may run more than once, so each is idempotent:
-reservations are keyed by order id, the payment ledger keeps one entry per order."""
+reservations are keyed by order id, the payment ledger keeps one entry per order.
+
+The activities need stock and payments, not the services that provide them: the two protocols
+below say what they need, and the composition root (app.main) passes the services in. So the
+workflow package never imports app.services, and the dependency points one way only.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from app.services.inventory import InventoryService
-from app.services.payments import PaymentLedger
 from app.workflows.contracts import ActivityRequest
 
 log = logging.getLogger(__name__)
 
 
+class Stock(Protocol):
+    async def reserve(self, order_id: str, item: str, quantity: int) -> bool: ...
+
+    async def commit(self, order_id: str, item: str) -> None: ...
+
+    async def release(self, order_id: str, item: str) -> None: ...
+
+
+class Payments(Protocol):
+    async def charge(self, order_id: str, amount: int) -> None: ...
+
+    async def refund(self, order_id: str) -> None: ...
+
+
 class OrderActivities:
-    def __init__(self, inventory: InventoryService, payments: PaymentLedger) -> None:
-        self._inventory = inventory
+    """One method per ActivityName member, named as its value (runtime.py registers them so)."""
+
+    def __init__(self, stock: Stock, payments: Payments) -> None:
+        self._stock = stock
         self._payments = payments
 
     async def notify(self, request: ActivityRequest) -> None:
         log.info("order %s: %s", request.order_id, request.message)
 
     async def reserve_inventory(self, request: ActivityRequest) -> bool:
-        return await self._inventory.reserve(request.order_id, request.item, request.quantity)
+        return await self._stock.reserve(request.order_id, request.item, request.quantity)
 
     async def request_approval(self, request: ActivityRequest) -> None:
         log.info(
@@ -35,10 +55,10 @@ class OrderActivities:
         await self._payments.charge(request.order_id, request.amount)
 
     async def commit_inventory(self, request: ActivityRequest) -> None:
-        await self._inventory.commit(request.order_id, request.item)
+        await self._stock.commit(request.order_id, request.item)
 
     async def release_inventory(self, request: ActivityRequest) -> None:
-        await self._inventory.release(request.order_id, request.item)
+        await self._stock.release(request.order_id, request.item)
 
     async def refund_payment(self, request: ActivityRequest) -> None:
         await self._payments.refund(request.order_id)

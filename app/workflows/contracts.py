@@ -1,8 +1,16 @@
-"""Names and payloads shared by the workflow, its activities and the services that drive it."""
+"""Names and payloads shared by the workflow, its activities and the services that drive it.
+
+This is the one module of app.workflows that the services may import (see the import-linter
+contracts in pyproject.toml): they start workflows and raise events by these names, and read the
+engine's state as a WorkflowSnapshot, without ever importing the workflow code itself.
+"""
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel
 
@@ -11,7 +19,7 @@ APPROVAL_EVENT: Final = "manager_approval"
 CANCEL_EVENT: Final = "cancel_order"
 
 
-class Step:
+class Step(StrEnum):
     """Values of the workflow's custom status, shown to clients as the order's `step`."""
 
     NOTIFYING = "notifying"
@@ -24,6 +32,20 @@ class Step:
     RELEASING = "releasing_inventory"
     NOTIFYING_COMPLETION = "notifying_completion"
     DONE = "done"
+
+
+class ActivityName(StrEnum):
+    """The order activities. Each value is also the name of the OrderActivities method that
+    implements it, and app.workflows.runtime registers every member in one loop: adding an
+    activity is a member here, a method there, and the call in the workflow."""
+
+    NOTIFY = "notify"
+    RESERVE_INVENTORY = "reserve_inventory"
+    REQUEST_APPROVAL = "request_approval"
+    PROCESS_PAYMENT = "process_payment"
+    COMMIT_INVENTORY = "commit_inventory"
+    RELEASE_INVENTORY = "release_inventory"
+    REFUND_PAYMENT = "refund_payment"
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.
@@ -80,13 +102,18 @@ class ActivityRequest(BaseModel):
     message: str = ""
 
 
-class ActivityName:
-    """Registered activity names; the workflow calls activities by name so it never imports them."""
+FINISHED: Final = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
 
-    NOTIFY = "notify"
-    RESERVE_INVENTORY = "reserve_inventory"
-    REQUEST_APPROVAL = "request_approval"
-    PROCESS_PAYMENT = "process_payment"
-    COMMIT_INVENTORY = "commit_inventory"
-    RELEASE_INVENTORY = "release_inventory"
-    REFUND_PAYMENT = "refund_payment"
+
+@dataclass(frozen=True)
+class WorkflowSnapshot:
+    """One workflow instance as the engine reports it, in the service's terms."""
+
+    status: str
+    step: str | None
+    output: dict[str, Any] | None
+    updated_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED

@@ -59,34 +59,35 @@ ACTIVITY_RETRY = RetryPolicy(
     max_retry_interval=timedelta(seconds=10),
 )
 
-Steps = Generator[Any, Any, dict[str, Any]]
+Steps = Generator[Any, Any, OrderResult]
 
 
-def order_processing(ctx: WorkflowContext, order_input: dict[str, Any]) -> Steps:
-    order = OrderInput.model_validate(order_input)
+def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
+    # The SDK builds `order` from the stored JSON input (it reads the annotation) and
+    # serialises the pydantic models given to activities and returned here: no dump/validate.
     request = ActivityRequest(
         order_id=order.order_id, item=order.item, quantity=order.quantity, amount=order.total_cost
-    ).model_dump()
+    )
     # Waiting from the start means a cancel raised at any moment is recorded in history and seen
     # at the next step boundary.
     cancel = ctx.wait_for_external_event(CANCEL_EVENT)
 
-    def run(step: str, activity: str, payload: dict[str, Any] | None = None) -> Any:
+    def run(step: Step, activity: ActivityName, payload: ActivityRequest | None = None) -> Any:
         ctx.set_custom_status(step)
         return ctx.call_activity(activity, input=payload or request, retry_policy=ACTIVITY_RETRY)
 
-    def finish(reason: Reason | None) -> dict[str, Any]:
+    def finish(reason: Reason | None) -> OrderResult:
         ctx.set_custom_status(Step.DONE)
-        return OrderResult(processed=reason is None, reason=reason).model_dump()
+        return OrderResult(processed=reason is None, reason=reason)
 
-    def give_up(reason: Reason) -> Generator[Any, Any, dict[str, Any]]:
+    def give_up(reason: Reason) -> Steps:
         yield run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
         return finish(reason)
 
     yield run(
         Step.NOTIFYING,
         ActivityName.NOTIFY,
-        {**request, "message": f"received order of {order.quantity} {order.item}"},
+        request.model_copy(update={"message": f"received order of {order.quantity} {order.item}"}),
     )
     if cancel.is_complete:
         return finish("cancelled")
@@ -126,6 +127,6 @@ def order_processing(ctx: WorkflowContext, order_input: dict[str, Any]) -> Steps
     yield run(
         Step.NOTIFYING_COMPLETION,
         ActivityName.NOTIFY,
-        {**request, "message": f"order of {order.quantity} {order.item} completed"},
+        request.model_copy(update={"message": f"order of {order.quantity} {order.item} completed"}),
     )
     return finish(None)

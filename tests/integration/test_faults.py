@@ -20,17 +20,15 @@ import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
-from tests.integration.conftest import MANAGER_TOKEN, api_client, private_stack
-from tests.integration.helpers import (
+from tests.fixtures.orders import (
     assert_invariant,
     create,
     new_id,
     wait_for_step,
     wait_until_finished,
 )
-from tests.integration.waiting import eventually
-
-pytestmark = pytest.mark.integration
+from tests.fixtures.stack import MANAGER_TOKEN, api_client, private_stack
+from tests.fixtures.waiting import eventually
 
 MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 RECOVERY_SECONDS = 120.0

@@ -11,14 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from devstack.stack import Stack
-from tests.integration.conftest import MANAGER_TOKEN
-from tests.integration.helpers import assert_invariant
-from tests.integration.waiting import eventually
-
-pytestmark = pytest.mark.integration
+from tests.fixtures.orders import assert_invariant
+from tests.fixtures.stack import MANAGER_TOKEN
+from tests.fixtures.waiting import eventually
 
 
 async def _all_orders_finished(api: httpx.AsyncClient) -> bool:

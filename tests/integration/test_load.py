@@ -15,10 +15,8 @@ import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
-from tests.integration.conftest import MANAGER_TOKEN, private_stack
-from tests.integration.helpers import assert_invariant, new_id, wait_until_finished
-
-pytestmark = pytest.mark.integration
+from tests.fixtures.orders import assert_invariant, new_id, wait_until_finished
+from tests.fixtures.stack import MANAGER_TOKEN, private_stack
 
 ORDERS = 1000
 CLIENTS = 30

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
-from tests.integration.conftest import APPROVAL_TIMEOUT_SECONDS
-from tests.integration.helpers import (
+from tests.fixtures.orders import (
     assert_invariant,
     create,
     new_id,
@@ -18,8 +17,7 @@ from tests.integration.helpers import (
     wait_for_step,
     wait_until_finished,
 )
-
-pytestmark = pytest.mark.integration
+from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS
 
 # cars cost 15,000: four of them (60,000) need a manager, one (15,000) does not.
 BIG = ("cars", 4)

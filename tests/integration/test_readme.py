@@ -9,14 +9,11 @@ import re
 from typing import Any
 
 import httpx
-import pytest
 
 from devstack.settings import ROOT
 from devstack.stack import Stack
-from tests.integration.conftest import MANAGER_TOKEN
-from tests.integration.waiting import eventually
-
-pytestmark = pytest.mark.integration
+from tests.fixtures.stack import MANAGER_TOKEN
+from tests.fixtures.waiting import eventually
 
 
 def walkthrough_commands() -> list[str]:

@@ -16,9 +16,7 @@ from dapr.ext.workflow.aio import DaprWorkflowClient
 from app.workflows.selftest import SELFTEST_EVENT, SELFTEST_WORKFLOW
 from devstack.settings import APP_ID, pinned_dapr_version
 from devstack.stack import Stack
-from tests.integration.waiting import eventually
-
-pytestmark = pytest.mark.integration
+from tests.fixtures.waiting import eventually
 
 
 @pytest.fixture

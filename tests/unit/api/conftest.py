@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from asgi_lifespan import LifespanManager
 
 from app.config import Settings
 from app.main import create_app
-from tests.unit.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
+from tests.fixtures.api import Api
+from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
 
 MANAGER_TOKEN = "t"
 THRESHOLD = 50_000
 
 
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    app: FastAPI
-    store: InMemoryStateStore
-    workflows: FakeWorkflowGateway
-    sidecar: FakeSidecar
-
-    def snapshot_of_store(self) -> dict[str, Any]:
-        return {key: value for key, (value, _) in self.store.data.items()}
-
-
 @pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    store, workflows, sidecar = InMemoryStateStore(), FakeWorkflowGateway(), FakeSidecar()
+async def api(store: InMemoryStateStore) -> AsyncIterator[Api]:
+    workflows, sidecar = FakeWorkflowGateway(), FakeSidecar()
     settings = Settings(
         manager_token=MANAGER_TOKEN,
         approval_threshold=THRESHOLD,
@@ -40,10 +27,13 @@ async def api() -> AsyncIterator[Api]:
         log_level="WARNING",
     )
     app = create_app(settings, services=fake_services(store, workflows, sidecar))
-    # ASGITransport does not run the lifespan; the router's lifespan context builds the services.
+    # ASGITransport does not run the lifespan; the manager does, and hands its state (the
+    # services) to every request as a server would.
     async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+        LifespanManager(app) as lifespan,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=lifespan.app), base_url="http://test"
+        ) as client,
     ):
         yield Api(client, app, store, workflows, sidecar)
 

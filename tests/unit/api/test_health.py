@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.routing import APIRoute
 
 from app.api import health, inventory, orders
-from tests.unit.api.conftest import Api
+from tests.fixtures.api import Api
 
 
 async def test_healthz_is_200(api: Api) -> None:

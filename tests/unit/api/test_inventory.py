@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from app.domain.inventory import CATALOG
 from app.main import MAX_BODY_BYTES
-from app.services.inventory import CATALOG, InventoryService
-from tests.unit.api.conftest import Api
-from tests.unit.api.helpers import assert_error
+from app.services.inventory import InventoryService
+from tests.fixtures.api import Api, assert_error
 
 
 def quantities(body: dict[str, Any]) -> dict[str, int]:

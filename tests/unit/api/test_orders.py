@@ -9,8 +9,7 @@ import pytest
 
 from app.main import MAX_BODY_BYTES
 from app.workflows.contracts import APPROVAL_EVENT, CANCEL_EVENT, Step
-from tests.unit.api.conftest import Api
-from tests.unit.api.helpers import assert_error
+from tests.fixtures.api import Api, assert_error
 
 BIG_ORDER = {"item": "cars", "quantity": 4}  # 60,000: above the threshold
 SMALL_ORDER = {"item": "paperclip", "quantity": 2}

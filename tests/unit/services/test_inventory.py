@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.inventory import CATALOG, StockLevel
 from app.errors import Conflict, NotFound
-from app.services.inventory import CATALOG, InventoryService, StockLevel
-from tests.unit.fakes import InMemoryStateStore
+from app.services.inventory import InventoryService
+from tests.fixtures.fakes import InMemoryStateStore
 
 ITEM = "computers"
 INITIAL = CATALOG[ITEM].initial_stock
-
-
-@pytest.fixture
-def store() -> InMemoryStateStore:
-    return InMemoryStateStore()
 
 
 @pytest.fixture

@@ -9,17 +9,19 @@ from typing import Any
 import pytest
 
 from app.config import Settings
+from app.domain.orders import Order, Outcome
 from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
-from app.services.orders import OUTBOX_KEY, Order, OrderService
-from app.services.workflows import WorkflowSnapshot
+from app.services.manager_outbox import OUTBOX_KEY
+from app.services.orders import OrderService
 from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
     PAST_PAYMENT_STEPS,
     WORKFLOW_NAME,
     Step,
+    WorkflowSnapshot,
 )
-from tests.unit.fakes import FakeWorkflowGateway, InMemoryStateStore
+from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
 
 THRESHOLD = 50_000
 TIMEOUT_SECONDS = 30.0
@@ -30,11 +32,6 @@ def ticking_clock() -> Callable[[], datetime]:
     """A clock that moves one second per reading, so every order has its own created_at."""
     ticks = iter(range(1_000_000))
     return lambda: START + timedelta(seconds=next(ticks))
-
-
-@pytest.fixture
-def store() -> InMemoryStateStore:
-    return InMemoryStateStore()
 
 
 @pytest.fixture
@@ -288,7 +285,7 @@ async def test_get_of_a_completed_order_shows_the_workflow_result(
 
     order = await orders.get("o1")
 
-    assert order.result == {"processed": False, "reason": "rejected"}
+    assert order.result == Outcome(processed=False, reason="rejected")
 
 
 async def test_get_of_a_failed_workflow_reports_why(
@@ -299,7 +296,7 @@ async def test_get_of_a_failed_workflow_reports_why(
 
     order = await orders.get("o1")
 
-    assert order.result == {"processed": False, "reason": "workflow_failed"}
+    assert order.result == Outcome(processed=False, reason="workflow_failed")
 
 
 async def test_updated_at_is_never_before_created_at(
@@ -498,7 +495,7 @@ async def test_queued_approval_is_delivered_once_the_engine_is_back(
     await orders.approve("o1", True, "alice")
     gateway.unavailable = False
 
-    assert await orders.deliver_pending() == 0
+    assert await orders.outbox.deliver_pending() == 0
 
     assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
     assert record(store, "o1")["pending_events"] == {}
@@ -513,8 +510,8 @@ async def test_queued_approval_is_delivered_only_once(
     await orders.approve("o1", True, "alice")
     gateway.unavailable = False
 
-    await orders.deliver_pending()
-    await orders.deliver_pending()
+    await orders.outbox.deliver_pending()
+    await orders.outbox.deliver_pending()
 
     assert len(gateway.events) == 1
 
@@ -526,7 +523,7 @@ async def test_queued_actions_wait_while_the_engine_is_still_down(
     gateway.unavailable = True
     await orders.approve("o1", True, "alice")
 
-    assert await orders.deliver_pending() == 1
+    assert await orders.outbox.deliver_pending() == 1
 
     assert gateway.events == []
     assert outbox(store) == ["o1"]
@@ -541,7 +538,7 @@ async def test_queued_action_for_an_order_that_finished_meanwhile_is_dropped(
     gateway.unavailable = False
     gateway.set("o1", "COMPLETED", Step.DONE, {"processed": False, "reason": "approval_timeout"})
 
-    assert await orders.deliver_pending() == 0
+    assert await orders.outbox.deliver_pending() == 0
 
     assert gateway.events == []
     assert outbox(store) == []
@@ -599,7 +596,7 @@ async def test_approval_accepted_as_the_sidecar_crashes_is_still_delivered(
     gateway.crash_on_next_event = True
 
     await orders.approve("o1", True, "alice")
-    await orders.deliver_pending()
+    await orders.outbox.deliver_pending()
 
     assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
 
@@ -682,7 +679,7 @@ async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
     assert (gateway.events, outbox(store)) == ([], ["o1"])
     gateway.unavailable = False
 
-    await orders.deliver_pending()
+    await orders.outbox.deliver_pending()
 
     assert gateway.events == [("o1", CANCEL_EVENT, {})]
     assert record(store, "o1")["cancel_requested"] is True
@@ -716,9 +713,9 @@ async def test_approval_sent_while_the_worker_is_away_is_accepted_and_delivered_
     gateway.worker_connected = False
 
     await orders.approve("o1", True, "alice")
-    assert await orders.deliver_pending() == 1
+    assert await orders.outbox.deliver_pending() == 1
     assert gateway.events == []
 
     gateway.worker_connected = True
-    assert await orders.deliver_pending() == 0
+    assert await orders.outbox.deliver_pending() == 0
     assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]

@@ -5,12 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.services.payments import PaymentLedger
-from tests.unit.fakes import InMemoryStateStore
-
-
-@pytest.fixture
-def store() -> InMemoryStateStore:
-    return InMemoryStateStore()
+from tests.fixtures.fakes import InMemoryStateStore
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The order workflow, branch by branch, driven without Dapr by tests.unit.workflow_driver."""
+"""The order workflow, branch by branch, driven without Dapr by tests.fixtures.workflow_driver."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from app.workflows.contracts import (
     Step,
 )
 from app.workflows.order_processing import ACTIVITY_RETRY
-from tests.unit.workflow_driver import Script, run_workflow
+from tests.fixtures.workflow_driver import Script, run_workflow
 
 NOTIFY = ActivityName.NOTIFY
 RESERVE = ActivityName.RESERVE_INVENTORY

@@ -1,15 +1,19 @@
-"""Request dependencies as Annotated aliases, so route signatures read like prose."""
+"""Request dependencies as Annotated aliases, so route signatures read like prose.
+
+The services are built once by the lifespan (app.main) and handed to every request as typed
+lifespan state: `State` below is the one place that says what the routes can reach.
+"""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.errors import Unauthorized
+from app.api.errors import Unauthorized
 from app.services.inventory import InventoryService
 from app.services.orders import OrderService
 from app.services.sidecar import SidecarProbe
@@ -17,7 +21,7 @@ from app.services.sidecar import SidecarProbe
 
 @dataclass(frozen=True)
 class Services:
-    """Everything the routes use, built once in the lifespan (see app.main)."""
+    """Everything the routes use."""
 
     orders: OrderService
     inventory: InventoryService
@@ -25,8 +29,15 @@ class Services:
     manager_token: str
 
 
+class State(TypedDict):
+    """What the lifespan yields; Starlette copies it into every request's `request.state`."""
+
+    services: Services
+
+
 def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
+    services = request.state.services
+    assert isinstance(services, Services), "the lifespan did not provide the services"
     return services
 
 

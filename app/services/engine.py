@@ -1,23 +1,24 @@
-"""What the order service needs from the workflow engine, and its implementation on Dapr."""
+"""The engine gateway: what the services need from the workflow engine, and its implementation
+over the Dapr workflow client. The only module of app.services that talks to the engine."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import grpc
 from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow.aio import DaprWorkflowClient
+from pydantic import BaseModel
 
 from app.errors import DependencyUnavailable
+from app.workflows.contracts import WorkflowSnapshot
 
 _READ_ATTEMPTS = 6
 _TRANSIENT = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE})
-FINISHED = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
 # Dapr's STALLED (a version mismatch blocks progress) has no place in the public enum: it is
 # neither running nor finished, so it shows as SUSPENDED.
 _STATUS_NAMES = {
@@ -32,20 +33,8 @@ _STATUS_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class WorkflowSnapshot:
-    status: str
-    step: str | None
-    output: dict[str, Any] | None
-    updated_at: datetime | None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-
 class WorkflowGateway(Protocol):
-    async def schedule(self, workflow: str, instance_id: str, payload: Any) -> None: ...
+    async def schedule(self, workflow: str, instance_id: str, payload: BaseModel) -> None: ...
 
     async def snapshot(self, instance_id: str) -> WorkflowSnapshot | None: ...
 
@@ -74,7 +63,7 @@ class DaprWorkflowGateway:
     def __init__(self, client: DaprWorkflowClient) -> None:
         self._client = client
 
-    async def schedule(self, workflow: str, instance_id: str, payload: Any) -> None:
+    async def schedule(self, workflow: str, instance_id: str, payload: BaseModel) -> None:
         try:
             await self._client.schedule_new_workflow(
                 workflow, input=payload, instance_id=instance_id

@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_body
+from app.api.errors import PayloadTooLarge, error_body, status_code
 
 
 class _TooLarge(Exception):
@@ -27,13 +27,19 @@ class BodySizeLimit:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            error_body("payload_too_large", f"request body is over {self.max_bytes} bytes")
+            error_body(PayloadTooLarge.error, f"request body is over {self.max_bytes} bytes")
         ).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status_code(PayloadTooLarge),
+                "headers": headers,
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

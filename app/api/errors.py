@@ -1,0 +1,129 @@
+"""The one mapping from errors to HTTP: status codes, the `{"error", "detail"}` body, and the
+`responses=` documentation that routes derive from the same classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from app.api.schemas import ErrorOut
+from app.errors import AppError, Conflict, DependencyUnavailable, InvalidInput, NotFound
+
+
+class Unauthorized(AppError):
+    """Authentication is an HTTP concern: the domain never sees a token."""
+
+    error = "unauthorized"
+    description = "Missing or wrong manager token"
+
+
+class PayloadTooLarge(AppError):
+    error = "payload_too_large"
+    description = "Body over 16 KiB"
+
+
+STATUS_CODES: dict[type[AppError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unauthorized: 401,
+    PayloadTooLarge: 413,
+    DependencyUnavailable: 503,
+}
+
+
+def status_code(error: type[AppError]) -> int:
+    """The status of `error`, or of its nearest mapped base class (500 when none is)."""
+    for cls in error.__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500
+
+
+ErrorDoc = type[AppError] | tuple[type[AppError], str]
+
+
+def error_responses(*errors: ErrorDoc) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route that can raise `errors` (a class, or a class with a description
+    specific to that route): status, ErrorOut body and description come from the class."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for doc in errors:
+        error, description = doc if isinstance(doc, tuple) else (doc, doc.description)
+        documented[status_code(error)] = {"model": ErrorOut, "description": description}
+    return documented
+
+
+def error_body(error: str, detail: str) -> dict[str, str]:
+    return ErrorOut(error=error, detail=detail).model_dump()
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for item in errors:
+        if item.get("type") == "json_invalid":
+            parts.append("request body is not valid JSON")
+            continue
+        location = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        message = item.get("msg", "invalid")
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return JSONResponse(error_body(exc.error, exc.detail), status_code(type(exc)), headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        error_body(InvalidInput.error, _describe(list(exc.errors()))), status_code(InvalidInput)
+    )
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette answers 405 from the first route whose path matches, so /orders (GET and POST
+    # are two routes) would advertise only one method. Collect them from every matching route
+    # (FastAPI keeps included routers behind contexts, which iter_route_contexts unfolds); a
+    # literal path such as /inventory/restock outranks a template such as /inventory/{item}.
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            target = templated if "{" in (route.path or "") else literal
+            target |= set(route.methods or ())
+    return ", ".join(sorted(literal or templated))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's only 400 is a body it could not decode (e.g. not UTF-8): malformed input,
+        # reported like every other malformed body.
+        return JSONResponse(
+            error_body(InvalidInput.error, f"request body could not be parsed: {exc.detail}"),
+            status_code(InvalidInput),
+        )
+    codes = {404: NotFound.error, 405: "method_not_allowed", 413: PayloadTooLarge.error}
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return JSONResponse(
+        error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+        exc.status_code,
+        headers=headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

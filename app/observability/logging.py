@@ -1,0 +1,14 @@
+"""Log setup for the process: the app's, the SDK worker's and the HTTP client's lines."""
+
+from __future__ import annotations
+
+import logging
+
+
+def configure_logging(level: str) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per sidecar call drowns the order lines that matter.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The SDK's worker logs through a handler of its own; propagating would print each line twice.
+    logging.getLogger("durabletask-worker").propagate = False

@@ -1,0 +1,46 @@
+"""Order records in the state store: one key per order, written with ETags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.domain.orders import OrderRecord
+from app.errors import NotFound
+from app.services.state_store import StateStore, compare_and_swap
+
+
+class OrderRecords:
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def key(order_id: str) -> str:
+        return f"order:{order_id}"
+
+    async def get(self, order_id: str) -> tuple[OrderRecord, str]:
+        """The record and its ETag; NotFound when there is none."""
+        entry = await self._store.get(self.key(order_id))
+        if entry is None:
+            raise NotFound(f"order {order_id!r} not found")
+        return OrderRecord.model_validate(entry.value), entry.etag
+
+    async def create(self, record: OrderRecord) -> None:
+        """First write only: EtagMismatch when the order already exists."""
+        await self._store.save(self.key(record.order_id), record.model_dump(mode="json"), None)
+
+    async def replace(self, record: OrderRecord, etag: str) -> None:
+        """Write over the version read with `etag`: EtagMismatch when someone wrote since."""
+        await self._store.save(self.key(record.order_id), record.model_dump(mode="json"), etag)
+
+    async def update(self, order_id: str, change: Callable[[OrderRecord], OrderRecord]) -> None:
+        """Apply `change` to the current record by compare-and-swap."""
+
+        def apply(doc: dict[str, object] | None) -> dict[str, object]:
+            if doc is None:
+                raise NotFound(f"order {order_id!r} not found")
+            return change(OrderRecord.model_validate(doc)).model_dump(mode="json")
+
+        await compare_and_swap(self._store, self.key(order_id), apply)
+
+    async def delete(self, order_id: str) -> None:
+        await self._store.delete(self.key(order_id))

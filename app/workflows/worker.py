@@ -1,0 +1,70 @@
+"""This process's workflow worker: started once, and replaced when the sidecar stops counting it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from dapr.ext.workflow import WorkflowRuntime
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSupervisor:
+    """Owns the process's workflow runtime and can replace it.
+
+    After a hard restart of the app or of daprd, daprd can end up with the worker's stream open
+    but the workflow actor types unregistered (reminders then fail with "actor type ... not
+    registered" and the sidecar reports no connected worker), and the SDK's worker does not
+    notice. A fresh runtime opens a fresh stream, and daprd registers the types again.
+    """
+
+    def __init__(self, build: Callable[[], WorkflowRuntime]) -> None:
+        self._build = build
+        self._runtime: WorkflowRuntime | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        self._runtime = self._build()
+        self._runtime.start()  # type: ignore[no-untyped-call]  # the SDK method is unannotated
+
+    def restart(self) -> None:
+        log.warning("the sidecar reports no connected workflow worker; replacing the worker")
+        self.shutdown()
+        self.start()
+        self.restarts += 1
+
+    def shutdown(self) -> None:
+        if self._runtime is not None:
+            self._runtime.shutdown()  # type: ignore[no-untyped-call]  # the SDK method is unannotated
+            self._runtime = None
+
+
+class Restartable(Protocol):
+    """What keep_worker_connected needs of a supervisor (a fake in unit tests)."""
+
+    def restart(self) -> None: ...
+
+
+async def keep_worker_connected(
+    supervisor: Restartable,
+    worker_missing: Callable[[], Awaitable[bool]],
+    check_seconds: float,
+    grace_seconds: float,
+) -> None:
+    """Replace the workflow worker when the sidecar has not counted it for `grace_seconds` (the
+    SDK's own reconnect covers a lost stream, not a stream daprd no longer routes to)."""
+    missing_since: float | None = None
+    while True:
+        await asyncio.sleep(check_seconds)
+        if not await worker_missing():
+            missing_since = None
+            continue
+        missing_since = missing_since or time.monotonic()
+        if time.monotonic() - missing_since >= grace_seconds:
+            # restart() blocks until the new stream is open; keep the event loop free.
+            await asyncio.to_thread(supervisor.restart)
+            missing_since = None

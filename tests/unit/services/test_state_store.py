@@ -1,0 +1,156 @@
+"""SidecarStateStore against a stand-in for daprd's state API on loopback: how each answer of
+the sidecar becomes a value, an EtagMismatch or DependencyUnavailable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from app.errors import DependencyUnavailable
+from app.services.state_store import Entry, EtagMismatch, SidecarStateStore
+
+
+@dataclass
+class FakeDaprd:
+    """Answers the next state call with `status` and `body`; records what it was sent."""
+
+    status: int = 204
+    body: str = ""
+    etag: str | None = None
+    received: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append(
+            (request.method, request.path_qs, dict(request.headers), await request.text())
+        )
+        headers = {"ETag": self.etag} if self.etag else {}
+        return web.Response(status=self.status, text=self.body, headers=headers)
+
+
+@pytest.fixture
+async def daprd() -> AsyncIterator[tuple[FakeDaprd, str]]:
+    fake = FakeDaprd()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield fake, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def sidecar(daprd: tuple[FakeDaprd, str]) -> AsyncIterator[SidecarStateStore]:
+    _, url = daprd
+    store = SidecarStateStore(url, "statestore", api_token="secret-token")
+    yield store
+    await store.aclose()
+
+
+async def save(store: SidecarStateStore, etag: str | None) -> None:
+    await store.save("order:o1", {"order_id": "o1"}, etag)
+
+
+async def test_a_read_returns_the_value_and_its_etag(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    fake, _ = daprd
+    fake.status, fake.body, fake.etag = 200, json.dumps({"quantity": 3}), "7"
+
+    assert await sidecar.get("inventory:cars") == Entry({"quantity": 3}, "7")
+    method, path, _, _ = fake.received[0]
+    assert (method, path) == ("GET", "/v1.0/state/statestore/inventory:cars?consistency=strong")
+
+
+async def test_a_missing_key_reads_as_none(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    daprd[0].status = 204
+
+    assert await sidecar.get("order:nobody") is None
+
+
+async def test_every_call_carries_the_api_token(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    fake, _ = daprd
+    await sidecar.get("k")
+    await save(sidecar, None)
+
+    assert [headers.get("dapr-api-token") for _, _, headers, _ in fake.received] == [
+        "secret-token",
+        "secret-token",
+    ]
+
+
+async def test_a_save_sends_first_write_concurrency_and_the_etag(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    fake, _ = daprd
+    await save(sidecar, "41")
+
+    sent: list[dict[str, Any]] = json.loads(fake.received[0][3])
+    assert sent == [
+        {
+            "key": "order:o1",
+            "value": {"order_id": "o1"},
+            "options": {"concurrency": "first-write", "consistency": "strong"},
+            "etag": "41",
+        }
+    ]
+
+
+async def test_a_409_on_save_is_an_etag_mismatch(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    daprd[0].status, daprd[0].body = 409, "possible etag mismatch"
+
+    with pytest.raises(EtagMismatch):
+        await save(sidecar, "41")
+
+
+async def test_failed_to_set_key_on_a_create_is_an_etag_mismatch(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    # The Redis store refuses a first-write create of an existing key with a 500, not a 409.
+    daprd[0].status = 500
+    daprd[0].body = '{"errorCode":"ERR_STATE_SAVE","message":"failed to set key order:o1"}'
+
+    with pytest.raises(EtagMismatch):
+        await save(sidecar, None)
+
+
+async def test_failed_to_set_key_on_a_replace_is_unavailable(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    # With an ETag, a 500 is a real failure of the store, not a lost race.
+    daprd[0].status = 500
+    daprd[0].body = '{"errorCode":"ERR_STATE_SAVE","message":"failed to set key order:o1"}'
+
+    with pytest.raises(DependencyUnavailable, match="state write of order:o1 failed: 500"):
+        await save(sidecar, "41")
+
+
+async def test_a_failed_read_is_unavailable_and_names_the_key(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
+    daprd[0].status, daprd[0].body = 500, "redis: connection refused"
+
+    with pytest.raises(DependencyUnavailable, match="state read of k failed: 500"):
+        await sidecar.get("k")
+
+
+async def test_an_unreachable_sidecar_is_unavailable() -> None:
+    store = SidecarStateStore("http://127.0.0.1:9", "statestore", timeout=2.0)
+    try:
+        with pytest.raises(DependencyUnavailable, match="state store unreachable"):
+            await store.get("k")
+    finally:
+        await store.aclose()
