@@ -78,6 +78,8 @@ def run(settings: StackSettings) -> int:
         while not stop_requested.wait(1.0):
             if failure := stack.supervision_failure:
                 print(f"error: {failure}", file=sys.stderr)
+                if stack.supervisor is not None and stack.supervisor.gave_up_on is not None:
+                    print(stack.log_tail(stack.supervisor.gave_up_on), file=sys.stderr)
                 return 1
         return 0
     finally:

@@ -112,6 +112,7 @@ class Supervisor:
         self._state = {name: _Component(launched_at=now) for name in self._names}
         self._condition_since: dict[int, float] = {}
         self.gave_up: str | None = None
+        self.gave_up_on: str | None = None  # the component that failed too often
         self.remedies = 0
         # run() in a thread: stop asks it to stop acting, idle says it has, release lets it end.
         self._stop = threading.Event()
@@ -212,6 +213,7 @@ class Supervisor:
             state.failures.popleft()
         count = len(state.failures)
         if count >= policy.crash_limit:
+            self.gave_up_on = name
             self.gave_up = (
                 f"{what}: {name} failed {count} times within {policy.crash_window:.0f}s, so it is"
                 f" not restarted again; stopping the stack. See its log: {self._components.log_path(name)}"

@@ -160,6 +160,7 @@ def test_five_failures_within_a_minute_stop_the_stack_naming_the_component_and_i
     assert supervisor.gave_up is not None
     assert "daprd failed 5 times within 60s" in supervisor.gave_up
     assert "/logs/daprd.log" in supervisor.gave_up
+    assert supervisor.gave_up_on == "daprd"
     assert lines[-1] == supervisor.gave_up
     launched = len(components.launched)
     run_for(supervisor, clock, 30)
