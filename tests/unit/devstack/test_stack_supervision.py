@@ -3,11 +3,15 @@ and process control that works on a frozen (SIGSTOPped) process."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -135,3 +139,68 @@ def test_supervision_events_go_to_the_devstack_log(tmp_path: Path) -> None:
     stack.event("daprd restarted (pid 7)")
     assert seen == ["daprd restarted (pid 7)"]
     assert stack.log_path("devstack").read_text().endswith(" daprd restarted (pid 7)\n")
+
+
+class _Sidecar(http.server.BaseHTTPRequestHandler):
+    """daprd with an API token: /v1.0/metadata only for callers that send it."""
+
+    # Set per test on a fresh subclass (see the `sidecar` fixture): a handler instance lives
+    # for one request only.
+    metadata: ClassVar[dict[str, Any]]
+    seen_tokens: ClassVar[list[str | None]]
+
+    def do_GET(self) -> None:
+        token = self.headers.get("dapr-api-token")
+        self.seen_tokens.append(token)
+        if token != "s3cret":
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = json.dumps(self.metadata).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sidecar() -> Iterator[tuple[int, type[_Sidecar]]]:
+    handler = type("Sidecar", (_Sidecar,), {"metadata": {}, "seen_tokens": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_wedge_check_sends_the_token_and_reads_the_answer(
+    tmp_path: Path, sidecar: tuple[int, type[_Sidecar]]
+) -> None:
+    port, handler = sidecar
+    stack = Stack(settings(tmp_path, DAPR_API_TOKEN="s3cret", DAPR_HTTP_PORT=port))
+    handler.metadata = healthy_metadata()
+    assert stack.workflow_engine_problem() is None
+    handler.metadata["workflows"]["connectedWorkers"] = 0
+    assert stack.workflow_engine_problem() == (
+        "daprd counts no connected workflow worker while the app runs one"
+    )
+    assert handler.seen_tokens == ["s3cret", "s3cret"]
+
+
+def test_a_refused_metadata_call_is_no_evidence_of_a_wedge(
+    tmp_path: Path, sidecar: tuple[int, type[_Sidecar]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token mismatch must not make the watchdog restart daprd over and over."""
+    monkeypatch.delenv("DAPR_API_TOKEN", raising=False)
+    port, handler = sidecar
+    stack = Stack(settings(tmp_path, DAPR_HTTP_PORT=port))
+    assert stack.workflow_engine_problem() is None
+    assert handler.seen_tokens == [None]
