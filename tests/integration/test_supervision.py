@@ -149,11 +149,14 @@ async def test_daprd_that_stops_counting_the_worker_is_restarted(
     monkeypatch.setattr(supervised_stack, "expects_workflow_worker", lambda: True)
     monkeypatch.setitem(app.env, "WORKFLOW_WORKER", "false")
     daprd = process_of(supervised_stack, "daprd")
+    remedy = "watchdog: daprd counts no connected workflow worker"
+    # A real wedge after an earlier app kill would have logged the same remedy: count new ones.
+    before = devstack_log(supervised_stack).count(remedy)
     os.kill(process_of(supervised_stack, "app").pid, signal.SIGKILL)
     grace = supervised_stack.settings.watchdog_wedge_seconds
     await eventually(
         lambda: asyncio.to_thread(devstack_log, supervised_stack),
-        lambda log: "watchdog: daprd counts no connected workflow worker" in log,
+        lambda log: log.count(remedy) > before,
         deadline_seconds=grace + READY_WITHIN,
         interval=0.5,
         what="the watchdog's wedge remedy",
@@ -161,6 +164,12 @@ async def test_daprd_that_stops_counting_the_worker_is_restarted(
     assert daprd.wait(timeout=10) == -signal.SIGKILL
     # Put the worker back: the supervisor restarts the app with it, and all is ready again.
     monkeypatch.undo()
-    old_app = process_of(supervised_stack, "app").pid
+
+    async def running_app() -> int | None:
+        process = supervised_stack.services["app"].process
+        return process.pid if process is not None and process.poll() is None else None
+
+    old_app = await eventually(running_app, lambda pid: pid is not None, what="app running")
+    assert old_app is not None
     os.kill(old_app, signal.SIGKILL)
     await healed(supervised_stack, api, "app", old_app, time.monotonic())
