@@ -76,22 +76,35 @@ class OrderService:
     async def get(self, order_id: str, wait_seconds: int = 0) -> Order:
         """The order now, or, with `wait_seconds`, once it has finished (or the wait ran out)."""
         accepted = await self._accepted(order_id)
+        if accepted.outcome is not None:
+            return order_view(accepted, None)
         if wait_seconds > 0:
             await self._workflows.wait_finished(order_id, wait_seconds)
-        return order_view(accepted, await self._workflows.snapshot(order_id))
+        snapshot = await self._workflows.snapshot(order_id)
+        if snapshot is None or snapshot.finished:
+            # Finished, or finished and purged by the engine: the record has the outcome.
+            record, _ = await self._records.get(order_id)
+            if record.outcome is not None:
+                return order_view(self._remember(record), None)
+        return order_view(accepted, snapshot)
 
     async def _accepted(self, order_id: str) -> OrderRecord:
-        """What the client asked for, which never changes once accepted: clients poll orders,
-        so these fields are kept in memory and each poll reads only the workflow's state."""
+        """What the client asked for, and how it ended once it has: neither changes once
+        written, and clients poll orders, so they are kept in memory and each poll of an order
+        in flight reads only the workflow's state."""
         cached = self._accepted_cache.get(order_id)
         if cached is None:
             record, _ = await self._records.get(order_id)
-            cached = self._accepted_cache[order_id] = record.accepted()
-            if len(self._accepted_cache) > _ACCEPTED_CACHE_SIZE:
-                self._accepted_cache.popitem(last=False)
-        else:
-            self._accepted_cache.move_to_end(order_id)
+            return self._remember(record)
+        self._accepted_cache.move_to_end(order_id)
         return cached
+
+    def _remember(self, record: OrderRecord) -> OrderRecord:
+        accepted = self._accepted_cache[record.order_id] = record.accepted()
+        self._accepted_cache.move_to_end(record.order_id)
+        if len(self._accepted_cache) > _ACCEPTED_CACHE_SIZE:
+            self._accepted_cache.popitem(last=False)
+        return accepted
 
     async def list(
         self, status: str | None, limit: int, cursor: str | None
@@ -148,6 +161,8 @@ class OrderService:
             record, created = existing, False
         assert record.seq is not None
         await self._index.add(record.seq, order_id)
+        if record.outcome is not None:  # a repeat of an order that has finished
+            return order_view(record, None), created
         # A record this call created has no workflow yet; only a repeat needs to look.
         snapshot = None if created else await self._workflows.snapshot(order_id)
         if snapshot is None:
@@ -228,7 +243,7 @@ class OrderService:
                 # actor as unplaced). Accept the action anyway: delivery checks the workflow
                 # again, and a finished order simply never receives it.
                 snapshot = None
-            check_unfinished(order_id, snapshot)
+            check_unfinished(record, snapshot)
             check(record, snapshot)
             if not queued:
                 # On the outbox before the action is saved: a crash between the two leaves an
