@@ -55,3 +55,20 @@ async def test_requests_that_answer_in_time_are_untouched(api: Api) -> None:
     response = await api.client.get("/inventory")
 
     assert response.status_code == 200
+
+
+async def test_an_approval_the_engine_leaves_hanging_is_accepted_and_queued_in_time(
+    api: Api, manager: dict[str, str]
+) -> None:
+    created = await api.client.post("/orders", json={"item": "cars", "quantity": 4})
+    order_id = created.json()["order_id"]
+    api.workflows.hanging = True
+    started = time.monotonic()
+
+    approved = await api.client.post(f"/orders/{order_id}/approve", headers=manager)
+
+    assert approved.status_code == 202, approved.text
+    assert time.monotonic() - started < REQUEST_TIMEOUT_SECONDS
+    assert api.store.data["orders:outbox"][0]["order_ids"] == [order_id]
+    again = await api.client.post(f"/orders/{order_id}/approve", headers=manager)
+    assert_error(again, 409, "conflict")
