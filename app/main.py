@@ -87,6 +87,7 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
                         probe.worker_missing,
                         settings.worker_check_seconds,
                         settings.worker_grace_seconds,
+                        restart_sidecar=probe.request_shutdown,
                     )
                 )
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ import httpx
 
 from app.errors import DependencyUnavailable
 from app.services.state_store import StateStore
+
+log = logging.getLogger(__name__)
 
 # Never written: reading a missing key is the cheapest round trip to the store.
 READINESS_KEY = "readiness-probe"
@@ -80,6 +83,17 @@ class SidecarProbe:
         except DependencyUnavailable as error:
             return Readiness(False, f"state store unavailable: {error.detail}")
         return Readiness(True, "ok")
+
+    async def request_shutdown(self) -> None:
+        """Ask daprd to shut down (its supervisor restarts it); failures are only logged, the
+        watchdog asks again if the sidecar stays stuck."""
+        try:
+            reply = await self._client.post(
+                f"{self._url}/v1.0/shutdown", headers=self._headers, timeout=5.0
+            )
+            log.warning("asked daprd to shut down: %s", reply.status_code)
+        except httpx.HTTPError as error:
+            log.warning("could not ask daprd to shut down: %r", error)
 
     async def worker_missing(self) -> bool:
         """The sidecar is up but counts no workflow worker of ours (see workflows.worker)."""
