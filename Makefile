@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr tools lint typecheck unit integration bench clean
+.PHONY: run test deps dapr tools lint typecheck unit integration bench bench-storage clean
 
 $(DEPS_STAMP): requirements-dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: deps tools dapr lint typecheck
 
 bench: deps tools dapr
 	$(PY) -m bench
+
+# Redis keys and memory per finished order with the retention policy on (docs/storage.md).
+bench-storage: deps tools dapr
+	$(PY) -m bench.storage
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

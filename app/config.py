@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     worker_grace_seconds: float = Field(default=6.0, ge=0)
     # How often manager actions the engine could not take at once are re-sent.
     outbox_interval_seconds: float = Field(default=2.0, gt=0)
+    # Every request answers within this (plus any `?wait=` the client asked for): a frozen
+    # sidecar or state store gets a prompt 503, not a hung connection.
+    request_timeout_seconds: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"
 
     @property

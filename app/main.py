@@ -16,12 +16,14 @@ from app import observability
 from app.api import health, inventory, orders
 from app.api.dependencies import Services, State
 from app.api.errors import install_error_handlers
-from app.api.limits import BodySizeLimit
+from app.api.limits import BodySizeLimit, RequestDeadline
 from app.api.openapi import document_errors
+from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
 from app.services.engine import DaprWorkflowGateway
 from app.services.inventory import InventoryService
 from app.services.manager_outbox import deliver_queued_actions
+from app.services.order_records import OrderRecords
 from app.services.orders import OrderService
 from app.services.payments import PaymentLedger
 from app.services.sidecar import SidecarProbe
@@ -39,7 +41,7 @@ ServicesFactory = Callable[[Settings, str], AbstractAsyncContextManager[Services
 def workflow_worker(store: SidecarStateStore, settings: Settings) -> WorkerSupervisor:
     """The workflow worker of this process, its activities over `store` (the benchmark's
     engine-only runs build theirs here too)."""
-    activities = OrderActivities(InventoryService(store), PaymentLedger(store))
+    activities = OrderActivities(InventoryService(store), PaymentLedger(store), OrderRecords(store))
     return WorkerSupervisor(
         lambda: build_runtime(activities, settings.dapr_host, settings.dapr_grpc_port)
     )
@@ -61,6 +63,7 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
             settings.dapr_http_url,
             expect_worker=settings.workflow_worker,
             api_token=settings.dapr_token,
+            store=store,
         )
         await probe.wait_healthy(settings.sidecar_wait_seconds)
         inventory_service = InventoryService(store)
@@ -84,6 +87,7 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
                         probe.worker_missing,
                         settings.worker_check_seconds,
                         settings.worker_grace_seconds,
+                        restart_sidecar=probe.request_shutdown,
                     )
                 )
             )
@@ -130,6 +134,9 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        RequestDeadline, seconds=settings.request_timeout_seconds, max_wait=MAX_WAIT_SECONDS
+    )
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(inventory.router)

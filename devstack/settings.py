@@ -55,6 +55,11 @@ class StackSettings(BaseSettings):
     app_port: int = Field(default=8000, validation_alias="APP_PORT")
 
     startup_timeout_seconds: float = Field(default=90.0, validation_alias="STACK_STARTUP_TIMEOUT")
+    # How long a finished order's workflow history stays in the state store (0: purged at once);
+    # the order itself keeps its outcome. Goes into the Dapr Configuration daprd runs with.
+    order_history_retention_seconds: int = Field(
+        default=86_400, ge=0, validation_alias="ORDER_HISTORY_RETENTION_SECONDS"
+    )
 
     # Optional Dapr API token: daprd then refuses calls without a `dapr-api-token` header
     # (except /v1.0/healthz); the stack hands it to daprd and the app and its probes send it.
@@ -85,6 +90,10 @@ class StackSettings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def dapr_config_file(self) -> Path:
+        return self.data_dir / "dapr-config.yaml"
 
     def ports(self) -> dict[str, int]:
         """Every port the stack binds, keyed by the environment variable that moves it."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from devstack import dapr_config
 from devstack.dapr_build import bin_dir
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from devstack.supervisor import Condition, Policy, Probe, Supervisor
@@ -74,15 +75,16 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def isolated_settings(data_dir: Path) -> StackSettings:
-    """Settings for a second, private stack: every port free right now, data in `data_dir`.
+def isolated_settings(data_dir: Path, **overrides: object) -> StackSettings:
+    """Settings for a second, private stack: every port free right now, data in `data_dir`,
+    and any other settings by their variable names (`ORDER_HISTORY_RETENTION_SECONDS=5`).
     Used by the integration tests and the benchmark so they never collide with `make run`."""
     fields = [name for name in StackSettings.model_fields if name.endswith("_port")]
     ports = dict(zip(fields, free_ports(len(fields)), strict=True))
     aliases = {
         str(StackSettings.model_fields[name].validation_alias): port for name, port in ports.items()
     }
-    return StackSettings.model_validate({**aliases, "STACK_DATA_DIR": str(data_dir)})
+    return StackSettings.model_validate({**aliases, "STACK_DATA_DIR": str(data_dir), **overrides})
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:
@@ -246,6 +248,7 @@ class Stack:
                     "--dapr-listen-addresses", "127.0.0.1",
                     "--metrics-port", str(s.dapr_metrics_port), *quiet_metrics,
                     "--resources-path", str(s.components_dir),
+                    "--config", str(s.dapr_config_file),
                     "--placement-host-address", f"127.0.0.1:{s.placement_port}",
                     "--scheduler-host-address", f"127.0.0.1:{s.scheduler_port}",
                 ],
@@ -302,6 +305,9 @@ class Stack:
         self.check_ports_free()
         for directory in ("redis", "scheduler", "logs"):
             (self.settings.data_dir / directory).mkdir(parents=True, exist_ok=True)
+        dapr_config.write(
+            self.settings.dapr_config_file, self.settings.order_history_retention_seconds
+        )
         try:
             for name in services:
                 self.start_service(name)

@@ -1,12 +1,16 @@
-"""Refuse oversized request bodies with 413 before reading them whole."""
+"""Limits on every request: bodies over a size get 413 before they are read whole, and a request
+that the sidecar or the state store leaves hanging gets 503 at a deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import PayloadTooLarge, error_body, status_code
+from app.errors import DependencyUnavailable
 
 
 class _TooLarge(Exception):
@@ -26,21 +30,10 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(PayloadTooLarge.error, f"request body is over {self.max_bytes} bytes")
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status_code(PayloadTooLarge),
-                "headers": headers,
-            }
+        detail = f"request body is over {self.max_bytes} bytes"
+        await _send_json(
+            send, status_code(PayloadTooLarge), error_body(PayloadTooLarge.error, detail)
         )
-        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,3 +71,64 @@ class BodySizeLimit:
         except _TooLarge:
             if not answered:
                 await self._reject(send)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestDeadline:
+    """503 for a request that has not answered within `seconds` plus the long poll it asked for
+    (`?wait=N`, at most `max_wait`).
+
+    Every request goes through the sidecar to Redis; when either freezes (SIGSTOP, a stalled
+    disk, a partition) calls hang rather than fail, and clients and balancers would hang with
+    them. The deadline turns that into an answer they can act on.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float, max_wait: int) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.max_wait = max_wait
+
+    def _budget(self, scope: Scope) -> float:
+        query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+        try:
+            wait = int(query.get("wait", ["0"])[0])
+        except ValueError:
+            wait = 0
+        return self.seconds + min(max(wait, 0), self.max_wait)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        budget = self._budget(scope)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(budget):
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if started:
+                raise
+            detail = (
+                f"the Dapr sidecar or its state store did not answer within {budget:g}s; "
+                "retry later (an order create with the same order_id is safe to repeat)"
+            )
+            await _send_json(
+                send,
+                status_code(DependencyUnavailable),
+                error_body(DependencyUnavailable.error, detail),
+            )

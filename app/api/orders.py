@@ -18,6 +18,8 @@ from app.domain.orders import Order
 from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+# The longest long poll GET /orders/{id}?wait= accepts (the request deadline allows for it).
+MAX_WAIT_SECONDS = 30
 OrderIdPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN, examples=["order-42"])]
 
 _UNKNOWN_ORDER = (NotFound, "Unknown order")
@@ -65,7 +67,7 @@ async def get_order(
         int,
         Query(
             ge=0,
-            le=30,
+            le=MAX_WAIT_SECONDS,
             description="Long poll: answer once the order has finished, or after this many seconds",
         ),
     ] = 0,

@@ -15,7 +15,13 @@ from pydantic import BaseModel, Field
 
 from app.domain.inventory import catalog_entry, normalize_item
 from app.errors import Conflict
-from app.workflows.contracts import PAST_PAYMENT_STEPS, OrderResult, WorkflowSnapshot
+from app.workflows.contracts import (
+    PAST_PAYMENT_STEPS,
+    OrderOutcome,
+    OrderResult,
+    Step,
+    WorkflowSnapshot,
+)
 
 
 class ManagerDecision(BaseModel):
@@ -39,6 +45,9 @@ class OrderRecord(BaseModel):
     cancel_requested: bool = False
     # Events owed to the workflow (name -> payload) until it has them; see services.manager_outbox.
     pending_events: dict[str, Any] = Field(default_factory=dict)
+    # Written by the workflow's last activity; from then on the record alone answers for the
+    # order (its workflow history is purged after the retention period).
+    outcome: OrderOutcome | None = None
 
     @staticmethod
     def delivered(event: str) -> Callable[[OrderRecord], OrderRecord]:
@@ -66,6 +75,7 @@ class OrderRecord(BaseModel):
             approval_required=self.approval_required,
             created_at=self.created_at,
             seq=self.seq,
+            outcome=self.outcome,
         )
 
 
@@ -93,10 +103,12 @@ def check_same_order(existing: OrderRecord, requested: OrderRecord) -> None:
         )
 
 
-def check_unfinished(order_id: str, snapshot: WorkflowSnapshot | None) -> None:
+def check_unfinished(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
     # Dapr drops events for finished instances, so a manager action on one could never count.
+    if record.outcome is not None:
+        raise Conflict(f"order {record.order_id!r} has already finished (COMPLETED)")
     if snapshot is not None and snapshot.finished:
-        raise Conflict(f"order {order_id!r} has already finished ({snapshot.status})")
+        raise Conflict(f"order {record.order_id!r} has already finished ({snapshot.status})")
 
 
 def check_can_decide(record: OrderRecord) -> None:
@@ -146,6 +158,17 @@ def _outcome(snapshot: WorkflowSnapshot | None) -> Outcome | None:
 
 
 def order_view(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> Order:
+    """The order from its workflow's state, or from the outcome recorded on it once it has one
+    (the same answer either way, before and after the engine purges the history)."""
+    if record.outcome is not None:
+        snapshot = WorkflowSnapshot(
+            status="COMPLETED",
+            step=Step.DONE,
+            output=OrderResult(
+                processed=record.outcome.processed, reason=record.outcome.reason
+            ).model_dump(),
+            updated_at=record.outcome.finished_at,
+        )
     created = record.created_at
     updated = snapshot.updated_at if snapshot and snapshot.updated_at else created
     return Order(

@@ -59,7 +59,7 @@ class ManagerOutbox:
             record, _ = await self._records.get(order_id)
             pending = dict(record.pending_events)
             snapshot = await self._workflows.snapshot(order_id)
-            finished = snapshot is not None and snapshot.finished
+            finished = record.outcome is not None or (snapshot is not None and snapshot.finished)
         else:
             finished = False
         for event, data in pending.items():

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from app.domain.orders import OrderRecord
 from app.errors import NotFound
 from app.services.state_store import StateStore, compare_and_swap
+from app.workflows.contracts import OrderOutcome
 
 
 class OrderRecords:
@@ -41,6 +42,20 @@ class OrderRecords:
             return change(OrderRecord.model_validate(doc)).model_dump(mode="json")
 
         await compare_and_swap(self._store, self.key(order_id), apply)
+
+    async def record_outcome(self, outcome: OrderOutcome) -> None:
+        """Keep how the order ended on its record; the first recording stays (activities may run
+        twice)."""
+
+        def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
+            if doc is None:
+                raise NotFound(f"order {outcome.order_id!r} not found")
+            record = OrderRecord.model_validate(doc)
+            if record.outcome is not None:
+                return None
+            return record.model_copy(update={"outcome": outcome}).model_dump(mode="json")
+
+        await compare_and_swap(self._store, self.key(outcome.order_id), apply)
 
     async def delete(self, order_id: str) -> None:
         await self._store.delete(self.key(order_id))

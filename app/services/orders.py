@@ -11,9 +11,9 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from app.config import Settings
 from app.domain.orders import (
@@ -44,6 +44,7 @@ from app.workflows.contracts import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _MAX_ATTEMPTS: Final = 100
 _ACCEPTED_CACHE_SIZE: Final = 10_000
 
@@ -70,28 +71,45 @@ class OrderService:
         self._index = OrderIndex(store)
         self.outbox = ManagerOutbox(store, self._records, workflows)
         self._accepted_cache: OrderedDict[str, OrderRecord] = OrderedDict()
+        self._unfinished: set[asyncio.Future[Any]] = set()
+        # How long a manager action waits on the engine before it is accepted as queued: well
+        # inside the request deadline, so the answer is 202, not a deadline's 503.
+        self._engine_wait = settings.request_timeout_seconds / 4
 
     # -- reading ----------------------------------------------------------------------------
 
     async def get(self, order_id: str, wait_seconds: int = 0) -> Order:
         """The order now, or, with `wait_seconds`, once it has finished (or the wait ran out)."""
         accepted = await self._accepted(order_id)
+        if accepted.outcome is not None:
+            return order_view(accepted, None)
         if wait_seconds > 0:
             await self._workflows.wait_finished(order_id, wait_seconds)
-        return order_view(accepted, await self._workflows.snapshot(order_id))
+        snapshot = await self._workflows.snapshot(order_id)
+        if snapshot is None or snapshot.finished:
+            # Finished, or finished and purged by the engine: the record has the outcome.
+            record, _ = await self._records.get(order_id)
+            if record.outcome is not None:
+                return order_view(self._remember(record), None)
+        return order_view(accepted, snapshot)
 
     async def _accepted(self, order_id: str) -> OrderRecord:
-        """What the client asked for, which never changes once accepted: clients poll orders,
-        so these fields are kept in memory and each poll reads only the workflow's state."""
+        """What the client asked for, and how it ended once it has: neither changes once
+        written, and clients poll orders, so they are kept in memory and each poll of an order
+        in flight reads only the workflow's state."""
         cached = self._accepted_cache.get(order_id)
         if cached is None:
             record, _ = await self._records.get(order_id)
-            cached = self._accepted_cache[order_id] = record.accepted()
-            if len(self._accepted_cache) > _ACCEPTED_CACHE_SIZE:
-                self._accepted_cache.popitem(last=False)
-        else:
-            self._accepted_cache.move_to_end(order_id)
+            return self._remember(record)
+        self._accepted_cache.move_to_end(order_id)
         return cached
+
+    def _remember(self, record: OrderRecord) -> OrderRecord:
+        accepted = self._accepted_cache[record.order_id] = record.accepted()
+        self._accepted_cache.move_to_end(record.order_id)
+        if len(self._accepted_cache) > _ACCEPTED_CACHE_SIZE:
+            self._accepted_cache.popitem(last=False)
+        return accepted
 
     async def list(
         self, status: str | None, limit: int, cursor: str | None
@@ -124,12 +142,36 @@ class OrderService:
 
     # -- creating ---------------------------------------------------------------------------
 
+    async def _unabandoned(self, work: Awaitable[T]) -> T:
+        """Run a change to completion even if the caller stops waiting for it.
+
+        A request that hits its deadline is cancelled; a create or a manager action cancelled
+        between its writes would leave them half done (a record without a workflow, an action
+        saved but never queued). Shielded, the change finishes, or undoes itself, on its own.
+        """
+        return await asyncio.shield(self._track(work))
+
+    def _track(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        task = asyncio.ensure_future(work)
+        self._unfinished.add(task)
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._unfinished.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Its caller may have gone (deadline): report what it could not.
+            log.warning("a change finished after its request had given up: %r", task.exception())
+
     async def create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
         """Accept an order and start its workflow. Returns (order, created).
 
         With a client-chosen id the call is idempotent: repeating it returns the same order and
         never starts a second workflow; the same id with a different body is a conflict.
         """
+        return await self._unabandoned(self._create(item, quantity, order_id))
+
+    async def _create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
         record = new_order(
             order_id or uuid.uuid4().hex,
             item,
@@ -148,6 +190,8 @@ class OrderService:
             record, created = existing, False
         assert record.seq is not None
         await self._index.add(record.seq, order_id)
+        if record.outcome is not None:  # a repeat of an order that has finished
+            return order_view(record, None), created
         # A record this call created has no workflow yet; only a repeat needs to look.
         snapshot = None if created else await self._workflows.snapshot(order_id)
         if snapshot is None:
@@ -192,7 +236,9 @@ class OrderService:
         def check(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
             check_can_decide(record)
 
-        order = await self._act(order_id, check, APPROVAL_EVENT, event, decision=decision)
+        order = await self._unabandoned(
+            self._act(order_id, check, APPROVAL_EVENT, event, decision=decision)
+        )
         log.info(
             "order %s: %s by %s",
             order_id,
@@ -202,7 +248,9 @@ class OrderService:
         return order
 
     async def cancel(self, order_id: str) -> Order:
-        order = await self._act(order_id, check_can_cancel, CANCEL_EVENT, {}, cancel_requested=True)
+        order = await self._unabandoned(
+            self._act(order_id, check_can_cancel, CANCEL_EVENT, {}, cancel_requested=True)
+        )
         log.info("order %s: cancel requested", order_id)
         return order
 
@@ -222,13 +270,14 @@ class OrderService:
         for attempt in range(_MAX_ATTEMPTS):
             record, etag = await self._records.get(order_id)
             try:
-                snapshot = await self._workflows.snapshot(order_id)
-            except DependencyUnavailable:
+                async with asyncio.timeout(self._engine_wait):
+                    snapshot = await self._workflows.snapshot(order_id)
+            except (DependencyUnavailable, TimeoutError):
                 # The engine cannot answer while the worker is away (Dapr reports the workflow's
-                # actor as unplaced). Accept the action anyway: delivery checks the workflow
-                # again, and a finished order simply never receives it.
+                # actor as unplaced, or takes long to look for it). Accept the action anyway:
+                # delivery checks the workflow again, and a finished order never receives it.
                 snapshot = None
-            check_unfinished(order_id, snapshot)
+            check_unfinished(record, snapshot)
             check(record, snapshot)
             if not queued:
                 # On the outbox before the action is saved: a crash between the two leaves an
@@ -244,6 +293,13 @@ class OrderService:
                 await contention_backoff(attempt)
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
-        if not await self.outbox.deliver_now(order_id, updated.pending_events):
+        delivery = self._track(self.outbox.deliver_now(order_id, updated.pending_events))
+        try:
+            async with asyncio.timeout(self._engine_wait):
+                delivered = await asyncio.shield(delivery)
+        except TimeoutError:
+            # Still trying in the background; the outbox loop delivers it otherwise.
+            delivered = False
+        if not delivered:
             log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
         return order_view(updated, snapshot)

@@ -1,12 +1,21 @@
-"""Readiness of the Dapr sidecar as the sidecar itself reports it."""
+"""Readiness of the Dapr sidecar as the sidecar itself reports it, and of the state store behind it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
 import httpx
+
+from app.errors import DependencyUnavailable
+from app.services.state_store import StateStore
+
+log = logging.getLogger(__name__)
+
+# Never written: reading a missing key is the cheapest round trip to the store.
+READINESS_KEY = "readiness-probe"
 
 
 @dataclass(frozen=True)
@@ -24,8 +33,12 @@ class SidecarProbe:
         dapr_http_url: str,
         expect_worker: bool = True,
         api_token: str | None = None,
+        store: StateStore | None = None,
+        store_deadline: float = 1.5,
     ) -> None:
         self._client = client
+        self._store = store
+        self._store_deadline = store_deadline
         self._url = dapr_http_url
         self._expect_worker = expect_worker
         # /v1.0/healthz is open; /v1.0/metadata needs the API token when daprd has one.
@@ -55,7 +68,32 @@ class SidecarProbe:
             return Readiness(
                 False, "workflow worker not connected to the sidecar", worker_missing=True
             )
+        return await self._store_readiness()
+
+    async def _store_readiness(self) -> Readiness:
+        # daprd stays healthy while Redis is frozen or gone; every order needs the store, so a
+        # store that does not answer makes this instance unready (a balancer stops sending).
+        if self._store is None:
+            return Readiness(True, "ok")
+        try:
+            async with asyncio.timeout(self._store_deadline):
+                await self._store.get(READINESS_KEY)
+        except TimeoutError:
+            return Readiness(False, f"state store did not answer within {self._store_deadline:g}s")
+        except DependencyUnavailable as error:
+            return Readiness(False, f"state store unavailable: {error.detail}")
         return Readiness(True, "ok")
+
+    async def request_shutdown(self) -> None:
+        """Ask daprd to shut down (its supervisor restarts it); failures are only logged, the
+        watchdog asks again if the sidecar stays stuck."""
+        try:
+            reply = await self._client.post(
+                f"{self._url}/v1.0/shutdown", headers=self._headers, timeout=5.0
+            )
+            log.warning("asked daprd to shut down: %s", reply.status_code)
+        except httpx.HTTPError as error:
+            log.warning("could not ask daprd to shut down: %r", error)
 
     async def worker_missing(self) -> bool:
         """The sidecar is up but counts no workflow worker of ours (see workflows.worker)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from app.workflows.contracts import ActivityRequest
+from app.workflows.contracts import ActivityRequest, OrderOutcome
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,17 @@ class Payments(Protocol):
     async def refund(self, order_id: str) -> None: ...
 
 
+class Outcomes(Protocol):
+    async def record_outcome(self, outcome: OrderOutcome) -> None: ...
+
+
 class OrderActivities:
     """One method per ActivityName member, named as its value (runtime.py registers them so)."""
 
-    def __init__(self, stock: Stock, payments: Payments) -> None:
+    def __init__(self, stock: Stock, payments: Payments, outcomes: Outcomes) -> None:
         self._stock = stock
         self._payments = payments
+        self._outcomes = outcomes
 
     async def notify(self, request: ActivityRequest) -> None:
         log.info("order %s: %s", request.order_id, request.message)
@@ -62,3 +67,6 @@ class OrderActivities:
 
     async def refund_payment(self, request: ActivityRequest) -> None:
         await self._payments.refund(request.order_id)
+
+    async def record_outcome(self, outcome: OrderOutcome) -> None:
+        await self._outcomes.record_outcome(outcome)

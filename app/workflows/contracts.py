@@ -8,11 +8,11 @@ engine's state as a WorkflowSnapshot, without ever importing the workflow code i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 WORKFLOW_NAME: Final = "order_processing"
 APPROVAL_EVENT: Final = "manager_approval"
@@ -46,6 +46,7 @@ class ActivityName(StrEnum):
     COMMIT_INVENTORY = "commit_inventory"
     RELEASE_INVENTORY = "release_inventory"
     REFUND_PAYMENT = "refund_payment"
+    RECORD_OUTCOME = "record_outcome"
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.
@@ -83,6 +84,22 @@ class OrderInput(BaseModel):
 class OrderResult(BaseModel):
     processed: bool
     reason: Reason | None = None
+
+
+class OrderOutcome(BaseModel):
+    """How the order ended, recorded on the order by the workflow's last activity so that it
+    outlives the workflow's own history (which the engine purges after the retention period)."""
+
+    order_id: str
+    processed: bool
+    reason: Reason | None = None
+    finished_at: datetime
+
+    @field_validator("finished_at")
+    @classmethod
+    def _in_utc(cls, moment: datetime) -> datetime:
+        # The workflow's clock (ctx.current_utc_datetime) is a naive datetime in UTC.
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class ApprovalDecision(BaseModel):

@@ -9,7 +9,7 @@ approval wait; past payment the order runs to its end.
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from dapr.ext.workflow import RetryPolicy, TaskFailedError, when_any
@@ -21,6 +21,7 @@ from app.workflows.contracts import (
     ActivityRequest,
     ApprovalDecision,
     OrderInput,
+    OrderOutcome,
     OrderResult,
     Reason,
     Step,
@@ -39,6 +40,9 @@ class WorkflowContext(Protocol):
 
     @property
     def instance_id(self) -> str: ...
+
+    @property
+    def current_utc_datetime(self) -> datetime: ...
 
     def set_custom_status(self, custom_status: str) -> None: ...
 
@@ -76,13 +80,24 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         ctx.set_custom_status(step)
         return ctx.call_activity(activity, input=payload or request, retry_policy=ACTIVITY_RETRY)
 
-    def finish(reason: Reason | None) -> OrderResult:
+    def finish(reason: Reason | None) -> Steps:
+        # The outcome goes onto the order record before the workflow ends: the engine purges
+        # finished histories (retention policy), the order's answer must not change when it does.
+        outcome = OrderOutcome(
+            order_id=order.order_id,
+            processed=reason is None,
+            reason=reason,
+            finished_at=ctx.current_utc_datetime,
+        )
         ctx.set_custom_status(Step.DONE)
+        yield ctx.call_activity(
+            ActivityName.RECORD_OUTCOME, input=outcome, retry_policy=ACTIVITY_RETRY
+        )
         return OrderResult(processed=reason is None, reason=reason)
 
     def give_up(reason: Reason) -> Steps:
         yield run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
-        return finish(reason)
+        return (yield from finish(reason))
 
     yield run(
         Step.NOTIFYING,
@@ -90,11 +105,11 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         request.model_copy(update={"message": f"received order of {order.quantity} {order.item}"}),
     )
     if cancel.is_complete:
-        return finish("cancelled")
+        return (yield from finish("cancelled"))
 
     reserved = yield run(Step.RESERVING, ActivityName.RESERVE_INVENTORY)
     if not reserved:
-        return finish("insufficient_inventory")
+        return (yield from finish("insufficient_inventory"))
     if cancel.is_complete:
         return (yield from give_up("cancelled"))
 
@@ -129,4 +144,4 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         ActivityName.NOTIFY,
         request.model_copy(update={"message": f"order of {order.quantity} {order.item} completed"}),
     )
-    return finish(None)
+    return (yield from finish(None))

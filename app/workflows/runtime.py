@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
+from pydantic import BaseModel
 
 from app.workflows.activities import OrderActivities
-from app.workflows.contracts import WORKFLOW_NAME, ActivityName, ActivityRequest
+from app.workflows.contracts import WORKFLOW_NAME, ActivityName
 from app.workflows.order_processing import order_processing
 from app.workflows.selftest import (
     SELFTEST_ACTIVITY,
@@ -18,24 +20,38 @@ from app.workflows.selftest import (
     stack_selftest_echo,
 )
 
+Implementation = Callable[[BaseModel], Awaitable[Any]]
 
-def activity_implementation(
-    activities: OrderActivities, name: ActivityName
-) -> Callable[[ActivityRequest], Awaitable[Any]]:
+
+def activity_implementation(activities: OrderActivities, name: ActivityName) -> Implementation:
     """The OrderActivities method that implements `name` (they share the name)."""
-    method: Callable[[ActivityRequest], Awaitable[Any]] = getattr(activities, name.value)
+    method: Implementation = getattr(activities, name.value)
     return method
 
 
+def input_model(method: Implementation) -> type[BaseModel]:
+    """The pydantic model an activity method takes (its one parameter's annotation)."""
+    hints = typing.get_type_hints(method)
+    model = next(hint for parameter, hint in hints.items() if parameter != "return")
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"{method} must take one pydantic model, not {model!r}")
+    return model
+
+
 def _order_activity(
-    method: Callable[[ActivityRequest], Awaitable[Any]],
-) -> Callable[[WorkflowActivityContext, ActivityRequest], Awaitable[Any]]:
+    method: Implementation,
+) -> Callable[[WorkflowActivityContext, BaseModel], Awaitable[Any]]:
     # A fresh function per activity: the SDK tags the registered function object, so sharing or
-    # decorating one would collide, and the OrderActivities methods stay plain and testable. The
-    # annotation is what the SDK reads to turn the JSON input into an ActivityRequest.
-    async def activity(ctx: WorkflowActivityContext, request: ActivityRequest) -> Any:
+    # decorating one would collide, and the OrderActivities methods stay plain and testable.
+    async def activity(ctx: WorkflowActivityContext, request: BaseModel) -> Any:
         return await method(request)
 
+    # The SDK reads this annotation to turn the JSON input into the method's model.
+    activity.__annotations__ = {
+        "ctx": WorkflowActivityContext,
+        "request": input_model(method),
+        "return": Any,
+    }
     return activity
 
 

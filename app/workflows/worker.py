@@ -54,17 +54,39 @@ async def keep_worker_connected(
     worker_missing: Callable[[], Awaitable[bool]],
     check_seconds: float,
     grace_seconds: float,
+    restart_sidecar: Callable[[], Awaitable[None]] | None = None,
+    replacements_before_sidecar: int = 2,
 ) -> None:
     """Replace the workflow worker when the sidecar has not counted it for `grace_seconds` (the
-    SDK's own reconnect covers a lost stream, not a stream daprd no longer routes to)."""
+    SDK's own reconnect covers a lost stream, not a stream daprd no longer routes to).
+
+    When replacing the worker does not help either, the sidecar itself is stuck: Dapr 1.18.2 can
+    wedge unregistering the workflow actor types after a worker's stream drops (upstream
+    dapr/dapr PR #10408, not in 1.18), and only a daprd restart clears it. `restart_sidecar`
+    asks daprd to shut down; its supervisor (devstack under `make run`, the restart policy
+    under compose, the kubelet on Kubernetes) starts it again and the worker reconnects.
+    """
     missing_since: float | None = None
+    replacements = 0
     while True:
         await asyncio.sleep(check_seconds)
         if not await worker_missing():
-            missing_since = None
+            missing_since, replacements = None, 0
             continue
         missing_since = missing_since or time.monotonic()
-        if time.monotonic() - missing_since >= grace_seconds:
-            # restart() blocks until the new stream is open; keep the event loop free.
-            await asyncio.to_thread(supervisor.restart)
-            missing_since = None
+        if time.monotonic() - missing_since < grace_seconds:
+            continue
+        missing_since = None
+        if restart_sidecar is not None and replacements >= replacements_before_sidecar:
+            log.error(
+                "the sidecar still counts no workflow worker after %d worker replacements "
+                "(the Dapr 1.18.2 actor-registration wedge); asking daprd to shut down so its "
+                "supervisor restarts it",
+                replacements,
+            )
+            await restart_sidecar()
+            replacements = 0
+            continue
+        # restart() blocks until the new stream is open; keep the event loop free.
+        await asyncio.to_thread(supervisor.restart)
+        replacements += 1

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -178,3 +181,49 @@ async def test_approval_raised_while_the_worker_is_down_counts_once_it_is_back(
     done = await wait_until_finished(fault_api, order_id, RECOVERY_SECONDS)
     assert done["result"] == {"processed": True, "reason": None}
     assert ledger(fault_stack)[order_id]["status"] == "paid"
+
+
+FREEZE_SECONDS = 20.0
+# The app's deadline (REQUEST_TIMEOUT_SECONDS, 2 s by default) plus what an HTTP round trip on
+# a loaded 2-core machine may add.
+ANSWER_WITHIN_SECONDS = 3.0
+
+
+async def _timed(call: Any) -> tuple[float, httpx.Response]:
+    started = time.monotonic()
+    response: httpx.Response = await call()
+    return time.monotonic() - started, response
+
+
+async def test_a_frozen_state_store_gets_prompt_503s_and_loses_nothing(
+    fault_stack: Stack, fault_api: httpx.AsyncClient
+) -> None:
+    waiting, moving = await start_batch(fault_api, fault_stack)
+    redis_pid = fault_stack.pid("redis")
+    frozen_at = time.monotonic()
+    os.kill(redis_pid, signal.SIGSTOP)
+    try:
+        calls = {
+            "get": lambda: fault_api.get(f"/orders/{waiting[0]}"),
+            "long poll": lambda: fault_api.get(f"/orders/{moving[0]}", params={"wait": 1}),
+            "list": lambda: fault_api.get("/orders"),
+            "inventory": lambda: fault_api.get("/inventory"),
+            "create": lambda: fault_api.post("/orders", json={"item": "computers", "quantity": 1}),
+        }
+        for name, call in calls.items():
+            elapsed, response = await _timed(call)
+            allowed = ANSWER_WITHIN_SECONDS + (1 if name == "long poll" else 0)
+            assert elapsed < allowed, f"{name} took {elapsed:.1f}s"
+            assert response.status_code == 503, (name, response.text)
+            assert "state store" in response.json()["detail"], (name, response.text)
+
+        async def readiness() -> int:
+            return (await fault_api.get("/readyz")).status_code
+
+        await eventually(readiness, lambda status: status == 503, deadline_seconds=5)
+        assert time.monotonic() - frozen_at < 5 + ANSWER_WITHIN_SECONDS * len(calls)
+        # The fault itself lasts FREEZE_SECONDS: workflow activities hit the frozen store too.
+        await asyncio.sleep(max(0.0, FREEZE_SECONDS - (time.monotonic() - frozen_at)))
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    await finish_and_check(fault_api, fault_stack, waiting, moving)

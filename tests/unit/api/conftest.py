@@ -10,11 +10,8 @@ from asgi_lifespan import LifespanManager
 
 from app.config import Settings
 from app.main import create_app
-from tests.fixtures.api import Api
+from tests.fixtures.api import MANAGER_TOKEN, REQUEST_TIMEOUT_SECONDS, THRESHOLD, Api
 from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
-
-MANAGER_TOKEN = "t"
-THRESHOLD = 50_000
 
 
 @pytest.fixture
@@ -24,6 +21,7 @@ async def api(store: InMemoryStateStore) -> AsyncIterator[Api]:
         manager_token=MANAGER_TOKEN,
         approval_threshold=THRESHOLD,
         approval_timeout_seconds=30.0,
+        request_timeout_seconds=REQUEST_TIMEOUT_SECONDS,
         log_level="WARNING",
     )
     app = create_app(settings, services=fake_services(store, workflows, sidecar))

@@ -12,12 +12,14 @@ from app.config import Settings
 from app.domain.orders import Order, Outcome
 from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from app.services.manager_outbox import OUTBOX_KEY
+from app.services.order_records import OrderRecords
 from app.services.orders import OrderService
 from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
     PAST_PAYMENT_STEPS,
     WORKFLOW_NAME,
+    OrderOutcome,
     Step,
     WorkflowSnapshot,
 )
@@ -719,3 +721,105 @@ async def test_approval_sent_while_the_worker_is_away_is_accepted_and_delivered_
     gateway.worker_connected = True
     assert await orders.outbox.deliver_pending() == 0
     assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+
+
+# -- the outcome recorded on the order, and the engine's purge of finished histories -----------
+
+
+async def finish(
+    store: InMemoryStateStore,
+    gateway: FakeWorkflowGateway,
+    order_id: str,
+    reason: str | None = None,
+) -> None:
+    """What the workflow's last activity and its completion do."""
+    outcome = OrderOutcome(
+        order_id=order_id,
+        processed=reason is None,
+        reason=reason,  # type: ignore[arg-type]
+        finished_at=START + timedelta(minutes=5),
+    )
+    await OrderRecords(store).record_outcome(outcome)
+    gateway.set(order_id, "COMPLETED", Step.DONE, {"processed": reason is None, "reason": reason})
+
+
+async def test_a_finished_order_reads_the_same_after_its_history_is_purged(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    await finish(store, gateway, "o1", "rejected")
+    before = await orders.get("o1")
+    listed_before, _ = await orders.list(None, 10, None)
+
+    del gateway.snapshots["o1"]  # the retention policy purged the workflow
+
+    assert await orders.get("o1") == before
+    assert (await orders.list(None, 10, None))[0] == listed_before
+    assert (before.status, before.step) == ("COMPLETED", Step.DONE)
+    assert before.result == Outcome(processed=False, reason="rejected")
+    assert before.updated_at == START + timedelta(minutes=5)
+
+
+async def test_a_purged_order_read_by_a_fresh_process_is_still_finished(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway, settings: Settings
+) -> None:
+    first = OrderService(store, gateway, settings, clock=ticking_clock())
+    await create(first, "o1", "paperclip", 1)
+    await finish(store, gateway, "o1")
+    del gateway.snapshots["o1"]
+
+    restarted = OrderService(store, gateway, settings, clock=ticking_clock())
+    order = await restarted.get("o1")
+
+    assert (order.status, order.result) == ("COMPLETED", Outcome(processed=True, reason=None))
+
+
+async def test_a_finished_order_needs_no_engine_read_once_its_outcome_is_known(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 1)
+    await finish(store, gateway, "o1")
+    await orders.get("o1")
+    gateway.unavailable_reads = True
+
+    assert (await orders.get("o1", wait_seconds=5)).status == "COMPLETED"
+    assert gateway.waits == []
+
+
+async def test_approve_of_a_purged_order_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    await finish(store, gateway, "o1", "approval_timeout")
+    del gateway.snapshots["o1"]
+
+    with pytest.raises(Conflict, match="already finished"):
+        await orders.approve("o1", True, None)
+    with pytest.raises(Conflict, match="already finished"):
+        await orders.cancel("o1")
+    assert gateway.events == []
+
+
+async def test_repeating_the_create_of_a_purged_order_starts_nothing(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 1)
+    await finish(store, gateway, "o1")
+    del gateway.snapshots["o1"]
+
+    order, created = await orders.create("paperclip", 1, "o1")
+
+    assert (created, order.status) == (False, "COMPLETED")
+    assert len(gateway.scheduled) == 1
+
+
+async def test_the_first_recorded_outcome_stays(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 1)
+    await finish(store, gateway, "o1")
+    # The activity ran again (at least once delivery), with a later clock.
+    again = OrderOutcome(order_id="o1", processed=False, reason="payment_failed", finished_at=START)
+    await OrderRecords(store).record_outcome(again)
+
+    assert record(store, "o1")["outcome"]["processed"] is True

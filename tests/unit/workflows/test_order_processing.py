@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from app.workflows.contracts import (
     APPROVAL_EVENT,
@@ -22,6 +25,7 @@ PAY = ActivityName.PROCESS_PAYMENT
 COMMIT = ActivityName.COMMIT_INVENTORY
 RELEASE = ActivityName.RELEASE_INVENTORY
 REFUND = ActivityName.REFUND_PAYMENT
+RECORD = ActivityName.RECORD_OUTCOME
 
 
 def small_order(**changes: Any) -> dict[str, Any]:
@@ -46,13 +50,13 @@ def large_order(**changes: Any) -> dict[str, Any]:
     return small_order(**{**defaults, **changes})
 
 
-APPROVED_FLOW = [NOTIFY, RESERVE, REQUEST_APPROVAL, PAY, COMMIT, NOTIFY]
+APPROVED_FLOW = [NOTIFY, RESERVE, REQUEST_APPROVAL, PAY, COMMIT, NOTIFY, RECORD]
 
 
 def test_small_order_runs_every_step_and_completes() -> None:
     run = run_workflow(small_order(), Script())
 
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, NOTIFY]
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, NOTIFY, RECORD]
     assert run.result == {"processed": True, "reason": None}
     assert run.context.step == Step.DONE
 
@@ -86,7 +90,7 @@ def test_activities_receive_the_order_request() -> None:
 def test_notifications_carry_a_message_about_the_order() -> None:
     run = run_workflow(small_order(), Script())
 
-    first, last = run.context.calls[0], run.context.calls[-1]
+    first, last = run.context.calls[0], run.context.calls[-2]
     assert first.input["message"] == "received order of 3 paperclip"
     assert last.input["message"] == "order of 3 paperclip completed"
     assert first.input["order_id"] == last.input["order_id"] == "order-7"
@@ -96,7 +100,7 @@ def test_insufficient_inventory_ends_without_payment_or_release() -> None:
     run = run_workflow(small_order(), Script(results={RESERVE: False}))
 
     assert run.result == {"processed": False, "reason": "insufficient_inventory"}
-    assert run.context.activity_names == [NOTIFY, RESERVE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, RECORD]
     assert run.context.step == Step.DONE
 
 
@@ -112,7 +116,7 @@ def test_rejected_order_releases_its_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="rejected"))
 
     assert run.result == {"processed": False, "reason": "rejected"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
     assert run.context.step == Step.DONE
 
 
@@ -120,7 +124,7 @@ def test_approval_timeout_releases_the_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="timeout"))
 
     assert run.result == {"processed": False, "reason": "approval_timeout"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
 
 
 def test_approval_timer_lasts_the_timeout_from_the_input() -> None:
@@ -133,7 +137,7 @@ def test_cancel_during_approval_wait_releases_the_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="cancel"))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
 
 
 def test_cancel_arriving_with_the_approval_still_cancels_before_payment() -> None:
@@ -141,14 +145,14 @@ def test_cancel_arriving_with_the_approval_still_cancels_before_payment() -> Non
 
     assert run.result == {"processed": False, "reason": "cancelled"}
     assert PAY not in run.context.activity_names
-    assert run.context.activity_names[-1] == RELEASE
+    assert run.context.activity_names[-2:] == [RELEASE, RECORD]
 
 
 def test_cancel_before_reserve_reserves_nothing() -> None:
     run = run_workflow(small_order(), Script(cancel_while=NOTIFY))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY]
+    assert run.context.activity_names == [NOTIFY, RECORD]
     assert run.context.step == Step.DONE
 
 
@@ -156,14 +160,14 @@ def test_cancel_after_reserve_releases_the_reservation() -> None:
     run = run_workflow(small_order(), Script(cancel_while=RESERVE))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, RELEASE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, RELEASE, RECORD]
 
 
 def test_cancel_while_requesting_approval_ends_the_wait_at_once() -> None:
     run = run_workflow(large_order(), Script(cancel_while=REQUEST_APPROVAL))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
 
 
 def test_cancel_during_payment_is_too_late_and_the_order_completes() -> None:
@@ -177,14 +181,14 @@ def test_payment_failure_releases_without_committing() -> None:
     run = run_workflow(small_order(), Script(results={PAY: RuntimeError("card declined")}))
 
     assert run.result == {"processed": False, "reason": "payment_failed"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, RELEASE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, RELEASE, RECORD]
 
 
 def test_commit_failure_refunds_then_releases() -> None:
     run = run_workflow(small_order(), Script(results={COMMIT: RuntimeError("store down")}))
 
     assert run.result == {"processed": False, "reason": "inventory_update_failed"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, REFUND, RELEASE]
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, REFUND, RELEASE, RECORD]
     assert run.context.steps[-3:] == [Step.REFUNDING, Step.RELEASING, Step.DONE]
 
 
@@ -215,6 +219,7 @@ def test_every_activity_gets_the_retry_policy() -> None:
         COMMIT,
         REFUND,
         RELEASE,
+        RECORD,
     }
     assert all(call.retry_policy is ACTIVITY_RETRY for call in run.context.calls)
 
@@ -230,3 +235,28 @@ def test_same_script_gives_the_same_activity_calls() -> None:
     ]
     assert first.context.steps == second.context.steps
     assert first.result == second.result
+
+
+@pytest.mark.parametrize(
+    ("script", "order", "reason"),
+    [
+        (Script(), small_order, None),
+        (Script(decision="rejected"), large_order, "rejected"),
+        (Script(results={RESERVE: False}), small_order, "insufficient_inventory"),
+        (Script(decision="timeout"), large_order, "approval_timeout"),
+    ],
+)
+def test_the_outcome_is_recorded_on_the_order_last_as_the_result_says(
+    script: Script, order: Callable[[], dict[str, Any]], reason: str | None
+) -> None:
+    run = run_workflow(order(), script)
+
+    last = run.context.calls[-1]
+    assert last.name == RECORD
+    assert last.input == {
+        "order_id": "order-7",
+        "processed": reason is None,
+        "reason": reason,
+        "finished_at": "2026-11-28T12:00:00Z",
+    }
+    assert run.result == {"processed": reason is None, "reason": reason}

@@ -33,7 +33,9 @@ class _NotCalled:
 
 
 def _registry() -> Any:
-    runtime = build_runtime(OrderActivities(_NotCalled(), _NotCalled()), "127.0.0.1", 1)
+    runtime = build_runtime(
+        OrderActivities(_NotCalled(), _NotCalled(), _NotCalled()), "127.0.0.1", 1
+    )
     return runtime._WorkflowRuntime__worker._registry  # type: ignore[attr-defined]
 
 
@@ -129,6 +131,7 @@ def test_an_approved_order_replays_to_completion_through_the_sdk_executor() -> N
         ActivityName.PROCESS_PAYMENT,
         ActivityName.COMMIT_INVENTORY,
         ActivityName.NOTIFY,
+        ActivityName.RECORD_OUTCOME,
     ]
     # Activity inputs travel as the ActivityRequest's JSON form, built by the SDK.
     assert engine.scheduled[1][1] == {
@@ -148,7 +151,11 @@ def test_a_rejected_order_releases_its_stock_and_reports_why() -> None:
     completion = engine.run()
 
     assert json.loads(completion.result.value) == {"processed": False, "reason": "rejected"}
-    assert engine.scheduled[-1][0] == ActivityName.RELEASE_INVENTORY
+    assert [name for name, _ in engine.scheduled[-2:]] == [
+        ActivityName.RELEASE_INVENTORY,
+        ActivityName.RECORD_OUTCOME,
+    ]
+    assert engine.scheduled[-1][1]["reason"] == "rejected"
 
 
 def test_replaying_the_recorded_history_in_one_go_gives_the_same_completion() -> None:

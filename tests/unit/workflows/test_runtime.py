@@ -33,7 +33,7 @@ def test_every_activity_name_has_an_async_implementation(name: ActivityName) -> 
 
 
 def test_the_runtime_registers_every_activity_and_the_workflows() -> None:
-    registered = registry(OrderActivities(_Unused(), _Unused()))
+    registered = registry(OrderActivities(_Unused(), _Unused(), _Unused()))
 
     assert set(registered.activities) == {*ActivityName, SELFTEST_ACTIVITY}
     assert set(registered.orchestrators) == {WORKFLOW_NAME, SELFTEST_WORKFLOW}
@@ -41,12 +41,12 @@ def test_the_runtime_registers_every_activity_and_the_workflows() -> None:
 
 def test_a_replacement_runtime_registers_again() -> None:
     # The worker watchdog builds a fresh runtime; the SDK refuses a function registered twice.
-    activities = OrderActivities(_Unused(), _Unused())
+    activities = OrderActivities(_Unused(), _Unused(), _Unused())
     registry(activities)
     assert set(registry(activities).activities) == {*ActivityName, SELFTEST_ACTIVITY}
 
 
 def test_activity_implementation_is_the_method_of_that_name() -> None:
-    activities = OrderActivities(_Unused(), _Unused())
+    activities = OrderActivities(_Unused(), _Unused(), _Unused())
     for name in ActivityName:
         assert activity_implementation(activities, name) == getattr(activities, name.value)
