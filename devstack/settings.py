@@ -84,8 +84,10 @@ class StackSettings(BaseSettings):
     watchdog_hang_seconds: float = Field(default=10.0, ge=0, validation_alias="WATCHDOG_HANG")
     # The Dapr 1.18.2 wedge: the app runs its worker but daprd counts none connected, or lacks
     # the workflow actor types, this long while every component is healthy: restart daprd.
-    # Longer than the app's own remedy (it replaces its worker after 6 s) so that goes first.
-    watchdog_wedge_seconds: float = Field(default=20.0, ge=0, validation_alias="WATCHDOG_WEDGE")
+    # A backstop: the app's own watchdog replaces its worker twice (6 s each, checked every
+    # 2 s) and then asks daprd to shut down, about 24 s in; it goes first, so the two never
+    # restart daprd back to back. 40 s + a restart still has the API ready within a minute.
+    watchdog_wedge_seconds: float = Field(default=40.0, ge=0, validation_alias="WATCHDOG_WEDGE")
 
     @property
     def log_dir(self) -> Path:

@@ -30,8 +30,12 @@ READY_WITHIN = 60.0
 
 @pytest.fixture(scope="module")
 def supervised_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # With an API token, so the watchdog's metadata probe is shown to send it (the wedge test
+    # fails if it does not: daprd's refusal is no evidence of a wedge).
     stack = private_stack(
-        tmp_path_factory.mktemp("supervised-stack"), {"APPROVAL_TIMEOUT_SECONDS": "300"}
+        tmp_path_factory.mktemp("supervised-stack"),
+        {"APPROVAL_TIMEOUT_SECONDS": "300"},
+        {"DAPR_API_TOKEN": "supervision-test-token"},
     )
     stack.supervise = True
     with stack as running:
@@ -137,6 +141,10 @@ async def test_daprd_metadata_has_the_shape_the_wedge_check_reads(
     )
     assert isinstance(metadata, dict), metadata
     assert workflow_engine_problem(metadata) is None, metadata
+    # The token is really on: without it daprd refuses.
+    async with httpx.AsyncClient(base_url=supervised_stack.dapr_http_url) as sidecar:
+        refused = await sidecar.get("/v1.0/metadata")
+    assert refused.status_code == 401, refused.text
 
 
 async def test_daprd_that_stops_counting_the_worker_is_restarted(
