@@ -10,7 +10,6 @@ an approval timeout, and the destruction cannot disturb the other tests.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -19,22 +18,24 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from devstack.settings import APP_ID
 from devstack.stack import Stack
+from tests.fixtures.faults import (
+    MANAGER,
+    RECOVERY_SECONDS,
+    finish_and_check,
+    ledger,
+    retrying,
+    start_batch,
+)
 from tests.fixtures.orders import (
-    assert_invariant,
     create,
     new_id,
     wait_for_step,
     wait_until_finished,
 )
-from tests.fixtures.stack import MANAGER_TOKEN, api_client, private_stack
+from tests.fixtures.stack import api_client, private_stack
 from tests.fixtures.waiting import eventually
-
-MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
-RECOVERY_SECONDS = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -49,77 +50,6 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 async def fault_api(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(fault_stack) as client:
         yield client
-
-
-def ledger(stack: Stack) -> dict[str, dict[str, Any]]:
-    entries = {}
-    with redis.Redis(port=stack.settings.redis_port, decode_responses=True) as client:
-        for key in client.scan_iter(f"{APP_ID}||payment:*"):
-            raw = client.hget(key, "data")
-            assert raw is not None
-            entry = json.loads(str(raw))
-            entries[entry["order_id"]] = entry
-    return entries
-
-
-async def _ready(api: httpx.AsyncClient) -> None:
-    async def probe() -> int:
-        try:
-            return (await api.get("/readyz")).status_code
-        except httpx.HTTPError:
-            return 0
-
-    await eventually(
-        probe, lambda status: status == 200, deadline_seconds=RECOVERY_SECONDS, what="/readyz 200"
-    )
-
-
-async def _retrying(call: Any) -> httpx.Response:
-    """Manager calls made while the stack recovers may get 503 (nothing changed): retry those."""
-
-    async def attempt() -> httpx.Response:
-        try:
-            response: httpx.Response = await call()
-            return response
-        except httpx.HTTPError:
-            return httpx.Response(599)
-
-    return await eventually(
-        attempt, lambda r: r.status_code < 500, deadline_seconds=RECOVERY_SECONDS
-    )
-
-
-async def start_batch(api: httpx.AsyncClient, stack: Stack) -> tuple[list[str], list[str]]:
-    """Three orders parked at the approval wait and four small ones still moving."""
-    reset = await api.post("/inventory/restock", headers=MANAGER)
-    assert reset.status_code == 200
-    waiting = [(await create(api, "cars", 4))["order_id"] for _ in range(3)]
-    for order_id in waiting:
-        await wait_for_step(api, order_id, "awaiting_approval")
-    moving = [(await create(api, "computers", 2))["order_id"] for _ in range(4)]
-    return waiting, moving
-
-
-async def finish_and_check(
-    api: httpx.AsyncClient, stack: Stack, waiting: list[str], moving: list[str]
-) -> None:
-    await _ready(api)
-    for order_id in waiting:
-        response = await _retrying(
-            lambda oid=order_id: api.post(f"/orders/{oid}/approve", headers=MANAGER)
-        )
-        # 409 "already sent" is fine only when an approval from before the fault got through.
-        assert response.status_code in (202, 409), response.text
-    results = await asyncio.gather(
-        *(wait_until_finished(api, order_id, RECOVERY_SECONDS) for order_id in waiting + moving)
-    )
-    assert [r["result"] for r in results] == [{"processed": True, "reason": None}] * len(results)
-    paid = ledger(stack)
-    for order_id in waiting + moving:
-        assert paid[order_id]["status"] == "paid", paid.get(order_id)
-    for item in ("cars", "computers"):
-        doc = assert_invariant(stack, item)
-        assert doc["reserved"] == 0, doc
 
 
 @pytest.mark.parametrize("service", ["app", "daprd", "scheduler", "placement"])
@@ -150,7 +80,7 @@ async def test_approval_sent_while_the_engine_restarts_still_counts(
     fault_stack.start_service("daprd")
     # daprd is back but the app's worker has not reconnected yet: Dapr refuses events for a
     # workflow whose worker is away, so the service must keep the approval and deliver it later.
-    approved = await _retrying(
+    approved = await retrying(
         lambda: fault_api.post(f"/orders/{order_id}/approve", headers=MANAGER)
     )
     assert approved.status_code == 202, approved.text

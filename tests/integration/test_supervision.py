@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from devstack.stack import SERVICE_ORDER, Stack, http_json, workflow_engine_problem
+from tests.fixtures.faults import finish_and_check, start_batch
 from tests.fixtures.stack import api_client, private_stack
 from tests.fixtures.waiting import eventually
-from tests.integration.test_faults import finish_and_check, start_batch
 
 # Issue 8: ready again within a minute of the fault, without a human.
 READY_WITHIN = 60.0
