@@ -33,6 +33,13 @@ class Conflict(AppError):
     description = "Not possible in the current state"
 
 
+class DecisionAlreadyMade(Conflict):
+    """A manager's decision on an order is final: the first one recorded wins."""
+
+    error = "decision_already_made"
+    description = "Another decision on this order was recorded first"
+
+
 class DependencyUnavailable(AppError):
     """The sidecar or the state store did not answer; the request changed nothing and may be retried."""
 

@@ -57,53 +57,64 @@ def sidecar_store(settings: Settings) -> SidecarStateStore:
 async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator[Services]:
     """The real wiring: state store and workflows through the local Dapr sidecar."""
     store = sidecar_store(settings)
-    async with httpx.AsyncClient() as http:
-        probe = SidecarProbe(
-            http,
-            settings.dapr_http_url,
-            expect_worker=settings.workflow_worker,
-            api_token=settings.dapr_token,
-            store=store,
-        )
-        await probe.wait_healthy(settings.sidecar_wait_seconds)
-        inventory_service = InventoryService(store)
-        await inventory_service.seed()
-        supervisor = workflow_worker(store, settings) if settings.workflow_worker else None
-        if supervisor is not None:
-            # start() blocks until the worker's stream is open; keep the event loop free.
-            await asyncio.to_thread(supervisor.start)
-        client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
-        orders_service = OrderService(store, DaprWorkflowGateway(client), settings)
-        background = [
-            asyncio.create_task(
-                deliver_queued_actions(orders_service.outbox, settings.outbox_interval_seconds)
+    try:
+        async with httpx.AsyncClient() as http:
+            probe = SidecarProbe(
+                http,
+                settings.dapr_http_url,
+                expect_worker=settings.workflow_worker,
+                api_token=settings.dapr_token,
+                store=store,
             )
-        ]
-        if supervisor is not None:
-            background.append(
-                asyncio.create_task(
-                    keep_worker_connected(
-                        supervisor,
-                        probe.worker_missing,
-                        settings.worker_check_seconds,
-                        settings.worker_grace_seconds,
-                        restart_sidecar=probe.request_shutdown,
-                    )
+            async with _running(settings, store, probe) as orders_service:
+                yield Services(
+                    orders=orders_service,
+                    inventory=InventoryService(store),
+                    probe=probe,
+                    manager_token=manager_token,
+                )
+    finally:
+        # Also when start-up fails (sidecar never healthy, a 401): no session left unclosed.
+        await store.aclose()
+
+
+@asynccontextmanager
+async def _running(
+    settings: Settings, store: SidecarStateStore, probe: SidecarProbe
+) -> AsyncIterator[OrderService]:
+    """The worker and the background loops, for as long as the app serves."""
+    await probe.wait_healthy(settings.sidecar_wait_seconds)
+    await InventoryService(store).seed()
+    supervisor = workflow_worker(store, settings) if settings.workflow_worker else None
+    if supervisor is not None:
+        # start() blocks until the worker's stream is open; keep the event loop free.
+        await asyncio.to_thread(supervisor.start)
+    client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+    orders_service = OrderService(store, DaprWorkflowGateway(client), settings)
+    background = [
+        asyncio.create_task(
+            deliver_queued_actions(orders_service.outbox, settings.outbox_interval_seconds)
+        )
+    ]
+    if supervisor is not None:
+        background.append(
+            asyncio.create_task(
+                keep_worker_connected(
+                    supervisor,
+                    probe.worker_missing,
+                    settings.worker_check_seconds,
+                    settings.worker_grace_seconds,
+                    restart_sidecar=probe.request_shutdown,
                 )
             )
-        try:
-            yield Services(
-                orders=orders_service,
-                inventory=inventory_service,
-                probe=probe,
-                manager_token=manager_token,
-            )
-        finally:
-            for task in background:
-                task.cancel()
-            if supervisor is not None:
-                await asyncio.to_thread(supervisor.shutdown)
-            await store.aclose()
+        )
+    try:
+        yield orders_service
+    finally:
+        for task in background:
+            task.cancel()
+        if supervisor is not None:
+            await asyncio.to_thread(supervisor.shutdown)
 
 
 def _manager_token(settings: Settings) -> str:

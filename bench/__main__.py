@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from dapr.conf import settings as dapr_sdk_settings
 from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow.aio import DaprWorkflowClient
 
@@ -150,8 +151,12 @@ async def measure_service(stack: Stack, levels: list[int], seconds: float) -> li
 
 async def measure_ceiling(stack: Stack, levels: list[int], seconds: float) -> list[Run]:
     settings = Settings(
-        dapr_http_port=stack.settings.dapr_http_port, dapr_grpc_port=stack.settings.dapr_grpc_port
+        dapr_http_port=stack.settings.dapr_http_port,
+        dapr_grpc_port=stack.settings.dapr_grpc_port,
+        dapr_api_token=stack.settings.dapr_api_token,
     )
+    # The SDK's clients read the token from its settings module (set from the environment once).
+    dapr_sdk_settings.DAPR_API_TOKEN = stack.settings.dapr_api_token  # type: ignore[attr-defined]
     # The same worker the app runs, built by the same factory: only the HTTP layer is missing.
     store = sidecar_store(settings)
     worker = workflow_worker(store, settings)

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -159,6 +160,11 @@ class Stack:
         """`supervise`: once started, restart what exits and replace what hangs (`make run`;
         the supervision tests). Without it a dead component stays dead until restarted by hand."""
         self.settings = settings or StackSettings()
+        if not self.settings.dapr_api_token:
+            # The Dapr API is never open, not even on loopback: without the token any local
+            # process could raise a manager's event. One per stack, handed to daprd and the app.
+            token = secrets.token_urlsafe(24)
+            self.settings = self.settings.model_copy(update={"dapr_api_token": token})
         self.version = pinned_dapr_version()
         self.bin_dir = dapr_bin_dir or bin_dir(self.settings, self.version)
         self.app_env = dict(app_env or {})

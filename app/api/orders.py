@@ -10,9 +10,11 @@ from app.api.schemas import (
     ORDER_ID_PATTERN,
     ApprovalIn,
     OrderCreate,
+    OrderHistoryOut,
     OrderList,
     OrderOut,
     OrderStatus,
+    TimelineEntryOut,
 )
 from app.domain.orders import Order
 from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
@@ -24,6 +26,11 @@ OrderIdPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN, examples=["order-42"
 
 _UNKNOWN_ORDER = (NotFound, "Unknown order")
 _WRONG_STATE = (Conflict, "Not possible in the order's current state")
+_DECIDED = (
+    Conflict,
+    "Not possible in the order's current state, or another decision was recorded first "
+    '(`error`: "decision_already_made", `detail`: "cancelled by alice at ...")',
+)
 
 
 def _out(order: Order) -> OrderOut:
@@ -77,6 +84,18 @@ async def get_order(
 
 
 _MANAGER_ACTION = error_responses(Unauthorized, _UNKNOWN_ORDER, _WRONG_STATE, DependencyUnavailable)
+
+
+@router.get(
+    "/{order_id}/history", response_model=OrderHistoryOut, responses=error_responses(_UNKNOWN_ORDER)
+)
+async def order_history(order_id: OrderIdPath, orders: OrdersDep) -> OrderHistoryOut:
+    """What happened to the order, oldest first: accepted, steps, decision, finished."""
+    entries = await orders.history(order_id)
+    return OrderHistoryOut(
+        order_id=order_id,
+        timeline=[TimelineEntryOut.model_validate(e, from_attributes=True) for e in entries],
+    )
 
 
 @router.post(

@@ -59,6 +59,9 @@ class OrderOut(BaseModel):
                     "result": None,
                     "created_at": "2026-11-27T10:00:00Z",
                     "updated_at": "2026-11-27T10:00:01Z",
+                    "decision": None,
+                    "decided_by": None,
+                    "decided_at": None,
                 }
             ]
         }
@@ -74,6 +77,51 @@ class OrderOut(BaseModel):
     result: OrderResultOut | None
     created_at: datetime
     updated_at: datetime
+    decision: Literal["approved", "rejected", "cancelled"] | None = Field(
+        description="The manager's decision: one per order, the first recorded wins"
+    )
+    decided_by: str | None = Field(description="The approver named, or the token's role")
+    decided_at: datetime | None
+
+
+class TimelineEntryOut(BaseModel):
+    at: datetime
+    event: Literal["accepted", "step", "decision", "finished"]
+    detail: str
+
+
+class OrderHistoryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "order-42",
+                    "timeline": [
+                        {
+                            "at": "2026-11-27T10:00:00Z",
+                            "event": "accepted",
+                            "detail": "4 cars, total 60000",
+                        },
+                        {"at": "2026-11-27T10:00:00Z", "event": "step", "detail": "notifying"},
+                        {
+                            "at": "2026-11-27T10:00:02Z",
+                            "event": "step",
+                            "detail": "awaiting_approval",
+                        },
+                        {
+                            "at": "2026-11-27T10:01:00Z",
+                            "event": "decision",
+                            "detail": "approved by alice at 2026-11-27T10:01:00+00:00",
+                        },
+                        {"at": "2026-11-27T10:01:01Z", "event": "finished", "detail": "processed"},
+                    ],
+                }
+            ]
+        }
+    )
+
+    order_id: str
+    timeline: list[TimelineEntryOut]
 
 
 class OrderList(BaseModel):

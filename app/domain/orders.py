@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from app.domain.inventory import catalog_entry, normalize_item
-from app.errors import Conflict
+from app.errors import Conflict, DecisionAlreadyMade
 from app.workflows.contracts import (
     PAST_PAYMENT_STEPS,
     OrderOutcome,
@@ -23,11 +23,32 @@ from app.workflows.contracts import (
     WorkflowSnapshot,
 )
 
+DecisionKind = Literal["approved", "rejected", "cancelled"]
+# Who decided, when the manager named nobody: the role the token stands for.
+DEFAULT_DECIDER = "manager"
+
 
 class ManagerDecision(BaseModel):
-    approved: bool
-    approver: str | None
+    """The one decision a manager makes on an order: approve, reject or cancel."""
+
+    decision: DecisionKind
+    by: str
     at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_earlier_records(cls, data: Any) -> Any:
+        # Records written before the three were one decision: {"approved": bool, "approver"}.
+        if isinstance(data, dict) and "decision" not in data and "approved" in data:
+            return {
+                "decision": "approved" if data["approved"] else "rejected",
+                "by": data.get("approver") or DEFAULT_DECIDER,
+                "at": data["at"],
+            }
+        return data
+
+    def describe(self) -> str:
+        return f"{self.decision} by {self.by} at {self.at.isoformat()}"
 
 
 class OrderRecord(BaseModel):
@@ -42,12 +63,20 @@ class OrderRecord(BaseModel):
     # Position in the listing (see services.order_index); set before the record is first saved.
     seq: int | None = None
     decision: ManagerDecision | None = None
-    cancel_requested: bool = False
     # Events owed to the workflow (name -> payload) until it has them; see services.manager_outbox.
     pending_events: dict[str, Any] = Field(default_factory=dict)
     # Written by the workflow's last activity; from then on the record alone answers for the
     # order (its workflow history is purged after the retention period).
     outcome: OrderOutcome | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cancel_from_earlier_records(cls, data: Any) -> Any:
+        # Records written before cancels were decisions kept a separate flag.
+        if isinstance(data, dict) and data.get("cancel_requested") and not data.get("decision"):
+            at = data.get("created_at")
+            data = {**data, "decision": {"decision": "cancelled", "by": DEFAULT_DECIDER, "at": at}}
+        return data
 
     @staticmethod
     def delivered(event: str) -> Callable[[OrderRecord], OrderRecord]:
@@ -66,7 +95,8 @@ class OrderRecord(BaseModel):
         return self.model_copy(update={**changes, "pending_events": pending})
 
     def accepted(self) -> OrderRecord:
-        """Only what the client asked for (all a poll needs from the record)."""
+        """All a poll needs from the record: what the client asked for, the manager's decision
+        and the outcome (no outbox bookkeeping)."""
         return OrderRecord(
             order_id=self.order_id,
             item=self.item,
@@ -75,6 +105,7 @@ class OrderRecord(BaseModel):
             approval_required=self.approval_required,
             created_at=self.created_at,
             seq=self.seq,
+            decision=self.decision,
             outcome=self.outcome,
         )
 
@@ -111,15 +142,21 @@ def check_unfinished(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> 
         raise Conflict(f"order {record.order_id!r} has already finished ({snapshot.status})")
 
 
-def check_can_decide(record: OrderRecord) -> None:
-    if not record.approval_required:
-        raise Conflict(f"order {record.order_id!r} does not need approval")
+def check_undecided(record: OrderRecord) -> None:
+    """The decision that won, to whoever comes second, even once the order has finished."""
     if record.decision is not None:
-        raise Conflict(f"a decision was already sent for order {record.order_id!r}")
+        raise DecisionAlreadyMade(record.decision.describe())
 
 
-def check_can_cancel(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
-    if snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS:
+def check_can_decide(
+    record: OrderRecord, decision: DecisionKind, snapshot: WorkflowSnapshot | None
+) -> None:
+    """One decision per order: approve and reject only where approval is needed, cancel only
+    before payment, and nothing once a decision is recorded (whichever came first)."""
+    check_undecided(record)
+    if decision != "cancelled" and not record.approval_required:
+        raise Conflict(f"order {record.order_id!r} does not need approval")
+    if decision == "cancelled" and snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS:
         raise Conflict(f"order {record.order_id!r} is past payment and can no longer be cancelled")
 
 
@@ -145,6 +182,9 @@ class Order:
     result: Outcome | None
     created_at: datetime
     updated_at: datetime
+    decision: DecisionKind | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
 
 
 def _outcome(snapshot: WorkflowSnapshot | None) -> Outcome | None:
@@ -183,4 +223,40 @@ def order_view(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> Order:
         result=_outcome(snapshot),
         created_at=created,
         updated_at=max(updated, created),
+        decision=record.decision.decision if record.decision else None,
+        decided_by=record.decision.by if record.decision else None,
+        decided_at=record.decision.at if record.decision else None,
     )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    event: Literal["accepted", "step", "decision", "finished"]
+    detail: str
+
+
+def timeline(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> list[TimelineEntry]:
+    """What happened to the order, oldest first: accepted, each step the workflow entered (the
+    current one while it runs), the manager's decision, and how it finished. All of it comes
+    from the record once the order has finished, so it outlives the workflow's history."""
+    entries = [
+        TimelineEntry(
+            record.created_at,
+            "accepted",
+            f"{record.quantity} {record.item}, total {record.total_cost}",
+        )
+    ]
+    if record.outcome is not None:
+        entries += [TimelineEntry(step.at, "step", step.step) for step in record.outcome.steps]
+    elif snapshot is not None and snapshot.step and snapshot.updated_at:
+        entries.append(TimelineEntry(snapshot.updated_at, "step", snapshot.step))
+    if record.decision is not None:
+        entries.append(TimelineEntry(record.decision.at, "decision", record.decision.describe()))
+    if record.outcome is not None:
+        reason = record.outcome.reason or "processed"
+        entries.append(TimelineEntry(record.outcome.finished_at, "finished", reason))
+    elif snapshot is not None and snapshot.finished and snapshot.updated_at:
+        status = snapshot.status.lower()
+        entries.append(TimelineEntry(snapshot.updated_at, "finished", f"workflow_{status}"))
+    return sorted(entries, key=lambda entry: entry.at)

@@ -57,5 +57,10 @@ class OrderRecords:
 
         await compare_and_swap(self._store, self.key(outcome.order_id), apply)
 
+    async def recorded_decision(self, order_id: str) -> str | None:
+        """The manager's decision on the order as recorded (the one the workflow acts on)."""
+        record, _ = await self.get(order_id)
+        return None if record.decision is None else record.decision.decision
+
     async def delete(self, order_id: str) -> None:
         await self._store.delete(self.key(order_id))

@@ -17,17 +17,21 @@ from typing import Any, Final, TypeVar
 
 from app.config import Settings
 from app.domain.orders import (
+    DEFAULT_DECIDER,
+    DecisionKind,
     ManagerDecision,
     Order,
     OrderRecord,
-    check_can_cancel,
+    TimelineEntry,
     check_can_decide,
     check_same_order,
+    check_undecided,
     check_unfinished,
     new_order,
     order_view,
+    timeline,
 )
-from app.errors import DependencyUnavailable, NotFound
+from app.errors import AppError, DependencyUnavailable, NotFound
 from app.services.engine import WorkflowGateway
 from app.services.manager_outbox import ManagerOutbox
 from app.services.order_index import OrderIndex
@@ -92,6 +96,12 @@ class OrderService:
             if record.outcome is not None:
                 return order_view(self._remember(record), None)
         return order_view(accepted, snapshot)
+
+    async def history(self, order_id: str) -> list[TimelineEntry]:
+        """The order's timeline (see domain.orders.timeline)."""
+        record, _ = await self._records.get(order_id)
+        snapshot = None if record.outcome else await self._workflows.snapshot(order_id)
+        return timeline(record, snapshot)
 
     async def _accepted(self, order_id: str) -> OrderRecord:
         """What the client asked for, and how it ended once it has: neither changes once
@@ -159,9 +169,11 @@ class OrderService:
 
     def _forget(self, task: asyncio.Future[Any]) -> None:
         self._unfinished.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # Its caller may have gone (deadline): report what it could not.
-            log.warning("a change finished after its request had given up: %r", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, AppError):
+            # Its caller may have gone (deadline): report what it could not. (Domain errors are
+            # answers, which the caller got if it was still there.)
+            log.warning("a change ended with an unexpected error: %r", error)
 
     async def create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
         """Accept an order and start its workflow. Returns (order, created).
@@ -230,28 +242,25 @@ class OrderService:
     # -- manager actions --------------------------------------------------------------------
 
     async def approve(self, order_id: str, approved: bool, approver: str | None) -> Order:
-        decision = ManagerDecision(approved=approved, approver=approver, at=self._clock())
+        """Approve or reject an order that waits for a manager (one decision per order)."""
+        kind: DecisionKind = "approved" if approved else "rejected"
         event = ApprovalDecision(approval=approved, approver=approver).model_dump()
+        return await self._decide(order_id, kind, approver, APPROVAL_EVENT, event)
+
+    async def cancel(self, order_id: str, by: str | None = None) -> Order:
+        """Cancel an order before payment (one decision per order)."""
+        return await self._decide(order_id, "cancelled", by, CANCEL_EVENT, {})
+
+    async def _decide(
+        self, order_id: str, kind: DecisionKind, by: str | None, event: str, data: Any
+    ) -> Order:
+        decision = ManagerDecision(decision=kind, by=by or DEFAULT_DECIDER, at=self._clock())
 
         def check(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
-            check_can_decide(record)
+            check_can_decide(record, kind, snapshot)
 
-        order = await self._unabandoned(
-            self._act(order_id, check, APPROVAL_EVENT, event, decision=decision)
-        )
-        log.info(
-            "order %s: %s by %s",
-            order_id,
-            "approved" if approved else "rejected",
-            approver or "manager",
-        )
-        return order
-
-    async def cancel(self, order_id: str) -> Order:
-        order = await self._unabandoned(
-            self._act(order_id, check_can_cancel, CANCEL_EVENT, {}, cancel_requested=True)
-        )
-        log.info("order %s: cancel requested", order_id)
+        order = await self._unabandoned(self._act(order_id, check, event, data, decision=decision))
+        log.info("order %s: %s", order_id, decision.describe())
         return order
 
     async def _act(
@@ -277,6 +286,7 @@ class OrderService:
                 # actor as unplaced, or takes long to look for it). Accept the action anyway:
                 # delivery checks the workflow again, and a finished order never receives it.
                 snapshot = None
+            check_undecided(record)
             check_unfinished(record, snapshot)
             check(record, snapshot)
             if not queued:
@@ -288,6 +298,9 @@ class OrderService:
             updated = record.with_action(event, data, **changes)
             try:
                 await self._records.replace(updated, etag)
+                # Polls answer from the cache: it must show the decision at once. (Another
+                # process's cache learns it when the entry is next read from the store.)
+                self._remember(updated)
                 break
             except EtagMismatch:
                 await contention_backoff(attempt)

@@ -30,17 +30,21 @@ class Payments(Protocol):
     async def refund(self, order_id: str) -> None: ...
 
 
-class Outcomes(Protocol):
+class OrderBook(Protocol):
+    """The order records: the decision a manager recorded, and where the outcome goes."""
+
+    async def recorded_decision(self, order_id: str) -> str | None: ...
+
     async def record_outcome(self, outcome: OrderOutcome) -> None: ...
 
 
 class OrderActivities:
     """One method per ActivityName member, named as its value (runtime.py registers them so)."""
 
-    def __init__(self, stock: Stock, payments: Payments, outcomes: Outcomes) -> None:
+    def __init__(self, stock: Stock, payments: Payments, orders: OrderBook) -> None:
         self._stock = stock
         self._payments = payments
-        self._outcomes = outcomes
+        self._orders = orders
 
     async def notify(self, request: ActivityRequest) -> None:
         log.info("order %s: %s", request.order_id, request.message)
@@ -69,4 +73,13 @@ class OrderActivities:
         await self._payments.refund(request.order_id)
 
     async def record_outcome(self, outcome: OrderOutcome) -> None:
-        await self._outcomes.record_outcome(outcome)
+        await self._orders.record_outcome(outcome)
+
+    async def check_decision(self, request: ActivityRequest) -> str | None:
+        decision = await self._orders.recorded_decision(request.order_id)
+        if decision is None:
+            log.warning(
+                "order %s: a manager event arrived with no decision recorded; ignored",
+                request.order_id,
+            )
+        return decision

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 WORKFLOW_NAME: Final = "order_processing"
 APPROVAL_EVENT: Final = "manager_approval"
@@ -47,6 +47,7 @@ class ActivityName(StrEnum):
     RELEASE_INVENTORY = "release_inventory"
     REFUND_PAYMENT = "refund_payment"
     RECORD_OUTCOME = "record_outcome"
+    CHECK_DECISION = "check_decision"
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.
@@ -86,6 +87,21 @@ class OrderResult(BaseModel):
     reason: Reason | None = None
 
 
+class StepEntry(BaseModel):
+    step: Step
+    at: datetime
+
+    @field_validator("at")
+    @classmethod
+    def _in_utc(cls, moment: datetime) -> datetime:
+        return as_utc(moment)
+
+
+def as_utc(moment: datetime) -> datetime:
+    # The workflow's clock (ctx.current_utc_datetime) is a naive datetime in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class OrderOutcome(BaseModel):
     """How the order ended, recorded on the order by the workflow's last activity so that it
     outlives the workflow's own history (which the engine purges after the retention period)."""
@@ -94,12 +110,13 @@ class OrderOutcome(BaseModel):
     processed: bool
     reason: Reason | None = None
     finished_at: datetime
+    # The steps the workflow entered, in order (the order's timeline; at most a dozen).
+    steps: list[StepEntry] = Field(default_factory=list)
 
     @field_validator("finished_at")
     @classmethod
     def _in_utc(cls, moment: datetime) -> datetime:
-        # The workflow's clock (ctx.current_utc_datetime) is a naive datetime in UTC.
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return as_utc(moment)
 
 
 class ApprovalDecision(BaseModel):

@@ -19,12 +19,12 @@ from app.workflows.contracts import (
     CANCEL_EVENT,
     ActivityName,
     ActivityRequest,
-    ApprovalDecision,
     OrderInput,
     OrderOutcome,
     OrderResult,
     Reason,
     Step,
+    StepEntry,
 )
 
 
@@ -75,21 +75,45 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
     # Waiting from the start means a cancel raised at any moment is recorded in history and seen
     # at the next step boundary.
     cancel = ctx.wait_for_external_event(CANCEL_EVENT)
+    # The steps entered, with the workflow's own clock, kept on the order at the end (timeline).
+    entered: list[StepEntry] = []
+
+    def enter(step: Step) -> None:
+        ctx.set_custom_status(step)
+        entered.append(StepEntry(step=step, at=ctx.current_utc_datetime))
 
     def run(step: Step, activity: ActivityName, payload: ActivityRequest | None = None) -> Any:
-        ctx.set_custom_status(step)
+        enter(step)
         return ctx.call_activity(activity, input=payload or request, retry_policy=ACTIVITY_RETRY)
+
+    def recorded_decision() -> Generator[Any, Any, str | None]:
+        # An event is only a signal: what counts is the decision the service recorded on the
+        # order (one per order, first wins). A forged or stray event finds none, or another.
+        decision = yield ctx.call_activity(
+            ActivityName.CHECK_DECISION, input=request, retry_policy=ACTIVITY_RETRY
+        )
+        return None if decision is None else str(decision)
+
+    def cancelled() -> Generator[Any, Any, bool]:
+        nonlocal cancel
+        if not cancel.is_complete:
+            return False
+        if (yield from recorded_decision()) == "cancelled":
+            return True
+        cancel = ctx.wait_for_external_event(CANCEL_EVENT)  # a stray cancel: keep listening
+        return False
 
     def finish(reason: Reason | None) -> Steps:
         # The outcome goes onto the order record before the workflow ends: the engine purges
         # finished histories (retention policy), the order's answer must not change when it does.
+        enter(Step.DONE)
         outcome = OrderOutcome(
             order_id=order.order_id,
             processed=reason is None,
             reason=reason,
             finished_at=ctx.current_utc_datetime,
+            steps=entered,
         )
-        ctx.set_custom_status(Step.DONE)
         yield ctx.call_activity(
             ActivityName.RECORD_OUTCOME, input=outcome, retry_policy=ACTIVITY_RETRY
         )
@@ -99,34 +123,48 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         yield run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
         return (yield from finish(reason))
 
+    def await_approval() -> Generator[Any, Any, Reason | None]:
+        """None when approved; otherwise why not."""
+        nonlocal cancel
+        enter(Step.AWAITING_APPROVAL)
+        approval = ctx.wait_for_external_event(APPROVAL_EVENT)
+        timeout = ctx.create_timer(timedelta(seconds=order.approval_timeout_seconds))
+        while True:
+            winner = yield when_any([approval, timeout, cancel])
+            if winner is timeout:
+                return "approval_timeout"
+            decision = yield from recorded_decision()
+            if decision == "approved":
+                return None
+            if decision == "rejected":
+                return "rejected"
+            if decision == "cancelled":
+                return "cancelled"
+            # No decision recorded: a stray or forged event, ignored (the activity logged it).
+            if winner is approval:
+                approval = ctx.wait_for_external_event(APPROVAL_EVENT)
+            else:
+                cancel = ctx.wait_for_external_event(CANCEL_EVENT)
+
     yield run(
         Step.NOTIFYING,
         ActivityName.NOTIFY,
         request.model_copy(update={"message": f"received order of {order.quantity} {order.item}"}),
     )
-    if cancel.is_complete:
+    if (yield from cancelled()):
         return (yield from finish("cancelled"))
 
     reserved = yield run(Step.RESERVING, ActivityName.RESERVE_INVENTORY)
     if not reserved:
         return (yield from finish("insufficient_inventory"))
-    if cancel.is_complete:
+    if (yield from cancelled()):
         return (yield from give_up("cancelled"))
 
     if order.approval_required:
         yield run(Step.REQUESTING_APPROVAL, ActivityName.REQUEST_APPROVAL)
-        ctx.set_custom_status(Step.AWAITING_APPROVAL)
-        approval = ctx.wait_for_external_event(APPROVAL_EVENT)
-        timeout = ctx.create_timer(timedelta(seconds=order.approval_timeout_seconds))
-        winner = yield when_any([approval, timeout, cancel])
-        if winner is cancel:
-            return (yield from give_up("cancelled"))
-        if winner is timeout:
-            return (yield from give_up("approval_timeout"))
-        if not ApprovalDecision.model_validate(approval.get_result()).approval:
-            return (yield from give_up("rejected"))
-        if cancel.is_complete:
-            return (yield from give_up("cancelled"))
+        refused = yield from await_approval()
+        if refused is not None:
+            return (yield from give_up(refused))
 
     try:
         yield run(Step.PROCESSING_PAYMENT, ActivityName.PROCESS_PAYMENT)

@@ -100,7 +100,9 @@ async def test_approval_raised_while_the_worker_is_down_counts_once_it_is_back(
     app.env["WORKFLOW_WORKER"] = "false"
     try:
         fault_stack.start_service("app")
-        async with httpx.AsyncClient(base_url=fault_stack.dapr_http_url) as sidecar:
+        async with httpx.AsyncClient(
+            base_url=fault_stack.dapr_http_url, headers=fault_stack.dapr_headers
+        ) as sidecar:
             metadata = (await sidecar.get("/v1.0/metadata")).json()
         assert (metadata.get("workflows") or {}).get("connectedWorkers", 0) == 0
         approved = await fault_api.post(f"/orders/{order_id}/approve", headers=MANAGER)

@@ -17,13 +17,13 @@ from dapr.ext.workflow.aio import DaprWorkflowClient
 from app.workflows.selftest import SELFTEST_EVENT, SELFTEST_WORKFLOW
 from devstack.settings import APP_ID, pinned_dapr_version
 from devstack.stack import Stack
+from tests.fixtures.stack import sdk_client
 from tests.fixtures.waiting import eventually
 
 
 @pytest.fixture
 async def workflows(stack: Stack) -> AsyncIterator[DaprWorkflowClient]:
-    client = DaprWorkflowClient(host="127.0.0.1", port=str(stack.settings.dapr_grpc_port))
-    return client
+    return sdk_client(stack)
 
 
 async def _state(client: DaprWorkflowClient, instance_id: str) -> WorkflowState | None:
@@ -71,7 +71,9 @@ async def test_workflow_with_activity_and_event_completes_on_real_daprd(
 
 async def test_state_saved_through_sidecar_is_stored_in_redis(stack: Stack) -> None:
     key, value = f"smoke-{uuid.uuid4().hex[:8]}", {"written": "through daprd"}
-    async with httpx.AsyncClient(base_url=stack.dapr_http_url) as sidecar:
+    async with httpx.AsyncClient(
+        base_url=stack.dapr_http_url, headers=stack.dapr_headers
+    ) as sidecar:
         saved = await sidecar.post("/v1.0/state/statestore", json=[{"key": key, "value": value}])
     assert saved.status_code == 204, saved.text
     # Dapr's Redis store keeps each key as a hash under "<app-id>||<key>", the value in "data".

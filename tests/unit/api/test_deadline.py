@@ -71,4 +71,4 @@ async def test_an_approval_the_engine_leaves_hanging_is_accepted_and_queued_in_t
     assert time.monotonic() - started < REQUEST_TIMEOUT_SECONDS
     assert api.store.data["orders:outbox"][0]["order_ids"] == [order_id]
     again = await api.client.post(f"/orders/{order_id}/approve", headers=manager)
-    assert_error(again, 409, "conflict")
+    assert_error(again, 409, "decision_already_made")

@@ -399,7 +399,7 @@ async def test_second_approval_is_409(api: Api, manager: dict[str, str]) -> None
         "/orders/o1/approve", headers=manager, json={"approved": False}
     )
 
-    assert_error(response, 409, "conflict")
+    assert_error(response, 409, "decision_already_made")
     assert len(api.workflows.events) == 1
 
 

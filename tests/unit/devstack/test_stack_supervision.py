@@ -79,11 +79,16 @@ def test_the_api_token_reaches_daprd_the_app_and_the_probe_headers(tmp_path: Pat
     assert stack.dapr_headers == {"dapr-api-token": "s3cret"}
 
 
-def test_without_a_token_no_header_is_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_token_each_stack_generates_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DAPR_API_TOKEN", raising=False)
-    stack = Stack(settings(tmp_path))
-    assert stack.dapr_headers == {}
-    assert "DAPR_API_TOKEN" not in stack.services["daprd"].env
+    stack, other = Stack(settings(tmp_path)), Stack(settings(tmp_path))
+    token = stack.services["daprd"].env["DAPR_API_TOKEN"]
+    assert len(token) >= 32
+    assert stack.services["app"].env["DAPR_API_TOKEN"] == token
+    assert stack.dapr_headers == {"dapr-api-token": token}
+    assert other.services["daprd"].env["DAPR_API_TOKEN"] != token
 
 
 def test_the_wedge_check_is_off_when_the_app_runs_no_worker(tmp_path: Path) -> None:
@@ -199,8 +204,7 @@ def test_a_refused_metadata_call_is_no_evidence_of_a_wedge(
     tmp_path: Path, sidecar: tuple[int, type[_Sidecar]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A token mismatch must not make the watchdog restart daprd over and over."""
-    monkeypatch.delenv("DAPR_API_TOKEN", raising=False)
     port, handler = sidecar
-    stack = Stack(settings(tmp_path, DAPR_HTTP_PORT=port))
+    stack = Stack(settings(tmp_path, DAPR_API_TOKEN="not-the-sidecars", DAPR_HTTP_PORT=port))
     assert stack.workflow_engine_problem() is None
-    assert handler.seen_tokens == [None]
+    assert handler.seen_tokens == ["not-the-sidecars"]

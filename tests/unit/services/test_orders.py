@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from app.domain.orders import Order, Outcome
-from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+from app.domain.orders import ManagerDecision, Order, OrderRecord, Outcome
+from app.errors import (
+    Conflict,
+    DecisionAlreadyMade,
+    DependencyUnavailable,
+    InvalidInput,
+    NotFound,
+)
 from app.services.manager_outbox import OUTBOX_KEY
 from app.services.order_records import OrderRecords
 from app.services.orders import OrderService
@@ -21,6 +27,7 @@ from app.workflows.contracts import (
     WORKFLOW_NAME,
     OrderOutcome,
     Step,
+    StepEntry,
     WorkflowSnapshot,
 )
 from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
@@ -420,7 +427,7 @@ async def test_approve_records_the_decision(
     await orders.approve("o1", True, "alice")
 
     decision = record(store, "o1")["decision"]
-    assert (decision["approved"], decision["approver"]) == (True, "alice")
+    assert (decision["decision"], decision["by"]) == ("approved", "alice")
 
 
 async def test_approve_of_an_order_that_needs_no_approval_is_a_conflict(
@@ -452,7 +459,7 @@ async def test_second_decision_is_a_conflict(
     await create(orders, "o1", "cars", 4)
     await orders.approve("o1", True, "alice")
 
-    with pytest.raises(Conflict, match="already sent"):
+    with pytest.raises(DecisionAlreadyMade, match=r"^approved by alice at 2026-11-27T10:00:01"):
         await orders.approve("o1", False, "bob")
 
     assert len(gateway.events) == 1
@@ -553,7 +560,7 @@ async def test_second_decision_after_a_queued_one_is_a_conflict(
     gateway.unavailable = True
     await orders.approve("o1", True, "alice")
 
-    with pytest.raises(Conflict, match="already sent"):
+    with pytest.raises(DecisionAlreadyMade, match=r"^approved by alice"):
         await orders.approve("o1", False, "bob")
 
 
@@ -611,7 +618,7 @@ async def test_approve_retries_a_racing_record_write(
 
     await orders.approve("o1", True, "alice")
 
-    assert record(store, "o1")["decision"]["approved"] is True
+    assert record(store, "o1")["decision"]["decision"] == "approved"
     assert len(gateway.events) == 1
 
 
@@ -627,7 +634,7 @@ async def test_cancel_raises_the_cancel_event(
     await orders.cancel("o1")
 
     assert gateway.events == [("o1", CANCEL_EVENT, {})]
-    assert record(store, "o1")["cancel_requested"] is True
+    assert record(store, "o1")["decision"]["decision"] == "cancelled"
 
 
 async def test_cancel_before_the_engine_picked_the_order_up_is_accepted(
@@ -684,7 +691,7 @@ async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
     await orders.outbox.deliver_pending()
 
     assert gateway.events == [("o1", CANCEL_EVENT, {})]
-    assert record(store, "o1")["cancel_requested"] is True
+    assert record(store, "o1")["decision"]["decision"] == "cancelled"
 
 
 class _WorkerAway(FakeWorkflowGateway):
@@ -823,3 +830,106 @@ async def test_the_first_recorded_outcome_stays(
     await OrderRecords(store).record_outcome(again)
 
     assert record(store, "o1")["outcome"]["processed"] is True
+
+
+# -- one decision per order -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("approve", "cancel"), ("cancel", "approve"), ("reject", "approve"), ("cancel", "reject")],
+)
+async def test_the_first_decision_wins_and_the_second_names_it(
+    orders: OrderService, gateway: FakeWorkflowGateway, first: str, second: str
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)
+    decide = {
+        "approve": lambda: orders.approve("o1", True, "alice"),
+        "reject": lambda: orders.approve("o1", False, "alice"),
+        "cancel": lambda: orders.cancel("o1", "alice"),
+    }
+    won = {"approve": "approved", "reject": "rejected", "cancel": "cancelled"}[first]
+
+    await decide[first]()
+    with pytest.raises(DecisionAlreadyMade, match=rf"^{won} by alice at "):
+        await decide[second]()
+
+    assert len(gateway.events) == 1
+    order = await orders.get("o1")
+    assert (order.decision, order.decided_by) == (won, "alice")
+
+
+async def test_racing_decisions_record_exactly_one(
+    orders: OrderService,
+    gateway: FakeWorkflowGateway,
+    store: InMemoryStateStore,
+    settings: Settings,
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)
+    other_replica = OrderService(store, gateway, settings, clock=ticking_clock())
+    # The other replica's cancel lands between this approval's read and its writes.
+    store.before_next_save = lambda: other_replica.cancel("o1")
+
+    with pytest.raises(DecisionAlreadyMade, match=r"^cancelled by manager"):
+        await orders.approve("o1", True, "alice")
+
+    assert gateway.events == [("o1", CANCEL_EVENT, {})]
+
+
+async def test_a_decision_without_a_name_is_the_managers(
+    orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    await create(orders, "o1", "cars", 4)
+
+    order = await orders.approve("o1", True, None)
+
+    assert (order.decision, order.decided_by) == ("approved", "manager")
+    assert order.decided_at == START + timedelta(seconds=1)
+
+
+async def test_records_written_before_decisions_were_unified_still_read() -> None:
+    earlier = {
+        "order_id": "o1", "item": "cars", "quantity": 4, "total_cost": 60000,
+        "approval_required": True, "created_at": START.isoformat(),
+        "decision": {"approved": False, "approver": None, "at": START.isoformat()},
+    }  # fmt: skip
+    cancelled = {**earlier, "decision": None, "cancel_requested": True}
+
+    assert OrderRecord.model_validate(earlier).decision == ManagerDecision(
+        decision="rejected", by="manager", at=START
+    )
+    decision = OrderRecord.model_validate(cancelled).decision
+    assert decision is not None
+    assert decision.decision == "cancelled"
+
+
+async def test_the_timeline_of_a_finished_order_comes_from_its_record(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    await orders.approve("o1", True, "alice")
+    outcome = OrderOutcome(
+        order_id="o1",
+        processed=True,
+        finished_at=START + timedelta(minutes=2),
+        steps=[
+            StepEntry(step=Step.NOTIFYING, at=START),
+            StepEntry(step=Step.AWAITING_APPROVAL, at=START + timedelta(seconds=1)),
+            StepEntry(step=Step.DONE, at=START + timedelta(minutes=2)),
+        ],
+    )
+    await OrderRecords(store).record_outcome(outcome)
+    del gateway.snapshots["o1"]
+
+    entries = await orders.history("o1")
+
+    assert [(e.event, e.detail) for e in entries] == [
+        ("accepted", "4 cars, total 60000"),
+        ("step", "notifying"),
+        ("step", "awaiting_approval"),
+        ("decision", f"approved by alice at {(START + timedelta(seconds=1)).isoformat()}"),
+        ("step", "done"),
+        ("finished", "processed"),
+    ]

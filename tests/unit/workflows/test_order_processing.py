@@ -26,6 +26,7 @@ COMMIT = ActivityName.COMMIT_INVENTORY
 RELEASE = ActivityName.RELEASE_INVENTORY
 REFUND = ActivityName.REFUND_PAYMENT
 RECORD = ActivityName.RECORD_OUTCOME
+CHECK = ActivityName.CHECK_DECISION
 
 
 def small_order(**changes: Any) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def large_order(**changes: Any) -> dict[str, Any]:
     return small_order(**{**defaults, **changes})
 
 
-APPROVED_FLOW = [NOTIFY, RESERVE, REQUEST_APPROVAL, PAY, COMMIT, NOTIFY, RECORD]
+APPROVED_FLOW = [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, PAY, COMMIT, NOTIFY, RECORD]
 
 
 def test_small_order_runs_every_step_and_completes() -> None:
@@ -116,7 +117,7 @@ def test_rejected_order_releases_its_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="rejected"))
 
     assert run.result == {"processed": False, "reason": "rejected"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, RECORD]
     assert run.context.step == Step.DONE
 
 
@@ -137,22 +138,34 @@ def test_cancel_during_approval_wait_releases_the_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="cancel"))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, RECORD]
 
 
-def test_cancel_arriving_with_the_approval_still_cancels_before_payment() -> None:
+def test_a_cancel_event_after_the_recorded_approval_is_ignored() -> None:
+    # One decision per order: the service recorded the approval, so a cancel event arriving
+    # with it (stray or forged) changes nothing.
     run = run_workflow(large_order(), Script(decision="approved_and_cancelled"))
 
-    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert run.result == {"processed": True, "reason": None}
+    assert PAY in run.context.activity_names
+
+
+def test_an_approval_event_with_no_recorded_decision_is_ignored() -> None:
+    # A forged event (raised on the sidecar directly): the check finds no decision recorded,
+    # the workflow keeps waiting, and the timer ends the wait.
+    forged = Script(decision="approved", results={CHECK: None}, then_timeout=True)
+    run = run_workflow(large_order(), forged)
+
+    assert run.result == {"processed": False, "reason": "approval_timeout"}
     assert PAY not in run.context.activity_names
-    assert run.context.activity_names[-2:] == [RELEASE, RECORD]
+    assert run.context.waited_events == [CANCEL_EVENT, APPROVAL_EVENT, APPROVAL_EVENT]
 
 
 def test_cancel_before_reserve_reserves_nothing() -> None:
     run = run_workflow(small_order(), Script(cancel_while=NOTIFY))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RECORD]
+    assert run.context.activity_names == [NOTIFY, CHECK, RECORD]
     assert run.context.step == Step.DONE
 
 
@@ -160,14 +173,14 @@ def test_cancel_after_reserve_releases_the_reservation() -> None:
     run = run_workflow(small_order(), Script(cancel_while=RESERVE))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, CHECK, RELEASE, RECORD]
 
 
 def test_cancel_while_requesting_approval_ends_the_wait_at_once() -> None:
     run = run_workflow(large_order(), Script(cancel_while=REQUEST_APPROVAL))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, RECORD]
 
 
 def test_cancel_during_payment_is_too_late_and_the_order_completes() -> None:
@@ -220,6 +233,7 @@ def test_every_activity_gets_the_retry_policy() -> None:
         REFUND,
         RELEASE,
         RECORD,
+        CHECK,
     }
     assert all(call.retry_policy is ACTIVITY_RETRY for call in run.context.calls)
 
@@ -253,10 +267,12 @@ def test_the_outcome_is_recorded_on_the_order_last_as_the_result_says(
 
     last = run.context.calls[-1]
     assert last.name == RECORD
+    steps = last.input.pop("steps")
     assert last.input == {
         "order_id": "order-7",
         "processed": reason is None,
         "reason": reason,
         "finished_at": "2026-11-28T12:00:00Z",
     }
+    assert [entry["step"] for entry in steps] == run.context.steps
     assert run.result == {"processed": reason is None, "reason": reason}

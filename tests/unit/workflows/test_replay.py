@@ -103,7 +103,11 @@ class Engine:
         self.history.append(
             helpers.new_task_scheduled_event(action.id, task.name, task.input.value)
         )
-        result = json.dumps(True) if task.name == ActivityName.RESERVE_INVENTORY else None
+        result = None
+        if task.name == ActivityName.RESERVE_INVENTORY:
+            result = json.dumps(True)
+        elif task.name == ActivityName.CHECK_DECISION:  # what the service recorded
+            result = json.dumps("approved" if self.approve else "rejected")
         self._new.append(helpers.new_task_completed_event(action.id, result))
 
 
@@ -128,6 +132,7 @@ def test_an_approved_order_replays_to_completion_through_the_sdk_executor() -> N
         ActivityName.NOTIFY,
         ActivityName.RESERVE_INVENTORY,
         ActivityName.REQUEST_APPROVAL,
+        ActivityName.CHECK_DECISION,
         ActivityName.PROCESS_PAYMENT,
         ActivityName.COMMIT_INVENTORY,
         ActivityName.NOTIFY,
