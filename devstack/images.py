@@ -74,7 +74,14 @@ def _docker(*args: str, stdin: bytes | None = None, check: bool = True) -> str:
 
 def image_digest_label(tag: str) -> str | None:
     result = subprocess.run(
-        ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{DIGEST_LABEL}"}}}}', tag],
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{index .Config.Labels "{DIGEST_LABEL}"}}}}',
+            tag,
+        ],
         capture_output=True,
         text=True,
         check=False,
