@@ -72,6 +72,7 @@ class DockerEngine:
         self._report = report or (lambda message: None)
         self._keep = keep  # `make images` leaves the engine running for the user's compose
         self._lock: IO[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None  # kept to reap it when stopped
 
     def acquire(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,7 @@ class DockerEngine:
             start_new_session=True,  # outlives this process: later users may still need it
         )
         log.close()
+        self._process = process
         if not self._wait_answering(process):
             tail = LOG_FILE.read_text(errors="replace").splitlines()[-20:]
             raise DockerEngineError("dockerd did not answer within 60s:\n" + "\n".join(tail))
@@ -131,6 +133,8 @@ class DockerEngine:
             time.sleep(0.2)
         if _pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+        if self._process is not None and self._process.pid == pid:
+            self._process.wait()
         PID_FILE.unlink(missing_ok=True)
 
     def release(self) -> None:
