@@ -9,6 +9,7 @@ volumes included, when the module ends.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,11 +20,14 @@ import pytest
 from devstack.dapr_build import build
 from devstack.docker_engine import DockerEngine
 from devstack.images import LocalImages, build_local_images
-from devstack.settings import StackSettings
+from devstack.settings import ROOT, StackSettings
 from tests.compose.project import ComposeProject
 
 MANAGER_TOKEN = "compose-manager-token"
-APP_IMAGE = "localhost/order-processor/app:compose-tests"
+# One tag per checkout: runs from two worktrees on one engine never swap each other's app.
+APP_IMAGE = (
+    "localhost/order-processor/app:tests-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
+)
 # Kills and recreations must never turn into approval timeouts.
 APPROVAL_TIMEOUT_SECONDS = "300"
 READY_SECONDS = 60.0
