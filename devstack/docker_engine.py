@@ -2,8 +2,9 @@
 
 The engine is shared machine state (one `/var/run/docker.sock`), and several test runs may
 overlap on a shared machine. Every user holds a shared `flock` on one lock file while it needs
-the engine; the engine that devstack started (its pid file says so) is stopped by the last user
-to let go, and an engine that was already running before devstack is never stopped.
+the engine; the engine that a test run started (its pid file says so) is stopped by the last user
+to let go. An engine that was already running, or that `make images` started for the user, is
+never stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import IO
 STATE_DIR = Path("/run/order-processor")
 LOCK_FILE = STATE_DIR / "docker.lock"
 PID_FILE = STATE_DIR / "dockerd.pid"
+# An engine `make images` started for the user: theirs from then on, never stopped by a test run.
+KEPT_PID_FILE = STATE_DIR / "dockerd-kept.pid"
 LOG_FILE = STATE_DIR / "dockerd.log"
 START_SECONDS = 60.0
 STOP_SECONDS = 45.0
@@ -97,7 +100,7 @@ class DockerEngine:
         started = time.monotonic()
         log = LOG_FILE.open("ab")
         process = subprocess.Popen(
-            ["dockerd", "--pidfile", str(PID_FILE)],
+            ["dockerd", "--pidfile", str(KEPT_PID_FILE if self._keep else PID_FILE)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import time
@@ -20,7 +21,9 @@ from devstack.settings import APP_ID, ROOT
 from devstack.stack import free_ports
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-COMPOSE_TOOL = "docker-compose"  # Debian's Compose 1.29 (see README, Docker section)
+# Debian's Compose 1.29 (see README, Docker section); COMPOSE_COMMAND runs the same tests with
+# another implementation, e.g. COMPOSE_COMMAND="docker compose" for a Compose v2 plugin.
+COMPOSE_TOOL = shlex.split(os.environ.get("COMPOSE_COMMAND", "docker-compose"))
 # Only what the tools need from the calling shell: nothing else may leak into interpolation.
 PASSED_THROUGH = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "LANG")
 
@@ -46,7 +49,7 @@ class ComposeProject:
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
     ) -> str:
         result = subprocess.run(
-            [COMPOSE_TOOL, "--project-name", self.name, "--file", str(COMPOSE_FILE), *args],
+            [*COMPOSE_TOOL, "--project-name", self.name, "--file", str(COMPOSE_FILE), *args],
             cwd=ROOT,
             env={**self.env, **(env or {})},
             capture_output=True,
@@ -56,7 +59,7 @@ class ComposeProject:
         )
         if result.returncode != 0:
             raise AssertionError(
-                f"{COMPOSE_TOOL} {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+                f"{' '.join(COMPOSE_TOOL)} {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
             )
         return result.stdout
 
