@@ -17,13 +17,16 @@ RECOVERY_SECONDS = 90.0
 async def test_up_with_a_changed_app_setting_recovers_by_itself(
     project: ComposeProject, api: httpx.AsyncClient
 ) -> None:
-    app_before = project.container("app")
+    app_before, sidecar_before = project.container("app"), project.container("daprd")
     started = time.monotonic()
     # 4 cars (60,000) need approval at the default threshold; at 70,000 they no longer do.
     project.up(APPROVAL_THRESHOLD="70000")
     wait_ready(project, RECOVERY_SECONDS)
     record(f"up -d with a changed setting: /readyz 200 after {time.monotonic() - started:.1f}s")
     assert project.container("app") != app_before, "the app container was not recreated"
+    # The sidecar is its own service: recreating the app leaves it alone (and the app finds
+    # it by name), where a sidecar in the app's network namespace had to be recreated too.
+    assert project.container("daprd") == sidecar_before
     created = await create(api, "cars", 4)
     assert created["approval_required"] is False, created
     done = await wait_until_finished(api, created["order_id"])
