@@ -68,6 +68,10 @@ class ComposeProject:
         self.env.update(overrides)
         self.compose("up", "--detach", "--no-build")
 
+    def recreate(self, service: str) -> None:
+        """A new container for one service (new address on the network), the others left alone."""
+        self.compose("up", "--detach", "--no-build", "--no-deps", "--force-recreate", service)
+
     def down(self, volumes: bool = False) -> None:
         self.compose("down", "--remove-orphans", *(["--volumes"] if volumes else []))
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import ComposeProject
 from tests.fixtures.orders import create, order, wait_for_step, wait_until_finished
+from tests.fixtures.waiting import eventually
 
 MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 RECOVERY_SECONDS = 90.0
@@ -33,6 +35,29 @@ async def test_up_with_a_changed_app_setting_recovers_by_itself(
     assert done["result"] == {"processed": True, "reason": None}
     project.up(APPROVAL_THRESHOLD="50000")
     wait_ready(project, RECOVERY_SECONDS)
+
+
+@pytest.mark.parametrize("service", ["daprd", "placement", "scheduler", "redis", "app"])
+async def test_recreating_any_one_service_heals_with_orders_waiting(
+    project: ComposeProject, api: httpx.AsyncClient, service: str
+) -> None:
+    pending = (await create(api, "cars", 4))["order_id"]
+    await wait_for_step(api, pending, "awaiting_approval")
+    before = project.container(service)
+    started = time.monotonic()
+    project.recreate(service)
+    assert project.container(service) != before
+    wait_ready(project, RECOVERY_SECONDS)
+    record(f"recreate {service}: /readyz 200 after {time.monotonic() - started:.1f}s")
+    async with httpx.AsyncClient(base_url=project.app_url, timeout=30.0) as fresh:
+        approved = await eventually(
+            lambda: fresh.post(f"/orders/{pending}/approve", headers=MANAGER),
+            lambda response: response.status_code < 500,
+            what=f"approval of {pending} accepted",
+        )
+        assert approved.status_code == 202, approved.text
+        done = await wait_until_finished(fresh, pending, RECOVERY_SECONDS)
+    assert done["result"] == {"processed": True, "reason": None}
 
 
 async def test_down_then_up_keeps_orders_inventory_and_pending_approvals(
