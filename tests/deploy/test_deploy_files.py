@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack import dapr_config
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -198,6 +199,17 @@ def test_state_store_reads_redis_host_from_env(compose: dict[str, Any]) -> None:
     host = {m["name"]: m for m in store["spec"]["metadata"]}["redisHost"]
     assert host.get("envRef") == "REDIS_HOST"
     assert compose["services"]["daprd"]["environment"]["REDIS_HOST"] == "redis:6379"
+
+
+def test_sidecar_runs_with_the_configuration_devstack_writes(
+    compose: dict[str, Any], daprd_command: list[str]
+) -> None:
+    path = _flag(daprd_command, "--config")
+    mount = next(v for v in compose["services"]["daprd"]["volumes"] if v.startswith("./config:"))
+    host_dir, container_dir = mount.split(":")[:2]
+    committed = ROOT / host_dir / Path(path).relative_to(container_dir)
+    expected = dapr_config.render(_default("order_history_retention_seconds"))
+    assert yaml.safe_load(committed.read_text()) == yaml.safe_load(expected)
 
 
 def test_redis_persists_with_aof(compose: dict[str, Any]) -> None:
