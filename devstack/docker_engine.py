@@ -27,7 +27,8 @@ STATE_DIR = (
     if os.geteuid() == 0
     else Path(tempfile.gettempdir()) / f"order-processor-{os.getuid()}"
 )
-LOCK_FILE = STATE_DIR / "docker.lock"
+USERS_LOCK = STATE_DIR / "docker-users.lock"  # a shared flock per run that uses the engine
+START_LOCK = STATE_DIR / "docker-start.lock"  # held briefly while starting or stopping it
 PID_FILE = STATE_DIR / "dockerd.pid"
 # An engine `make images` started for the user: theirs from then on, never stopped by a test run.
 KEPT_PID_FILE = STATE_DIR / "dockerd-kept.pid"
@@ -87,12 +88,11 @@ class DockerEngine:
         if self._keep and engine_answers():
             return  # nothing to start, nothing to stop: no need to take part in the count
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        self._lock = LOCK_FILE.open("a+")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)  # one starter at a time
-        try:
+        with START_LOCK.open("a+") as start_lock:
+            fcntl.flock(start_lock, fcntl.LOCK_EX)  # one starter or stopper at a time
             if not engine_answers():
                 self._start()
-        finally:
+            self._lock = USERS_LOCK.open("a+")
             fcntl.flock(self._lock, fcntl.LOCK_SH)
 
     def _start(self) -> None:
@@ -157,12 +157,14 @@ class DockerEngine:
             return
         try:
             if not self._keep:
-                try:
-                    fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    self._report("dockerd left running: another run still uses it")
-                else:
-                    self._stop_started()
+                with START_LOCK.open("a+") as start_lock:
+                    fcntl.flock(start_lock, fcntl.LOCK_EX)
+                    try:  # the last user can turn its shared lock into an exclusive one
+                        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        self._report("dockerd left running: another run still uses it")
+                    else:
+                        self._stop_started()
         finally:
             self._lock.close()
             self._lock = None

@@ -60,6 +60,28 @@ async def test_recreating_any_one_service_heals_with_orders_waiting(
     assert done["result"] == {"processed": True, "reason": None}
 
 
+async def test_sidecar_shut_down_through_its_api_is_started_again(
+    project: ComposeProject, api: httpx.AsyncClient
+) -> None:
+    # The app's cure for a wedged daprd is this same call; the restart policy must finish it.
+    pending = (await create(api, "cars", 4))["order_id"]
+    await wait_for_step(api, pending, "awaiting_approval")
+    old_pid = project.main_pid("daprd")
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=project.dapr_url, timeout=10.0) as sidecar:
+        shutdown = await sidecar.post(
+            "/v1.0/shutdown", headers={"dapr-api-token": project.api_token}
+        )
+    assert shutdown.status_code == 204, shutdown.text
+    project.wait_restarted("daprd", old_pid, RECOVERY_SECONDS)
+    wait_ready(project, RECOVERY_SECONDS)
+    record(f"daprd shut down via its API: /readyz 200 after {time.monotonic() - started:.1f}s")
+    approved = await api.post(f"/orders/{pending}/approve", headers=MANAGER)
+    assert approved.status_code == 202, approved.text
+    done = await wait_until_finished(api, pending, RECOVERY_SECONDS)
+    assert done["result"] == {"processed": True, "reason": None}
+
+
 async def test_down_then_up_keeps_orders_inventory_and_pending_approvals(
     project: ComposeProject, api: httpx.AsyncClient
 ) -> None:
