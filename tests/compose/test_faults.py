@@ -18,30 +18,17 @@ import pytest
 
 from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import ComposeProject
+from tests.fixtures.faults import retrying
 from tests.fixtures.orders import create, wait_for_step, wait_until_finished
-from tests.fixtures.waiting import eventually
 
 MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 READY_AFTER_KILL_SECONDS = 60.0
 FINISH_SECONDS = 120.0
 
 
-async def _retrying(call: Any) -> httpx.Response:
-    """Manager calls made while the stack settles may get 503 (nothing changed): retry those."""
-
-    async def attempt() -> httpx.Response:
-        try:
-            response: httpx.Response = await call()
-            return response
-        except httpx.HTTPError:
-            return httpx.Response(599)
-
-    return await eventually(attempt, lambda r: r.status_code < 500, deadline_seconds=60.0)
-
-
 async def start_batch(api: httpx.AsyncClient) -> tuple[list[str], list[str]]:
     """Three orders parked at the approval wait (4 cars: 60,000) and four small ones moving."""
-    reset = await _retrying(lambda: api.post("/inventory/restock", headers=MANAGER))
+    reset = await retrying(lambda: api.post("/inventory/restock", headers=MANAGER))
     assert reset.status_code == 200, reset.text
     waiting = [(await create(api, "cars", 4))["order_id"] for _ in range(3)]
     for order_id in waiting:
@@ -72,7 +59,7 @@ async def finish_and_check(
     api: httpx.AsyncClient, project: ComposeProject, waiting: list[str], moving: list[str]
 ) -> None:
     for order_id in waiting:
-        response = await _retrying(
+        response = await retrying(
             lambda oid=order_id: api.post(f"/orders/{oid}/approve", headers=MANAGER)
         )
         assert response.status_code == 202, response.text
