@@ -1,6 +1,9 @@
 # Image of the order-processor API only. The Dapr sidecar, placement, scheduler and Redis
 # run as separate containers (see docker-compose.yml), so no Dapr binaries live here.
-FROM python:3.11-slim
+# The official image by default; `make images` builds a stand-in from Debian's packages for
+# machines that cannot reach a registry (docker-compose.yml passes PYTHON_IMAGE).
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 # No .pyc clutter in a read-mostly image; unbuffered so logs reach `docker logs` at once.
 ENV PYTHONDONTWRITEBYTECODE=1 \

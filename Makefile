@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr tools lint typecheck unit integration bench bench-storage clean
+.PHONY: run test deps dapr tools images lint typecheck unit integration compose bench bench-storage clean
 
 $(DEPS_STAMP): requirements-dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ deps: $(DEPS_STAMP)
 dapr: deps
 	$(PY) -m devstack build
 
-# Debian packages: redis-server for the stack, docker-compose to validate the compose file.
+# Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
+# docker-compose and debootstrap for the container stack that the compose tests run.
 tools: deps
-	$(PY) -m devstack ensure-tools redis-server docker-compose
+	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap
+
+# Local stand-ins for the compose file's images, for machines without registry access.
+# Prints the exports that select them: eval "$$(make -s images)"; docker compose up --build
+images: deps tools
+	@$(PY) -m devstack images
 
 run: deps
 	$(PY) -m devstack run
@@ -35,10 +41,14 @@ typecheck: deps
 	$(PY) -m mypy app devstack bench
 
 unit: deps
-	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest -m "not integration and not compose"
 
 integration: deps tools dapr
 	$(PY) -m pytest -m integration
+
+# The container stack: starts dockerd if none runs (and stops it after), builds the images.
+compose: deps tools dapr
+	$(PY) -m pytest tests/compose
 
 # Every check; branch coverage of app/ is printed at the end.
 test: deps tools dapr lint typecheck

@@ -1,4 +1,4 @@
-"""`python -m devstack run|build|ensure-tools`: the commands behind `make run`, `make dapr`, `make tools`."""
+"""`python -m devstack run|build|images|ensure-tools`: behind `make run`, `dapr`, `images`, `tools`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,19 @@ import threading
 from types import FrameType
 
 from devstack.dapr_build import DaprBuildError, build
+from devstack.docker_engine import DockerEngine, DockerEngineError
+from devstack.images import ImageBuildError, build_local_images
 from devstack.settings import StackSettings
 from devstack.stack import SERVICE_ORDER, Stack, StackError
 
-# Command on PATH -> the Debian package that provides it.
-DEBIAN_PACKAGES = {"redis-server": "redis-server", "docker-compose": "docker-compose"}
+# Command on PATH -> the Debian package that provides it. docker.io brings dockerd with
+# containerd and runc; debootstrap builds the local Redis and Python images.
+DEBIAN_PACKAGES = {
+    "redis-server": "redis-server",
+    "docker-compose": "docker-compose",
+    "dockerd": "docker.io",
+    "debootstrap": "debootstrap",
+}
 
 
 def ensure_tools(commands: list[str]) -> None:
@@ -88,9 +96,24 @@ def run(settings: StackSettings) -> int:
         print("[devstack] stopped", file=sys.stderr, flush=True)
 
 
+def _report(line: str) -> None:
+    print(f"[devstack] {line}", file=sys.stderr, flush=True)
+
+
+def images(settings: StackSettings) -> None:
+    """Build the local images (only what changed) and print the exports that select them.
+
+    The engine is started if none answers, and left running: the user's compose needs it.
+    """
+    with DockerEngine(_report, keep=True):
+        local = build_local_images(build(settings), _report)
+    for name, value in local.compose_env().items():
+        print(f"export {name}={value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
-    parser.add_argument("command", choices=["run", "build", "ensure-tools"])
+    parser.add_argument("command", choices=["run", "build", "images", "ensure-tools"])
     parser.add_argument(
         "tools", nargs="*", help=f"for ensure-tools: any of {sorted(DEBIAN_PACKAGES)}"
     )
@@ -102,11 +125,13 @@ def main() -> None:
             ensure_tools(args.tools)
         elif command == "build":
             print(build(settings))
+        elif command == "images":
+            images(settings)
         else:
             ensure_tools(["redis-server"])
             build(settings)
             raise SystemExit(run(settings))
-    except (StackError, DaprBuildError) as error:
+    except (StackError, DaprBuildError, DockerEngineError, ImageBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 

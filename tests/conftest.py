@@ -1,5 +1,6 @@
-"""Markers by directory: a test under tests/integration needs the real stack, whatever its file
-says, so a new file cannot forget the marker and silently need Dapr in `make unit`."""
+"""Markers by directory: a test under tests/integration needs the real stack, one under
+tests/compose a Docker engine, whatever its file says, so a new file cannot forget the marker
+and silently need Dapr or Docker in `make unit`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-_REAL_STACK_DIRS = {"integration": pytest.mark.integration}
+_REAL_STACK_DIRS = {"integration": pytest.mark.integration, "compose": pytest.mark.compose}
 _TESTS = Path(__file__).parent
 
 

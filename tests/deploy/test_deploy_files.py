@@ -15,12 +15,22 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack import dapr_config
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DAPR_RUN_FILE = ROOT / "dapr.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DAPR_IMAGES = ("daprd", "placement", "scheduler")
+SHELL_OVERRIDES = {
+    "DAPR_VERSION",
+    "MANAGER_TOKEN",
+    "DAPR_API_TOKEN",
+    "DAPR_IMAGE_REPO",
+    "REDIS_IMAGE",
+    "PYTHON_IMAGE",
+    "APP_IMAGE",
+}
 
 
 def _default(field: str) -> Any:
@@ -39,13 +49,17 @@ def _flag(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
 
 
-def _run_compose(*args: str) -> subprocess.CompletedProcess[str]:
+def _run_compose(
+    *args: str, api_token: str | None = "deploy-file-check"
+) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("docker-compose")
     if tool is None:
         pytest.fail("docker-compose is not installed: run `make deps`")
-    # The shell's values would override .env and hide a wrong pin; the token must not
-    # end up in an assertion message.
-    env = {k: v for k, v in os.environ.items() if k not in {"DAPR_VERSION", "MANAGER_TOKEN"}}
+    # The shell's values would override .env and hide a wrong pin or an image default; the
+    # tokens must not end up in an assertion message (the API token is required: a stand-in).
+    env = {k: v for k, v in os.environ.items() if k not in SHELL_OVERRIDES}
+    if api_token is not None:
+        env["DAPR_API_TOKEN"] = api_token
     return subprocess.run(
         [tool, "-f", str(COMPOSE_FILE), *args],
         cwd=ROOT,
@@ -78,17 +92,53 @@ def test_compose_file_validates_with_a_real_compose_tool() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def _resolved() -> dict[str, Any]:
+    result = _run_compose("config")
+    assert result.returncode == 0, result.stderr
+    services: dict[str, Any] = yaml.safe_load(result.stdout)["services"]
+    return services
+
+
 def test_dapr_images_read_the_pin_from_env_file(compose: dict[str, Any]) -> None:
     for name in DAPR_IMAGES:
         image = compose["services"][name]["image"]
-        assert image.startswith(f"daprio/{name}:${{DAPR_VERSION"), image
+        assert image.startswith(f"${{DAPR_IMAGE_REPO:-daprio}}/{name}:${{DAPR_VERSION"), image
 
-    result = _run_compose("config")
-    assert result.returncode == 0, result.stderr
-    resolved = yaml.safe_load(result.stdout)["services"]
+    resolved = _resolved()
     version = pinned_dapr_version()
     for name in DAPR_IMAGES:
         assert resolved[name]["image"] == f"daprio/{name}:{version}"
+
+
+def test_images_default_to_the_official_ones() -> None:
+    # The variables exist for locally built stand-ins (`make images`); unset, a user with
+    # registry access gets the official images and the official Python base.
+    resolved = _resolved()
+    assert resolved["redis"]["image"].startswith("redis:")
+    assert resolved["app"]["build"]["args"]["PYTHON_IMAGE"].startswith("python:3.11")
+    instructions = _dockerfile_instructions()
+    assert ("ARG", "PYTHON_IMAGE=python:3.11-slim") in instructions
+    assert ("FROM", "${PYTHON_IMAGE}") in instructions
+
+
+def test_compose_tool_refuses_to_start_without_an_api_token() -> None:
+    result = _run_compose("config", "-q", api_token=None)
+    assert result.returncode != 0
+    assert "DAPR_API_TOKEN" in result.stderr
+
+
+def test_api_token_comes_from_the_shell_for_app_and_sidecar(compose: dict[str, Any]) -> None:
+    for service in ("app", "daprd"):
+        token = compose["services"][service]["environment"]["DAPR_API_TOKEN"]
+        assert token.startswith("${DAPR_API_TOKEN:?"), token
+
+
+def test_published_ports_are_loopback_only() -> None:
+    for name, service in _resolved().items():
+        for port in service.get("ports", []):
+            # Compose 1.29 prints `host_ip:published:target/proto`, v2 the long syntax.
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)
 
 
 def test_app_id_matches(daprd_command: list[str], run_file: dict[str, Any]) -> None:
@@ -108,9 +158,12 @@ def test_dapr_ports_match_devstack(
     assert (app["daprHTTPPort"], app["daprGRPCPort"]) == (http, grpc)
 
 
-def test_sidecar_shares_the_app_network(compose: dict[str, Any]) -> None:
-    # The app dials daprd on localhost; anything else needs DAPR_*_ENDPOINT wiring.
-    assert compose["services"]["daprd"]["network_mode"] == "service:app"
+def test_app_reaches_the_sidecar_by_service_name(compose: dict[str, Any]) -> None:
+    # No shared network namespace: a recreated app or daprd finds the other by name.
+    services = compose["services"]
+    assert services["app"]["environment"]["DAPR_HOST"] == "daprd"
+    assert all("network_mode" not in service for service in services.values())
+    assert "ports" not in services["redis"]
 
 
 def test_control_plane_addresses_match(
@@ -146,6 +199,17 @@ def test_state_store_reads_redis_host_from_env(compose: dict[str, Any]) -> None:
     host = {m["name"]: m for m in store["spec"]["metadata"]}["redisHost"]
     assert host.get("envRef") == "REDIS_HOST"
     assert compose["services"]["daprd"]["environment"]["REDIS_HOST"] == "redis:6379"
+
+
+def test_sidecar_runs_with_the_configuration_devstack_writes(
+    compose: dict[str, Any], daprd_command: list[str]
+) -> None:
+    path = _flag(daprd_command, "--config")
+    mount = next(v for v in compose["services"]["daprd"]["volumes"] if v.startswith("./config:"))
+    host_dir, container_dir = mount.split(":")[:2]
+    committed = ROOT / host_dir / Path(path).relative_to(container_dir)
+    expected = dapr_config.render(_default("order_history_retention_seconds"))
+    assert yaml.safe_load(committed.read_text()) == yaml.safe_load(expected)
 
 
 def test_redis_persists_with_aof(compose: dict[str, Any]) -> None:

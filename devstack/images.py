@@ -1,0 +1,319 @@
+"""Local stand-ins for the images docker-compose.yml names, for machines without a registry.
+
+- `daprd`, `placement`, `scheduler`: the statically linked binaries devstack builds from Dapr's
+  Go module, in an image laid out like the official one (binary in `/`, user 65532, a writable
+  `/tmp` and `/var/lock`), made with `docker import` from a tar written here.
+- Redis and the Python base: Debian's packages (`debootstrap --variant=minbase`), imported.
+  Debian's Python is made to behave like the official image for the Dockerfile's steps: `pip`
+  installs system-wide, and it trusts the CA bundle the host's pip uses, so PyPI is reachable
+  from the build on networks that re-sign TLS. That bundle lives only in this local image; the
+  official `python` image needs nothing of the kind.
+
+Each image carries a label with a digest of everything it is made from; an image whose label
+matches is reused, so a warm run builds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.dapr_build import BINARIES
+from devstack.settings import pinned_dapr_version
+
+REPOSITORY = "localhost/order-processor"
+DIGEST_LABEL = "org.order-processor.inputs"
+# Bump when the recipe below changes in a way the digested inputs do not show.
+RECIPE = "3"
+# Debian's release whose python3 is 3.11, the version the Dockerfile's default image has.
+DEBIAN_SUITE = "bookworm"
+DAPR_USER = 65532  # the official images' non-root user
+HOST_CA_CANDIDATES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class ImageBuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalImages:
+    """Environment for docker-compose.yml that selects the local images."""
+
+    dapr_repository: str
+    redis: str
+    python: str
+
+    def compose_env(self) -> dict[str, str]:
+        return {
+            "DAPR_IMAGE_REPO": self.dapr_repository,
+            "REDIS_IMAGE": self.redis,
+            "PYTHON_IMAGE": self.python,
+        }
+
+
+def _docker(*args: str, stdin: bytes | None = None, check: bool = True) -> str:
+    result = subprocess.run(
+        ["docker", *args], input=stdin, capture_output=True, check=False, timeout=900
+    )
+    if check and result.returncode != 0:
+        raise ImageBuildError(f"docker {' '.join(args[:2])} failed: {result.stderr.decode()}")
+    return result.stdout.decode().strip()
+
+
+def image_digest_label(tag: str) -> str | None:
+    result = subprocess.run(
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{index .Config.Labels "{DIGEST_LABEL}"}}}}',
+            tag,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _digest(parts: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def _import(tag: str, tar_stream: bytes | Path, digest: str, changes: list[str]) -> None:
+    args = ["import"]
+    for change in [*changes, f"LABEL {DIGEST_LABEL}={digest}"]:
+        args += ["--change", change]
+    if isinstance(tar_stream, Path):
+        _docker(*args, str(tar_stream), tag)
+    else:
+        _docker(*args, "-", tag, stdin=tar_stream)
+
+
+# -- Dapr ------------------------------------------------------------------------------------
+
+
+def _dapr_rootfs(binary: Path) -> bytes:
+    """The official layout: the binary in `/`, user 65532, world-writable /tmp and /var/lock."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+
+        def add_dir(name: str, mode: int, uid: int = 0) -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, uid
+            tar.addfile(info)
+
+        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for name in ("etc", "home", "var"):
+            add_dir(name, 0o755)
+        add_dir("tmp", 0o1777)
+        add_dir("var/lock", 0o1777)
+        add_dir("home/nonroot", 0o700, DAPR_USER)
+        add_file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/sbin/nologin\n"
+            b"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+        )
+        add_file("etc/group", b"root:x:0:\nnonroot:x:65532:\n")
+        add_file("etc/nsswitch.conf", b"hosts: files dns\n")
+        add_file(binary.name, binary.read_bytes(), 0o755)
+    return buffer.getvalue()
+
+
+def build_dapr_images(bin_dir: Path, version: str, report: Callable[[str], None]) -> str:
+    for name in BINARIES:
+        binary = bin_dir / name
+        if not binary.is_file():
+            raise ImageBuildError(f"{binary} is missing; run `make dapr`")
+        tag = f"{REPOSITORY}/{name}:{version}"
+        rootfs = _dapr_rootfs(binary)
+        digest = _digest([RECIPE.encode(), rootfs])
+        if image_digest_label(tag) == digest:
+            continue
+        started = time.monotonic()
+        _import(tag, rootfs, digest, [f"USER {DAPR_USER}:{DAPR_USER}", "WORKDIR /"])
+        report(f"built {tag} in {time.monotonic() - started:.1f}s")
+    return REPOSITORY
+
+
+# -- Debian ----------------------------------------------------------------------------------
+
+
+def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror apt is configured with (deb822 .sources or one-line .list files)."""
+    files = sorted((apt_dir / "sources.list.d").glob("*.sources"))
+    for path in files:
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(
+                (key.strip(), value.strip())
+                for key, _, value in (
+                    line.partition(":")
+                    for line in stanza.splitlines()
+                    if line and not line.startswith("#")
+                )
+            )
+            suites = fields.get("Suites", "").split()
+            if fields.get("Types", "").split()[:1] == ["deb"] and DEBIAN_SUITE in suites:
+                return fields["URIs"].split()[0]
+    lists = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*.list"))]
+    for path in lists:
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            match = re.match(r"deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+" + DEBIAN_SUITE + r"\s", line)
+            if match:
+                return match.group(1)
+    raise ImageBuildError(f"no `deb ... {DEBIAN_SUITE}` source in {apt_dir}; cannot debootstrap")
+
+
+def host_ca_bundle() -> Path:
+    """The CA bundle the host's pip trusts (PIP_CERT and friends, then the system bundle)."""
+    for variable in HOST_CA_CANDIDATES:
+        value = os.environ.get(variable)
+        if value and Path(value).is_file():
+            return Path(value)
+    pip_conf = subprocess.run(
+        ["python3", "-m", "pip", "config", "get", "global.cert"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if pip_conf.returncode == 0 and Path(pip_conf.stdout.strip()).is_file():
+        return Path(pip_conf.stdout.strip())
+    return DEFAULT_CA_BUNDLE
+
+
+@dataclass(frozen=True)
+class DebianImage:
+    name: str
+    tag: str
+    packages: tuple[str, ...]
+    changes: tuple[str, ...]
+    prepare: Callable[[Path], None]
+    extra_inputs: tuple[bytes, ...] = ()
+
+    @property
+    def reference(self) -> str:
+        return f"{REPOSITORY}/{self.name}:{self.tag}"
+
+    def digest(self) -> str:
+        recipe = [RECIPE, DEBIAN_SUITE, *self.packages, *self.changes]
+        return _digest([part.encode() for part in recipe] + list(self.extra_inputs))
+
+
+def _prepare_redis(rootfs: Path) -> None:
+    data = rootfs / "data"
+    data.mkdir(exist_ok=True)
+    # The named volume mounted here takes over this directory's owner: the redis user.
+    passwd = (rootfs / "etc/passwd").read_text()
+    match = re.search(r"^redis:x:(\d+):(\d+):", passwd, re.MULTILINE)
+    if match is None:
+        raise ImageBuildError("redis-server did not create its user")
+    os.chown(data, int(match.group(1)), int(match.group(2)))
+
+
+def _prepare_python(ca_bundle: bytes) -> Callable[[Path], None]:
+    def prepare(rootfs: Path) -> None:
+        # Debian marks its Python externally managed (PEP 668); the official image does not,
+        # and the Dockerfile installs into the system interpreter as it does there.
+        for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
+            marker.unlink()
+        (rootfs / "etc/ssl/certs/host-ca-bundle.crt").write_bytes(ca_bundle)
+
+    return prepare
+
+
+def debian_images() -> list[DebianImage]:
+    ca_bundle = host_ca_bundle().read_bytes()
+    return [
+        DebianImage(
+            "redis",
+            f"7-{DEBIAN_SUITE}",
+            ("redis-server",),
+            (f"ENV PATH={SEARCH_PATH}", "WORKDIR /data", "USER redis", 'CMD ["redis-server"]'),
+            _prepare_redis,
+        ),
+        DebianImage(
+            "python",
+            f"3.11-{DEBIAN_SUITE}",
+            ("python3", "python3-pip", "python-is-python3", "ca-certificates"),
+            (
+                f"ENV PATH={SEARCH_PATH}",
+                "ENV LANG=C.UTF-8",
+                "ENV PIP_CERT=/etc/ssl/certs/host-ca-bundle.crt",
+                'CMD ["python3"]',
+            ),
+            _prepare_python(ca_bundle),
+            (ca_bundle,),
+        ),
+    ]
+
+
+def _debootstrap(image: DebianImage, work: Path, mirror: str) -> Path:
+    rootfs = work / "rootfs"
+    command = [
+        "debootstrap", "--variant=minbase", f"--include={','.join(image.packages)}",
+        DEBIAN_SUITE, str(rootfs), mirror,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        log = rootfs / "debootstrap" / "debootstrap.log"
+        detail = log.read_text(errors="replace")[-3000:] if log.exists() else result.stderr[-3000:]
+        raise ImageBuildError(f"debootstrap for {image.name} failed:\n{detail}")
+    # What a container never needs: downloaded packages and package lists.
+    for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for path in (rootfs / leftover).glob("*"):
+            if path.is_file():
+                path.unlink()
+    image.prepare(rootfs)
+    tarball = work / "rootfs.tar"
+    subprocess.run(
+        ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), "."], check=True
+    )
+    return tarball
+
+
+def build_debian_images(report: Callable[[str], None]) -> dict[str, str]:
+    references: dict[str, str] = {}
+    for image in debian_images():
+        references[image.name] = image.reference
+        digest = image.digest()
+        if image_digest_label(image.reference) == digest:
+            continue
+        if shutil.which("debootstrap") is None:
+            raise ImageBuildError("debootstrap is not installed; run `make tools`")
+        mirror = debian_mirror()
+        started = time.monotonic()
+        report(f"building {image.reference} from Debian packages ({', '.join(image.packages)})")
+        with tempfile.TemporaryDirectory(prefix=f"image-{image.name}-") as work:
+            tarball = _debootstrap(image, Path(work), mirror)
+            _import(image.reference, tarball, digest, list(image.changes))
+        report(f"built {image.reference} in {time.monotonic() - started:.0f}s")
+    return references
+
+
+def build_local_images(bin_dir: Path, report: Callable[[str], None]) -> LocalImages:
+    """Make sure every local image is current (building only what changed) and say which."""
+    dapr_repository = build_dapr_images(bin_dir, pinned_dapr_version(), report)
+    debian = build_debian_images(report)
+    return LocalImages(dapr_repository, debian["redis"], debian["python"])

@@ -1,0 +1,136 @@
+"""The compose tests' fixtures: a Docker engine, the images, and private compose projects.
+
+Session: the engine (started if none answers, stopped afterwards if this run started it) and
+the images: the local stand-ins (built only when their inputs changed) and the app image built
+by the compose tool from the repo's Dockerfile. Each test module then runs its own project of
+docker-compose.yml (own name, network and volumes, free loopback ports) and removes all of it,
+volumes included, when the module ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+
+from devstack.dapr_build import build
+from devstack.docker_engine import DockerEngine
+from devstack.images import LocalImages, build_local_images
+from devstack.settings import ROOT, StackSettings
+from tests.compose.project import ComposeProject
+
+MANAGER_TOKEN = "compose-manager-token"
+# One tag per checkout: runs from two worktrees on one engine never swap each other's app.
+APP_IMAGE = (
+    "localhost/order-processor/app:tests-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
+)
+# Kills and recreations must never turn into approval timeouts.
+APPROVAL_TIMEOUT_SECONDS = "300"
+READY_SECONDS = 60.0
+
+
+# Figures worth reporting (recovery times, build times), printed after the run.
+MEASUREMENTS: list[str] = []
+
+
+def record(line: str) -> None:
+    MEASUREMENTS.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("compose stack measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
+
+
+def _report(line: str) -> None:
+    print(f"[compose-tests] {line}", file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def local_images() -> Iterator[LocalImages]:
+    with DockerEngine(_report):
+        started = time.monotonic()
+        images = build_local_images(build(StackSettings()), _report)
+        record(f"local images current after {time.monotonic() - started:.1f}s")
+        builder = ComposeProject("opbuild", _compose_env(images))
+        started = time.monotonic()
+        builder.compose("build", "app", timeout=900)
+        record(f"app image (compose build) {time.monotonic() - started:.1f}s")
+        yield images
+
+
+def _compose_env(images: LocalImages) -> dict[str, str]:
+    return {
+        **images.compose_env(),
+        "APP_IMAGE": APP_IMAGE,
+        "MANAGER_TOKEN": MANAGER_TOKEN,
+        "APPROVAL_TIMEOUT_SECONDS": APPROVAL_TIMEOUT_SECONDS,
+    }
+
+
+def wait_ready(project: ComposeProject, seconds: float = READY_SECONDS) -> float:
+    """Seconds until the app's /readyz is 200 (sidecar healthy, workflow worker connected).
+
+    Blocking on purpose: nothing else runs in the test while the stack recovers."""
+    started = time.monotonic()
+    deadline = started + seconds
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{project.app_url}/readyz", timeout=5.0)
+            if response.status_code == 200:
+                return time.monotonic() - started
+            last = (response.status_code, response.text[:200])
+        except httpx.HTTPError as error:
+            last = repr(error)
+        time.sleep(0.2)
+    raise AssertionError(f"/readyz not 200 within {seconds:.0f}s; last: {last}\n{project.logs()}")
+
+
+@pytest.fixture(scope="module")
+def project_factory(
+    local_images: LocalImages,
+) -> Iterator[Callable[[str], ComposeProject]]:
+    """Projects made in a module are torn down (containers, network, volumes) after it."""
+    made: list[ComposeProject] = []
+
+    def make(prefix: str) -> ComposeProject:
+        project = ComposeProject(prefix, _compose_env(local_images))
+        made.append(project)
+        return project
+
+    yield make
+    for project in made:
+        project.down(volumes=True)
+
+
+@pytest.fixture(scope="module")
+def project(project_factory: Callable[[str], ComposeProject]) -> ComposeProject:
+    """A running project shared by a module's tests."""
+    running = project_factory("opcompose")
+    started = time.monotonic()
+    running.up()
+    up_seconds = time.monotonic() - started
+    wait_ready(running, seconds=120.0)
+    record(
+        f"fresh project: up -d {up_seconds:.1f}s, /readyz 200 after "
+        f"{time.monotonic() - started:.1f}s"
+    )
+    return running
+
+
+@pytest.fixture
+async def api(project: ComposeProject) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=project.app_url, timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture
+def manager() -> dict[str, str]:
+    return {"Authorization": f"Bearer {MANAGER_TOKEN}"}

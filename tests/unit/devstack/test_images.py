@@ -1,0 +1,99 @@
+"""The local images' recipe: where Debian comes from, what decides a rebuild, what Dapr's holds."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from devstack.images import (
+    DAPR_USER,
+    DebianImage,
+    ImageBuildError,
+    _dapr_rootfs,
+    debian_images,
+    debian_mirror,
+    host_ca_bundle,
+)
+
+MIRROR = "http://mirror.invalid/debian"
+
+
+def _apt(tmp_path: Path, sources: str | None = None, one_line: str | None = None) -> Path:
+    (tmp_path / "sources.list.d").mkdir()
+    if sources is not None:
+        (tmp_path / "sources.list.d" / "debian.sources").write_text(sources)
+    if one_line is not None:
+        (tmp_path / "sources.list").write_text(one_line)
+    return tmp_path
+
+
+def test_mirror_comes_from_a_deb822_sources_file(tmp_path: Path) -> None:
+    apt = _apt(
+        tmp_path,
+        "Types: deb\n# a comment\nURIs: " + MIRROR + "\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\nTypes: deb\nURIs: http://other.invalid/security\n"
+        "Suites: bookworm-security\n",
+    )
+    assert debian_mirror(apt) == MIRROR
+
+
+def test_mirror_comes_from_a_one_line_sources_list(tmp_path: Path) -> None:
+    apt = _apt(tmp_path, one_line=f"# old style\ndeb [arch=amd64] {MIRROR} bookworm main\n")
+    assert debian_mirror(apt) == MIRROR
+
+
+def test_no_bookworm_source_is_an_error_naming_the_folder(tmp_path: Path) -> None:
+    apt = _apt(tmp_path, one_line=f"deb {MIRROR} trixie main\n")
+    with pytest.raises(ImageBuildError, match=str(tmp_path)):
+        debian_mirror(apt)
+
+
+def test_host_ca_bundle_is_the_one_pip_is_told_to_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "corporate.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("PIP_CERT", str(bundle))
+    assert host_ca_bundle() == bundle
+
+
+def test_a_changed_ca_bundle_rebuilds_only_the_python_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "bundle.pem"
+    monkeypatch.setenv("PIP_CERT", str(bundle))
+    bundle.write_text("one")
+    before = {image.name: image.digest() for image in debian_images()}
+    bundle.write_text("two")
+    after = {image.name: image.digest() for image in debian_images()}
+    assert after["redis"] == before["redis"]
+    assert after["python"] != before["python"]
+
+
+def test_digest_covers_packages_and_image_settings() -> None:
+    def image(packages: tuple[str, ...], changes: tuple[str, ...]) -> DebianImage:
+        return DebianImage("x", "t", packages, changes, lambda rootfs: None)
+
+    base = image(("redis-server",), ("USER redis",))
+    assert base.digest() == image(("redis-server",), ("USER redis",)).digest()
+    assert base.digest() != image(("redis-server", "curl"), ("USER redis",)).digest()
+    assert base.digest() != image(("redis-server",), ("USER root",)).digest()
+
+
+def test_dapr_image_has_the_official_layout(tmp_path: Path) -> None:
+    binary = tmp_path / "daprd"
+    binary.write_bytes(b"\x7fELF static")
+    with tarfile.open(fileobj=io.BytesIO(_dapr_rootfs(binary))) as tar:
+        members = {member.name: member for member in tar.getmembers()}
+        passwd = tar.extractfile("etc/passwd")
+        assert passwd is not None
+        users = passwd.read().decode()
+    assert members["daprd"].mode == 0o755
+    assert members["tmp"].mode == members["var/lock"].mode == 0o1777
+    assert members["home/nonroot"].uid == DAPR_USER
+    assert f"nonroot:x:{DAPR_USER}:{DAPR_USER}:" in users
+    # Same input, same bytes: the digest of the tar decides whether to re-import.
+    assert _dapr_rootfs(binary) == _dapr_rootfs(binary)
