@@ -95,7 +95,8 @@ class StackSettings(BaseSettings):
 
     @property
     def dapr_config_file(self) -> Path:
-        return self.data_dir / "dapr-config.yaml"
+        """The Configuration daprd runs with (the same file under docker compose)."""
+        return ROOT / "config" / "daprd-config.yaml"
 
     def ports(self) -> dict[str, int]:
         """Every port the stack binds, keyed by the environment variable that moves it."""

@@ -24,7 +24,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from devstack import dapr_config
 from devstack.dapr_build import bin_dir
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from devstack.supervisor import Condition, Policy, Probe, Supervisor
@@ -261,7 +260,12 @@ class Stack:
                 lambda: http_status(f"{self.dapr_http_url}/v1.0/healthz") == 204,
                 # The component YAML reads the Redis address with envRef, so one file serves the
                 # local stack, the Dapr CLI and docker compose.
-                env={"REDIS_HOST": self.redis_address, **self._token_env()},
+                env={
+                    "REDIS_HOST": self.redis_address,
+                    # Expanded by daprd in the Configuration file (config/daprd-config.yaml).
+                    "ORDER_HISTORY_RETENTION_SECONDS": str(s.order_history_retention_seconds),
+                    **self._token_env(),
+                },
             ),
             Service(
                 "app",
@@ -311,9 +315,6 @@ class Stack:
         self.check_ports_free()
         for directory in ("redis", "scheduler", "logs"):
             (self.settings.data_dir / directory).mkdir(parents=True, exist_ok=True)
-        dapr_config.write(
-            self.settings.dapr_config_file, self.settings.order_history_retention_seconds
-        )
         try:
             for name in services:
                 self.start_service(name)

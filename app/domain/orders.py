@@ -253,10 +253,13 @@ def timeline(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> list[Tim
         entries.append(TimelineEntry(snapshot.updated_at, "step", snapshot.step))
     if record.decision is not None:
         entries.append(TimelineEntry(record.decision.at, "decision", record.decision.describe()))
+    finished: list[TimelineEntry] = []
     if record.outcome is not None:
         reason = record.outcome.reason or "processed"
-        entries.append(TimelineEntry(record.outcome.finished_at, "finished", reason))
+        finished.append(TimelineEntry(record.outcome.finished_at, "finished", reason))
     elif snapshot is not None and snapshot.finished and snapshot.updated_at:
         status = snapshot.status.lower()
-        entries.append(TimelineEntry(snapshot.updated_at, "finished", f"workflow_{status}"))
-    return sorted(entries, key=lambda entry: entry.at)
+        finished.append(TimelineEntry(snapshot.updated_at, "finished", f"workflow_{status}"))
+    # Finishing is last by definition (step times are kept to the millisecond, so the final
+    # step may read a fraction of a millisecond after it).
+    return sorted(entries, key=lambda entry: entry.at) + finished

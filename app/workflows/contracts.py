@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_serializer, model_validator
 
 WORKFLOW_NAME: Final = "order_processing"
 APPROVAL_EVENT: Final = "manager_approval"
@@ -88,13 +88,27 @@ class OrderResult(BaseModel):
 
 
 class StepEntry(BaseModel):
+    """A step the workflow entered and when. Stored as `[step, epoch milliseconds]`: a finished
+    order keeps a dozen of these on its record for good, so their size counts."""
+
     step: Step
     at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, data: Any) -> Any:
+        if isinstance(data, list | tuple) and len(data) == 2:
+            return {"step": data[0], "at": datetime.fromtimestamp(data[1] / 1000, UTC)}
+        return data
 
     @field_validator("at")
     @classmethod
     def _in_utc(cls, moment: datetime) -> datetime:
         return as_utc(moment)
+
+    @model_serializer
+    def _as_pair(self) -> list[str | int]:
+        return [self.step.value, round(self.at.timestamp() * 1000)]
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack import dapr_config
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
+from devstack.stack import Stack, isolated_settings
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DAPR_RUN_FILE = ROOT / "dapr.yaml"
@@ -201,15 +201,23 @@ def test_state_store_reads_redis_host_from_env(compose: dict[str, Any]) -> None:
     assert compose["services"]["daprd"]["environment"]["REDIS_HOST"] == "redis:6379"
 
 
-def test_sidecar_runs_with_the_configuration_devstack_writes(
-    compose: dict[str, Any], daprd_command: list[str]
+def test_sidecar_runs_with_the_configuration_devstack_gives_daprd(
+    compose: dict[str, Any], daprd_command: list[str], tmp_path: Path
 ) -> None:
     path = _flag(daprd_command, "--config")
     mount = next(v for v in compose["services"]["daprd"]["volumes"] if v.startswith("./config:"))
     host_dir, container_dir = mount.split(":")[:2]
     committed = ROOT / host_dir / Path(path).relative_to(container_dir)
-    expected = dapr_config.render(_default("order_history_retention_seconds"))
-    assert yaml.safe_load(committed.read_text()) == yaml.safe_load(expected)
+    stack = Stack(isolated_settings(tmp_path))
+    assert committed == stack.settings.dapr_config_file
+    assert _flag(stack.services["daprd"].argv, "--config") == str(committed)
+    # Both hand daprd the retention to expand into the file, with the same default.
+    default = str(_default("order_history_retention_seconds"))
+    retention = compose["services"]["daprd"]["environment"]["ORDER_HISTORY_RETENTION_SECONDS"]
+    assert retention == "${ORDER_HISTORY_RETENTION_SECONDS:-" + default + "}"
+    assert stack.services["daprd"].env["ORDER_HISTORY_RETENTION_SECONDS"] == default
+    policy = yaml.safe_load(committed.read_text())["spec"]["workflow"]["stateRetentionPolicy"]
+    assert policy["completed"] == "${ORDER_HISTORY_RETENTION_SECONDS}s"
 
 
 def test_redis_persists_with_aof(compose: dict[str, Any]) -> None:

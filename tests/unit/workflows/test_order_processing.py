@@ -274,5 +274,5 @@ def test_the_outcome_is_recorded_on_the_order_last_as_the_result_says(
         "reason": reason,
         "finished_at": "2026-11-28T12:00:00Z",
     }
-    assert [entry["step"] for entry in steps] == run.context.steps
+    assert [step for step, _ in steps] == run.context.steps
     assert run.result == {"processed": reason is None, "reason": reason}
