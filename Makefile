@@ -41,7 +41,9 @@ lint: deps
 typecheck: deps
 	$(PY) -m mypy app devstack bench
 
+# The browser tests (tests/browser) serve the app in-process too; they need only chromium.
 unit: deps
+	$(PY) -m devstack ensure-tools chromium
 	$(PY) -m pytest -m "not integration and not compose"
 
 integration: deps tools dapr
