@@ -19,9 +19,10 @@ dapr: deps
 	$(PY) -m devstack build
 
 # Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
-# docker-compose and debootstrap for the container stack that the compose tests run.
+# docker-compose and debootstrap for the container stack that the compose tests run;
+# chromium for the browser tests (driven by Playwright, which cannot download its own here).
 tools: deps
-	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap
+	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap chromium
 
 # Local stand-ins for the compose file's images, for machines without registry access.
 # Prints the exports that select them: eval "$$(make -s images)"; docker compose up --build
@@ -40,7 +41,9 @@ lint: deps
 typecheck: deps
 	$(PY) -m mypy app devstack bench
 
+# The browser tests (tests/browser) serve the app in-process too; they need only chromium.
 unit: deps
+	$(PY) -m devstack ensure-tools chromium
 	$(PY) -m pytest -m "not integration and not compose"
 
 integration: deps tools dapr

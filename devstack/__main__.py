@@ -18,12 +18,14 @@ from devstack.settings import StackSettings
 from devstack.stack import SERVICE_ORDER, Stack, StackError
 
 # Command on PATH -> the Debian package that provides it. docker.io brings dockerd with
-# containerd and runc; debootstrap builds the local Redis and Python images.
+# containerd and runc; debootstrap builds the local Redis and Python images; chromium is the
+# browser the browser tests drive (Playwright cannot download its own here).
 DEBIAN_PACKAGES = {
     "redis-server": "redis-server",
     "docker-compose": "docker-compose",
     "dockerd": "docker.io",
     "debootstrap": "debootstrap",
+    "chromium": "chromium",
 }
 
 

@@ -1,0 +1,93 @@
+"""/docs in real headless Chromium with every other host unreachable: the operation
+list renders, "Authorize" sends the manager's bearer token, and no request leaves the service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Request
+
+from app.config import Settings
+from app.main import create_app
+from tests.fixtures.api import MANAGER_TOKEN, THRESHOLD
+from tests.fixtures.browser import Browser, chromium, serve
+from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
+
+# Generous for a shared 2-core machine; each wait returns as soon as its condition holds.
+RENDER_MS = 30_000
+ACTION_MS = 10_000
+
+
+@pytest.fixture
+def app_url() -> Iterator[str]:
+    """The real app over the fakes, served by uvicorn on a free loopback port."""
+    settings = Settings(
+        manager_token=MANAGER_TOKEN, approval_threshold=THRESHOLD, log_level="WARNING"
+    )
+    app = create_app(
+        settings,
+        services=fake_services(InMemoryStateStore(), FakeWorkflowGateway(), FakeSidecar()),
+    )
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    with chromium(tmp_path / "profile") as running:
+        yield running
+
+
+def _operations(browser: Browser) -> set[str]:
+    page = browser.page
+    page.wait_for_selector(".opblock .opblock-summary-path", timeout=RENDER_MS)
+    return {
+        f"{block.locator('.opblock-summary-method').inner_text().strip()} "
+        f"{block.locator('.opblock-summary-path').get_attribute('data-path')}"
+        for block in page.locator(".opblock").all()
+    }
+
+
+def test_swagger_ui_renders_offline_and_authorize_sends_the_bearer_token(
+    app_url: str, browser: Browser
+) -> None:
+    page = browser.page
+    page.goto(f"{app_url}/docs", timeout=RENDER_MS)
+    operations = _operations(browser)
+    assert {
+        "POST /orders",
+        "GET /orders/{order_id}",
+        "POST /orders/{order_id}/approve",
+    } <= operations
+
+    # Authorize: the bearer scheme's dialog takes the manager token.
+    page.click("button.btn.authorize", timeout=ACTION_MS)
+    dialog = page.locator(".dialog-ux .modal-ux")
+    dialog.wait_for(timeout=ACTION_MS)
+    assert "HTTPBearer" in dialog.inner_text()
+    dialog.locator("input").first.fill(MANAGER_TOKEN)
+    dialog.locator("button.authorize").click(timeout=ACTION_MS)
+    dialog.locator("button.btn-done").click(timeout=ACTION_MS)
+
+    # Try the manager endpoint from the page: the request carries the token.
+    approve = page.locator("#operations-orders-approve_order_orders__order_id__approve_post")
+    approve.locator(".opblock-summary").click(timeout=ACTION_MS)
+    approve.locator("button.try-out__btn").click(timeout=ACTION_MS)
+    approve.locator("tr[data-param-name='order_id'] input").fill("docs-probe")
+
+    def is_approve(request: Request) -> bool:
+        return request.method == "POST" and request.url.endswith("/orders/docs-probe/approve")
+
+    with page.expect_request(is_approve, timeout=ACTION_MS) as sent:
+        approve.locator("button.execute").click(timeout=ACTION_MS)
+    assert sent.value.headers.get("authorization") == f"Bearer {MANAGER_TOKEN}"
+    status = approve.locator(".live-responses-table tr.response .response-col_status").first
+    status.wait_for(timeout=ACTION_MS)
+    assert status.inner_text().strip() == "404"  # authorized; the order is unknown
+
+    path = browser.screenshot("docs.png")
+    assert path.stat().st_size > 0
+    assert browser.foreign == [], "the page asked another host"
+    assert any(url.endswith("/swagger-ui-bundle.js") for url in browser.requests)
