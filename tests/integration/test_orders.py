@@ -84,7 +84,9 @@ async def test_second_approval_is_refused_not_swallowed(
     second = await api.post(f"/orders/{created['order_id']}/approve", headers=manager)
     assert first.status_code == 202
     assert second.status_code == 409
-    assert second.json()["error"] == "conflict"
+    # One decision per order: the second names the first.
+    assert second.json()["error"] == "decision_already_made"
+    assert second.json()["detail"].startswith("approved by manager at ")
     await wait_until_finished(api, created["order_id"])
 
 
