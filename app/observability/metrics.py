@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from typing import Final
 
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,9 +29,6 @@ from app.api.dependencies import Services
 from app.config import Settings
 from app.errors import DependencyUnavailable
 
-# A scrape answers within this even when the store or the sidecar does not (Prometheus's own
-# scrape timeout defaults to 10 s); an unanswered gauge is left out rather than made up.
-STATE_READ_SECONDS: Final = 1.0
 # Requests that matched no route (scanners, typos) share one label: raw paths would grow the
 # series without bound.
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -70,21 +67,22 @@ class OrderMetrics:
 class StateGauges(Collector):
     """Gauges read at scrape time: `refresh` reads them (async), `collect` reports what it read."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_seconds: float) -> None:
+        self._read_seconds = read_seconds
         self.queued_actions: int | None = None
         self.worker_connected: bool | None = None
 
     async def refresh(self, services: Services) -> None:
         async def queued() -> int | None:
             with contextlib.suppress(TimeoutError, DependencyUnavailable):
-                async with asyncio.timeout(STATE_READ_SECONDS):
+                async with asyncio.timeout(self._read_seconds):
                     return await services.orders.outbox.waiting()
             return None
 
         async def connected() -> bool:
             # A sidecar that does not answer in time cannot hand work to this worker either.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STATE_READ_SECONDS):
+                async with asyncio.timeout(self._read_seconds):
                     return await services.probe.worker_connected()
             return False
 
@@ -165,7 +163,9 @@ def install_metrics(app: FastAPI, settings: Settings) -> OrderMetrics:
     the composition root to hand to the services."""
     registry = CollectorRegistry()
     orders = OrderMetrics(registry)
-    state = StateGauges()
+    # A scrape answers well inside the request deadline even when the store or the sidecar does
+    # not (as a manager action's engine wait does); an unanswered gauge is left out, not made up.
+    state = StateGauges(read_seconds=settings.request_timeout_seconds / 4)
     registry.register(state)
     # One scrape at a time: the gauges it reads are reported by the same scrape.
     scraping = asyncio.Lock()
@@ -174,10 +174,13 @@ def install_metrics(app: FastAPI, settings: Settings) -> OrderMetrics:
         """Prometheus text format: the HTTP series, the order counters, the state gauges."""
         services = request.state.services
         assert isinstance(services, Services), "the lifespan did not provide the services"
+        # The format the scraper asks for (Prometheus offers OpenMetrics; curl gets text 0.0.4),
+        # chosen as prometheus-client's own exposition server chooses it.
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
         async with scraping:
             await state.refresh(services)
-            body = generate_latest(registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+            body = encode(registry)
+        return Response(body, headers={"content-type": content_type})
 
     app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     # Added last, so outermost: it sees the status the client got (413, deadline 503 included).
