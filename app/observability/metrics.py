@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, get_args
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -27,7 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.dependencies import Services
 from app.config import Settings
+from app.domain.orders import DecisionKind
 from app.errors import DependencyUnavailable
+from app.workflows.contracts import Reason
 
 # Requests that matched no route (scanners, typos) share one label: raw paths would grow the
 # series without bound.
@@ -53,6 +55,13 @@ class OrderMetrics:
             ["outcome"],
             registry=registry,
         )
+
+        # Every known label at 0 from the start: the first order of a kind is an increase that
+        # rate() sees, not a series appearing out of nowhere.
+        for decision in get_args(DecisionKind):
+            self.decided.labels(decision=decision)
+        for outcome in ("processed", *get_args(Reason)):
+            self.finished.labels(outcome=outcome)
 
     def order_accepted(self) -> None:
         self.accepted.inc()

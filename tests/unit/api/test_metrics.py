@@ -120,3 +120,23 @@ async def test_each_app_has_its_own_registry(api: Api) -> None:
     await scrape(api)
 
     assert REGISTRY.get_sample_value("orders_accepted_total") is None
+
+
+async def test_every_known_outcome_and_decision_is_reported_from_zero(api: Api) -> None:
+    text = await scrape(api)
+
+    assert label_values(text, "orders_finished_total", "outcome") == {
+        "processed",
+        "insufficient_inventory",
+        "rejected",
+        "approval_timeout",
+        "payment_failed",
+        "inventory_update_failed",
+        "cancelled",
+    }
+    assert value(text, "orders_finished_total", outcome="processed") == 0
+    assert label_values(text, "orders_decisions_total", "decision") == {
+        "approved",
+        "rejected",
+        "cancelled",
+    }
