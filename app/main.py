@@ -142,6 +142,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        # `observer` is bound below by observability.install, before the app can start.
         async with services(settings, _manager_token(settings), observer) as built:
             yield State(services=built)
 

@@ -263,8 +263,13 @@ class OrderService:
         def check(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
             check_can_decide(record, kind, snapshot)
 
-        order = await self._unabandoned(self._act(order_id, check, event, data, decision=decision))
-        self._observer.order_decided(kind)
+        async def record() -> Order:
+            order = await self._act(order_id, check, event, data, decision=decision)
+            # Inside the shielded change: a caller that gave up does not undo the decision.
+            self._observer.order_decided(kind)
+            return order
+
+        order = await self._unabandoned(record())
         log.info("order %s: %s", order_id, decision.describe())
         return order
 
