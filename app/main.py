@@ -24,6 +24,7 @@ from app.config import Settings, get_settings
 from app.services.engine import DaprWorkflowGateway
 from app.services.inventory import InventoryService
 from app.services.manager_outbox import deliver_queued_actions
+from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.order_records import OrderRecords
 from app.services.orders import OrderService
 from app.services.payments import PaymentLedger
@@ -36,13 +37,18 @@ from app.workflows.worker import WorkerSupervisor, keep_worker_connected
 log = logging.getLogger("app")
 
 MAX_BODY_BYTES = 16 * 1024
-ServicesFactory = Callable[[Settings, str], AbstractAsyncContextManager[Services]]
+# (settings, manager token, what the services report order changes to) -> the services.
+ServicesFactory = Callable[[Settings, str, OrderObserver], AbstractAsyncContextManager[Services]]
 
 
-def workflow_worker(store: SidecarStateStore, settings: Settings) -> WorkerSupervisor:
+def workflow_worker(
+    store: SidecarStateStore, settings: Settings, observer: OrderObserver = NO_OBSERVER
+) -> WorkerSupervisor:
     """The workflow worker of this process, its activities over `store` (the benchmark's
     engine-only runs build theirs here too)."""
-    activities = OrderActivities(InventoryService(store), PaymentLedger(store), OrderRecords(store))
+    activities = OrderActivities(
+        InventoryService(store), PaymentLedger(store), OrderRecords(store, observer)
+    )
     return WorkerSupervisor(
         lambda: build_runtime(activities, settings.dapr_host, settings.dapr_grpc_port)
     )
@@ -55,7 +61,9 @@ def sidecar_store(settings: Settings) -> SidecarStateStore:
 
 
 @asynccontextmanager
-async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator[Services]:
+async def dapr_services(
+    settings: Settings, manager_token: str, observer: OrderObserver
+) -> AsyncIterator[Services]:
     """The real wiring: state store and workflows through the local Dapr sidecar."""
     store = sidecar_store(settings)
     try:
@@ -67,7 +75,7 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
                 api_token=settings.dapr_token,
                 store=store,
             )
-            async with _running(settings, store, probe) as orders_service:
+            async with _running(settings, store, probe, observer) as orders_service:
                 yield Services(
                     orders=orders_service,
                     inventory=InventoryService(store),
@@ -81,17 +89,17 @@ async def dapr_services(settings: Settings, manager_token: str) -> AsyncIterator
 
 @asynccontextmanager
 async def _running(
-    settings: Settings, store: SidecarStateStore, probe: SidecarProbe
+    settings: Settings, store: SidecarStateStore, probe: SidecarProbe, observer: OrderObserver
 ) -> AsyncIterator[OrderService]:
     """The worker and the background loops, for as long as the app serves."""
     await probe.wait_healthy(settings.sidecar_wait_seconds)
     await InventoryService(store).seed()
-    supervisor = workflow_worker(store, settings) if settings.workflow_worker else None
+    supervisor = workflow_worker(store, settings, observer) if settings.workflow_worker else None
     if supervisor is not None:
         # start() blocks until the worker's stream is open; keep the event loop free.
         await asyncio.to_thread(supervisor.start)
     client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
-    orders_service = OrderService(store, DaprWorkflowGateway(client), settings)
+    orders_service = OrderService(store, DaprWorkflowGateway(client), settings, observer=observer)
     background = [
         asyncio.create_task(
             deliver_queued_actions(orders_service.outbox, settings.outbox_interval_seconds)
@@ -134,7 +142,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        async with services(settings, _manager_token(settings)) as built:
+        # `observer` is bound below by observability.install, before the app can start.
+        async with services(settings, _manager_token(settings), observer) as built:
             yield State(services=built)
 
     # FastAPIOffline is FastAPI whose /docs loads Swagger UI from the app itself
@@ -158,6 +167,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(inventory.router)
-    observability.install(app, settings)
+    observer = observability.install(app, settings)
     document_errors(app)
     return app

@@ -48,6 +48,11 @@ class ManagerOutbox:
                 lambda doc: {"order_ids": sorted(change(set(doc["order_ids"]) if doc else set()))},
             )
 
+    async def waiting(self) -> int:
+        """How many orders have a manager action waiting for delivery, as the store holds it."""
+        entry = await self._store.get(OUTBOX_KEY)
+        return len(entry.value["order_ids"]) if entry else 0
+
     async def deliver(self, order_id: str, pending: dict[str, Any] | None = None) -> bool:
         """Raise the order's pending events; True when none is left.
 

@@ -6,13 +6,15 @@ from collections.abc import Callable
 
 from app.domain.orders import OrderRecord
 from app.errors import NotFound
+from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.state_store import StateStore, compare_and_swap
 from app.workflows.contracts import OrderOutcome
 
 
 class OrderRecords:
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, observer: OrderObserver = NO_OBSERVER) -> None:
         self._store = store
+        self._observer = observer
 
     @staticmethod
     def key(order_id: str) -> str:
@@ -45,17 +47,24 @@ class OrderRecords:
 
     async def record_outcome(self, outcome: OrderOutcome) -> None:
         """Keep how the order ended on its record; the first recording stays (activities may run
-        twice)."""
+        twice). Reported to the observer only by the call that wrote it."""
+        wrote = False
 
         def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
+            nonlocal wrote
             if doc is None:
                 raise NotFound(f"order {outcome.order_id!r} not found")
             record = OrderRecord.model_validate(doc)
-            if record.outcome is not None:
+            wrote = record.outcome is None
+            if not wrote:
                 return None
             return record.model_copy(update={"outcome": outcome}).model_dump(mode="json")
 
         await compare_and_swap(self._store, self.key(outcome.order_id), apply)
+        if wrote:
+            self._observer.order_finished(
+                "processed" if outcome.processed else outcome.reason or "unknown"
+            )
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""

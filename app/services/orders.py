@@ -35,6 +35,7 @@ from app.errors import AppError, DependencyUnavailable, NotFound
 from app.services.engine import WorkflowGateway
 from app.services.manager_outbox import ManagerOutbox
 from app.services.order_index import OrderIndex
+from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.order_records import OrderRecords
 from app.services.state_store import EtagMismatch, StateStore, contention_backoff
 from app.workflows.contracts import (
@@ -67,10 +68,12 @@ class OrderService:
         workflows: WorkflowGateway,
         settings: Settings,
         clock: Callable[[], datetime] = _now,
+        observer: OrderObserver = NO_OBSERVER,
     ) -> None:
         self._workflows = workflows
         self._settings = settings
         self._clock = clock
+        self._observer = observer
         self._records = OrderRecords(store)
         self._index = OrderIndex(store)
         self.outbox = ManagerOutbox(store, self._records, workflows)
@@ -230,6 +233,7 @@ class OrderService:
                 self._accepted_cache.pop(record.order_id, None)
                 await self._records.delete(record.order_id)
             raise
+        self._observer.order_accepted()
         log.info(
             "order %s: accepted (%d %s, total %d)",
             record.order_id,
@@ -259,7 +263,13 @@ class OrderService:
         def check(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
             check_can_decide(record, kind, snapshot)
 
-        order = await self._unabandoned(self._act(order_id, check, event, data, decision=decision))
+        async def record() -> Order:
+            order = await self._act(order_id, check, event, data, decision=decision)
+            # Inside the shielded change: a caller that gave up does not undo the decision.
+            self._observer.order_decided(kind)
+            return order
+
+        order = await self._unabandoned(record())
         log.info("order %s: %s", order_id, decision.describe())
         return order
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -24,6 +25,10 @@ class Readiness:
     reason: str
     # The sidecar is healthy but counts no workflow worker of ours.
     worker_missing: bool = False
+
+
+def _connected_workers(metadata: dict[str, Any]) -> int:
+    return int((metadata.get("workflows") or {}).get("connectedWorkers", 0))
 
 
 class SidecarProbe:
@@ -63,12 +68,24 @@ class SidecarProbe:
             return Readiness(False, f"sidecar unreachable at {self._url}: {error!r}")
         # The sidecar's own count of connected workflow workers: the truth about whether work
         # items can reach this app, even after a sidecar restart.
-        workers = int((metadata.get("workflows") or {}).get("connectedWorkers", 0))
+        workers = _connected_workers(metadata)
         if self._expect_worker and workers < 1:
             return Readiness(
                 False, "workflow worker not connected to the sidecar", worker_missing=True
             )
         return await self._store_readiness()
+
+    async def worker_connected(self) -> bool:
+        """The sidecar counts a workflow worker connected to it (False when it cannot say)."""
+        try:
+            reply = await self._client.get(
+                f"{self._url}/v1.0/metadata", headers=self._headers, timeout=2.0
+            )
+            if reply.status_code != 200:
+                return False
+            return _connected_workers(reply.json()) > 0
+        except (httpx.HTTPError, ValueError):
+            return False
 
     async def _store_readiness(self) -> Readiness:
         # daprd stays healthy while Redis is frozen or gone; every order needs the store, so a
