@@ -7,9 +7,12 @@ nothing themselves: app.events' hub polls each watched order once for all of the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any, Final
 
+import anyio
 from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -27,6 +30,8 @@ router = APIRouter(tags=["events"])
 PING_SECONDS: Final = 15
 # A client that stops reading is dropped after this, rather than holding the stream forever.
 SEND_TIMEOUT_SECONDS: Final = 30
+# How long a stream may take to end by itself once the server is stopping.
+SHUTDOWN_GRACE_SECONDS: Final = 1.0
 
 _STREAM_DOC: Final[dict[int | str, dict[str, Any]]] = {
     200: {
@@ -46,12 +51,48 @@ def _event(order: Order, with_id: bool) -> ServerSentEvent:
     )
 
 
-def _stream(events: AsyncIterator[Order], with_id: bool) -> EventSourceResponse:
+def _stream(orders: AsyncGenerator[Order, None], with_id: bool) -> EventSourceResponse:
+    # On the server's exit signal sse-starlette sets `shutdown`; the stream then ends as a
+    # finished one does (the last chunk sent), rather than being cut off mid-response.
+    shutdown = anyio.Event()
+
     async def encoded() -> AsyncIterator[ServerSentEvent]:
-        async for order in events:
+        async for order in _until(shutdown, orders):
             yield _event(order, with_id)
 
-    return EventSourceResponse(encoded(), ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
+    return EventSourceResponse(
+        encoded(),
+        ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT_SECONDS,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+async def _until(stop: anyio.Event, orders: AsyncGenerator[Order, None]) -> AsyncIterator[Order]:
+    """`orders` until they end or `stop` is set, whichever comes first."""
+    stopping = asyncio.ensure_future(stop.wait())
+    following: asyncio.Future[Order] | None = None
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(orders))
+            await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                return
+            try:
+                order = following.result()
+            except StopAsyncIteration:
+                return
+            following = None
+            yield order
+    finally:
+        stopping.cancel()
+        if following is not None and not following.done():
+            # The generator runs in that task: stop it there before closing it.
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
+        await orders.aclose()
 
 
 @router.get(

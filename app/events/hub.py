@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
@@ -79,7 +79,7 @@ class OrderEventHub:
             raise watch.error or _closed(order_id)
         return watch.latest
 
-    async def follow(self, order_id: str, after: int = -1) -> AsyncIterator[Order]:
+    async def follow(self, order_id: str, after: int = -1) -> AsyncGenerator[Order, None]:
         """Every change of the order whose position (see `progress`) is past `after`, its
         current state first, ending with the finished order (or when the hub closes)."""
         watch = self._watch(order_id)
@@ -105,7 +105,7 @@ class OrderEventHub:
 
     # -- following every order --------------------------------------------------------------
 
-    async def follow_all(self) -> AsyncIterator[Order]:
+    async def follow_all(self) -> AsyncGenerator[Order, None]:
         """Every change of every order watched while this stream is open: orders other streams
         follow, and every order accepted meanwhile (see `publish`). Starts with the current
         state of the orders already watched."""

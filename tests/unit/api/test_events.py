@@ -15,7 +15,7 @@ from app.config import Settings
 from app.events.progress import FINISHED
 from app.main import create_app
 from app.workflows.contracts import Step
-from tests.fixtures.api import MANAGER_TOKEN, Api, assert_error
+from tests.fixtures.api import MANAGER_TOKEN, REQUEST_TIMEOUT_SECONDS, Api, assert_error
 from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
 from tests.fixtures.sse import Event, collect
 from tests.fixtures.waiting import eventually
@@ -164,3 +164,16 @@ async def test_streams_end_cleanly_when_the_app_shuts_down(store: InMemoryStateS
         (order_id, "awaiting_approval"),
     ]
     assert all(e.id is None for e in all_seen)
+
+
+async def test_a_started_stream_outlives_the_request_deadline(api: Api) -> None:
+    order_id = await place(api)
+    events = stream(api, f"/orders/{order_id}/events")
+    await read_once_more(api.workflows)
+
+    # The deadline bounds the time to the answer, not the stream: time passing is the point.
+    await asyncio.sleep(REQUEST_TIMEOUT_SECONDS * 2)
+    api.workflows.set(order_id, "COMPLETED", Step.DONE, PROCESSED)
+    seen = await asyncio.wait_for(events, 5)
+
+    assert [e.event for e in seen] == ["step", "finished"]
