@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Every request answers within this (plus any `?wait=` the client asked for): a frozen
     # sidecar or state store gets a prompt 503, not a hung connection.
     request_timeout_seconds: float = Field(default=2.0, gt=0)
+    # How often the one poller of a watched order (live events, app.events) reads it.
+    order_events_poll_seconds: float = Field(default=0.5, gt=0)
     log_level: str = "INFO"
 
     @property

@@ -14,13 +14,14 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import observability
-from app.api import health, inventory, orders
+from app.api import events, health, inventory, orders
 from app.api.dependencies import Services, State
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, RequestDeadline
 from app.api.openapi import document_errors
 from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
+from app.events.hub import OrderEventHub
 from app.services.engine import DaprWorkflowGateway
 from app.services.inventory import InventoryService
 from app.services.manager_outbox import deliver_queued_actions
@@ -75,12 +76,13 @@ async def dapr_services(
                 api_token=settings.dapr_token,
                 store=store,
             )
-            async with _running(settings, store, probe, observer) as orders_service:
+            async with _running(settings, store, probe, observer) as (orders_service, hub):
                 yield Services(
                     orders=orders_service,
                     inventory=InventoryService(store),
                     probe=probe,
                     manager_token=manager_token,
+                    events=hub,
                 )
     finally:
         # Also when start-up fails (sidecar never healthy, a 401): no session left unclosed.
@@ -90,7 +92,7 @@ async def dapr_services(
 @asynccontextmanager
 async def _running(
     settings: Settings, store: SidecarStateStore, probe: SidecarProbe, observer: OrderObserver
-) -> AsyncIterator[OrderService]:
+) -> AsyncIterator[tuple[OrderService, OrderEventHub]]:
     """The worker and the background loops, for as long as the app serves."""
     await probe.wait_healthy(settings.sidecar_wait_seconds)
     await InventoryService(store).seed()
@@ -99,7 +101,13 @@ async def _running(
         # start() blocks until the worker's stream is open; keep the event loop free.
         await asyncio.to_thread(supervisor.start)
     client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
-    orders_service = OrderService(store, DaprWorkflowGateway(client), settings, observer=observer)
+    # Live order events: one poller per watched order, reading through the order service.
+    hub = OrderEventHub(
+        lambda order_id: orders_service.get(order_id), settings.order_events_poll_seconds
+    )
+    orders_service = OrderService(
+        store, DaprWorkflowGateway(client), settings, observer=observer, events=hub
+    )
     background = [
         asyncio.create_task(
             deliver_queued_actions(orders_service.outbox, settings.outbox_interval_seconds)
@@ -118,8 +126,9 @@ async def _running(
             )
         )
     try:
-        yield orders_service
+        yield orders_service, hub
     finally:
+        await hub.aclose()  # open event streams end here (uvicorn's own exit ends them first)
         for task in background:
             task.cancel()
         if supervisor is not None:
@@ -167,6 +176,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(orders.router)
     app.include_router(inventory.router)
+    app.include_router(events.router)
     observer = observability.install(app, settings)
     document_errors(app)
     return app

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.errors import Unauthorized
+from app.events.hub import OrderEventHub
 from app.services.inventory import InventoryService
 from app.services.orders import OrderService
 from app.services.sidecar import SidecarProbe
@@ -27,6 +28,7 @@ class Services:
     inventory: InventoryService
     probe: SidecarProbe
     manager_token: str
+    events: OrderEventHub
 
 
 class State(TypedDict):
@@ -53,6 +55,10 @@ def _probe(request: Request) -> SidecarProbe:
     return _services(request).probe
 
 
+def _events(request: Request) -> OrderEventHub:
+    return _services(request).events
+
+
 _bearer = HTTPBearer(auto_error=False, description="MANAGER_TOKEN (logged at start-up when unset)")
 
 
@@ -70,4 +76,5 @@ def _require_manager(
 OrdersDep = Annotated[OrderService, Depends(_orders)]
 InventoryDep = Annotated[InventoryService, Depends(_inventory)]
 ProbeDep = Annotated[SidecarProbe, Depends(_probe)]
+EventsDep = Annotated[OrderEventHub, Depends(_events)]
 ManagerDep = Depends(_require_manager)

@@ -85,7 +85,8 @@ async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
 
 class RequestDeadline:
     """503 for a request that has not answered within `seconds` plus the long poll it asked for
-    (`?wait=N`, at most `max_wait`).
+    (`?wait=N`, at most `max_wait`). Answered means the response has started: an event stream
+    (GET /orders/{id}/events) then runs as long as its order does.
 
     Every request goes through the sidecar to Redis; when either freezes (SIGSTOP, a stalled
     disk, a partition) calls hang rather than fail, and clients and balancers would hang with
@@ -111,14 +112,17 @@ class RequestDeadline:
             return
         budget = self._budget(scope)
         started = False
+        deadline = asyncio.timeout(budget)
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if not started and message["type"] == "http.response.start":
+                started = True
+                deadline.reschedule(None)
             await send(message)
 
         try:
-            async with asyncio.timeout(budget):
+            async with deadline:
                 await self.app(scope, receive, tracking_send)
         except TimeoutError:
             if started:

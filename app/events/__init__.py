@@ -1,8 +1,9 @@
 """Live order events: what an order's progress stream (SSE, in app.api) is made of.
 
-The services publish an OrderEvent when an order changes (accepted, step entered, decision,
-finished); the API layer subscribes and streams them. Only the interface exists yet, with a
-publisher that drops everything, so services can be written against it now.
+The services publish an OrderEvent when they change an order (accepted, decision). The hub
+(hub.py) is the publisher the app runs with: it polls each order that a stream watches, once for
+all its streams, and a published event makes that poll happen at once; the steps the workflow
+enters are seen by the poll. DiscardingPublisher is for a service built without streams.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from app.domain.orders import (
     timeline,
 )
 from app.errors import AppError, DependencyUnavailable, NotFound
+from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.engine import WorkflowGateway
 from app.services.manager_outbox import ManagerOutbox
 from app.services.order_index import OrderIndex
@@ -69,8 +70,10 @@ class OrderService:
         settings: Settings,
         clock: Callable[[], datetime] = _now,
         observer: OrderObserver = NO_OBSERVER,
+        events: OrderEventPublisher | None = None,
     ) -> None:
         self._workflows = workflows
+        self._events = events or DiscardingPublisher()
         self._settings = settings
         self._clock = clock
         self._observer = observer
@@ -212,6 +215,10 @@ class OrderService:
         if snapshot is None:
             # Also reached by a retry after a create whose scheduling failed: finish that job.
             snapshot = await self._start_workflow(record, created)
+        if created:
+            await self._events.publish(
+                OrderEvent(order_id, "accepted", "PENDING", None, record.created_at)
+            )
         return order_view(record, snapshot), created
 
     async def _start_workflow(self, record: OrderRecord, created: bool) -> WorkflowSnapshot | None:
@@ -271,6 +278,9 @@ class OrderService:
 
         order = await self._unabandoned(record())
         log.info("order %s: %s", order_id, decision.describe())
+        await self._events.publish(
+            OrderEvent(order_id, "decision", order.status, order.step, decision.at)
+        )
         return order
 
     async def _act(

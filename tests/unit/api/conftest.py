@@ -10,7 +10,13 @@ from asgi_lifespan import LifespanManager
 
 from app.config import Settings
 from app.main import create_app
-from tests.fixtures.api import MANAGER_TOKEN, REQUEST_TIMEOUT_SECONDS, THRESHOLD, Api
+from tests.fixtures.api import (
+    EVENTS_POLL_SECONDS,
+    MANAGER_TOKEN,
+    REQUEST_TIMEOUT_SECONDS,
+    THRESHOLD,
+    Api,
+)
 from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
 
 
@@ -22,6 +28,7 @@ async def api(store: InMemoryStateStore) -> AsyncIterator[Api]:
         approval_threshold=THRESHOLD,
         approval_timeout_seconds=30.0,
         request_timeout_seconds=REQUEST_TIMEOUT_SECONDS,
+        order_events_poll_seconds=EVENTS_POLL_SECONDS,
         log_level="WARNING",
     )
     app = create_app(settings, services=fake_services(store, workflows, sidecar))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
-from app.api import health, inventory, orders
+from app.api import events, health, inventory, orders
 from tests.fixtures.api import Api
 
 
@@ -72,7 +72,7 @@ async def test_openapi_lists_every_route(api: Api) -> None:
     }
     routes = {
         (route.path, method)
-        for module in (health, orders, inventory)
+        for module in (health, orders, inventory, events)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()
@@ -89,4 +89,6 @@ async def test_openapi_lists_every_route(api: Api) -> None:
         ("/inventory", "GET"),
         ("/inventory/{item}", "GET"),
         ("/inventory/restock", "POST"),
+        ("/orders/{order_id}/events", "GET"),
+        ("/events", "GET"),
     }

@@ -1,0 +1,219 @@
+"""One engine read loop per watched order, fanned out to every stream that watches it.
+
+Clients that follow an order (GET /orders/{id}/events) and managers that follow every order
+(GET /events) never read the engine themselves: they subscribe here. The first subscriber of an
+order starts a single poller for it, which reads the order every `poll_seconds` (sooner when a
+service publishes an event about it) and hands each change to all subscribers. The poller stops
+once the order has finished, or one interval after its last subscriber left. So N watchers of
+one order cost one read per interval, as one watcher does: the bound is
+`watched orders in flight / poll_seconds` reads per second, whatever the number of clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Final
+
+from app.domain.orders import Order
+from app.errors import AppError, DependencyUnavailable
+from app.events import OrderEvent
+from app.events.progress import FINISHED, progress
+
+log = logging.getLogger(__name__)
+
+OrderReader = Callable[[str], Awaitable[Order]]
+# What a manager's stream may hold unread before the oldest changes are dropped for it.
+_FIREHOSE_BACKLOG: Final = 10_000
+
+
+@dataclass(eq=False)
+class _Watch:
+    """One watched order: its latest state and who is waiting for the next one."""
+
+    order_id: str
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    latest: Order | None = None
+    error: AppError | None = None
+    ended: bool = False
+    holders: int = 0
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def position(self) -> int:
+        return -1 if self.latest is None else progress(self.latest)
+
+    def moved_past(self, position: int) -> bool:
+        return self.position > position or self.ended
+
+
+class OrderEventHub:
+    """Live order changes for any number of streams, with one poller per watched order."""
+
+    def __init__(self, read: OrderReader, poll_seconds: float) -> None:
+        self._read = read
+        self._poll_seconds = poll_seconds
+        self._watches: dict[str, _Watch] = {}
+        self._firehoses: set[asyncio.Queue[Order | None]] = set()
+        self._closed = False
+        self.reads = 0  # engine reads made for all streams together (tests measure the bound)
+
+    # -- following one order ----------------------------------------------------------------
+
+    async def current(self, order_id: str) -> Order:
+        """The order as its poller last read it (NotFound and other domain errors raised),
+        without a read of its own when the order is already watched."""
+        watch = self._watch(order_id)
+        watch.holders += 1
+        try:
+            async with watch.changed:
+                await watch.changed.wait_for(lambda: watch.latest is not None or watch.ended)
+        finally:
+            watch.holders -= 1
+        if watch.latest is None:
+            raise watch.error or _closed(order_id)
+        return watch.latest
+
+    async def follow(self, order_id: str, after: int = -1) -> AsyncGenerator[Order, None]:
+        """Every change of the order whose position (see `progress`) is past `after`, its
+        current state first, ending with the finished order (or when the hub closes)."""
+        watch = self._watch(order_id)
+        watch.holders += 1
+        sent = after
+        try:
+            while True:
+                async with watch.changed:
+                    await watch.changed.wait_for(partial(watch.moved_past, sent))
+                    latest = watch.latest
+                if latest is not None and progress(latest) > sent:
+                    sent = progress(latest)
+                    yield latest
+                    if sent == FINISHED:
+                        return
+                    continue
+                if watch.ended:
+                    if watch.error is not None:
+                        log.warning("order %s: event stream ended: %s", order_id, watch.error)
+                    return
+        finally:
+            watch.holders -= 1
+
+    # -- following every order --------------------------------------------------------------
+
+    async def follow_all(self) -> AsyncGenerator[Order, None]:
+        """Every change of every order watched while this stream is open: orders other streams
+        follow, and every order accepted meanwhile (see `publish`). Starts with the current
+        state of the orders already watched."""
+        queue: asyncio.Queue[Order | None] = asyncio.Queue(_FIREHOSE_BACKLOG)
+        for watch in self._watches.values():
+            if watch.latest is not None:
+                queue.put_nowait(watch.latest)
+        self._firehoses.add(queue)
+        try:
+            while not self._closed and (order := await queue.get()) is not None:
+                yield order
+        finally:
+            self._firehoses.discard(queue)
+
+    async def publish(self, event: OrderEvent) -> None:
+        """A service changed an order: its poller (if any) reads it now rather than at the
+        next interval; an order accepted while a manager's stream is open starts being
+        watched."""
+        watch = self._watches.get(event.order_id)
+        if watch is None and event.kind == "accepted" and self._firehoses and not self._closed:
+            self._watch(event.order_id)
+        elif watch is not None:
+            watch.wake.set()
+
+    # -- the pollers ------------------------------------------------------------------------
+
+    def _watch(self, order_id: str) -> _Watch:
+        watch = self._watches.get(order_id)
+        if watch is None:
+            watch = _Watch(order_id)
+            if self._closed:
+                watch.ended = True
+                return watch
+            self._watches[order_id] = watch
+            watch.task = asyncio.create_task(self._poll(watch), name=f"order-events:{order_id}")
+        return watch
+
+    def _wanted(self, watch: _Watch) -> bool:
+        return watch.holders > 0 or bool(self._firehoses)
+
+    async def _poll(self, watch: _Watch) -> None:
+        try:
+            while True:
+                try:
+                    self.reads += 1
+                    order = await self._read(watch.order_id)
+                except AppError as error:
+                    if watch.latest is None:  # unknown order, or unreadable before any state
+                        watch.error = error
+                        return
+                    # A sidecar restart: the streams stay open and the next read catches up.
+                    log.warning("order %s: event poll failed: %s", watch.order_id, error)
+                else:
+                    await self._offer(watch, order)
+                    if progress(order) == FINISHED:
+                        return
+                # Sleeping before the check keeps a stream that is about to subscribe (after
+                # `current`) from paying for a second poller.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll_seconds):
+                        await watch.wake.wait()
+                watch.wake.clear()
+                if not self._wanted(watch):
+                    return
+        finally:
+            await self._end(watch)
+
+    async def _offer(self, watch: _Watch, order: Order) -> None:
+        advanced = progress(order) > watch.position
+        async with watch.changed:
+            # The freshest state is kept (a decision shows at once to late joiners); streams are
+            # woken only when the order moves on.
+            watch.latest = order
+            if advanced:
+                watch.changed.notify_all()
+        if advanced:
+            for queue in self._firehoses:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(order)
+
+    async def _end(self, watch: _Watch) -> None:
+        if self._watches.get(watch.order_id) is watch:
+            del self._watches[watch.order_id]
+        async with watch.changed:
+            watch.ended = True
+            watch.changed.notify_all()
+
+    async def aclose(self) -> None:
+        """Server shutdown: every stream ends (after sending what it already had)."""
+        self._closed = True
+        watches = list(self._watches.values())
+        for watch in watches:
+            if watch.task is not None:
+                watch.task.cancel()
+        await asyncio.gather(*(w.task for w in watches if w.task), return_exceptions=True)
+        for watch in watches:
+            await self._end(watch)
+        for queue in self._firehoses:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    @property
+    def pollers(self) -> int:
+        """Orders being read right now (one poller each)."""
+        return len(self._watches)
+
+
+def _closed(order_id: str) -> AppError:
+    return DependencyUnavailable(f"order {order_id}: the service is shutting down")

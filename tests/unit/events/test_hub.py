@@ -1,0 +1,214 @@
+"""The live-event hub over the real OrderService and the fakes: one engine read loop per watched
+order, however many streams watch it.
+
+The poll interval is an hour here, so the pollers read only when a service publishes a change
+(`publish` wakes them): every read is counted and the counts are exact, not timing-dependent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from app.config import Settings
+from app.domain.orders import Order
+from app.errors import NotFound
+from app.events import OrderEvent
+from app.events.hub import OrderEventHub
+from app.events.progress import FINISHED, progress
+from app.services.orders import OrderService
+from app.workflows.contracts import Step
+from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
+from tests.fixtures.waiting import eventually
+
+STEPS = [Step.NOTIFYING, Step.RESERVING, Step.PROCESSING_PAYMENT, Step.UPDATING_INVENTORY]
+PROCESSED = {"processed": True, "reason": None}
+AN_HOUR = 3600.0
+
+
+@pytest.fixture
+def gateway() -> FakeWorkflowGateway:
+    return FakeWorkflowGateway()
+
+
+@pytest.fixture
+async def orders(store: InMemoryStateStore, gateway: FakeWorkflowGateway) -> OrderService:
+    return OrderService(store, gateway, Settings(manager_token="t"))
+
+
+@pytest.fixture
+async def hub(orders: OrderService) -> AsyncIterator[OrderEventHub]:
+    hub = OrderEventHub(orders.get, poll_seconds=AN_HOUR)
+    yield hub
+    await hub.aclose()
+
+
+async def place(orders: OrderService, count: int) -> list[str]:
+    return [(await orders.create("paperclip", 1, f"order-{n}"))[0].order_id for n in range(count)]
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    async def holds() -> bool:
+        return condition()
+
+    await eventually(holds, bool, deadline_seconds=10, interval=0.001, what=what)
+
+
+async def watch(hub: OrderEventHub, order_id: str, seen: list[Order], after: int = -1) -> None:
+    async for order in hub.follow(order_id, after):
+        seen.append(order)
+
+
+async def move(hub: OrderEventHub, gateway: FakeWorkflowGateway, order_id: str, step: str) -> None:
+    gateway.set(order_id, "RUNNING", step)
+    await hub.publish(OrderEvent(order_id, "step", "RUNNING", step, datetime.now(UTC)))
+
+
+async def finish(hub: OrderEventHub, gateway: FakeWorkflowGateway, order_id: str) -> None:
+    gateway.set(order_id, "COMPLETED", Step.DONE, PROCESSED)
+    await hub.publish(OrderEvent(order_id, "finished", "COMPLETED", Step.DONE, datetime.now(UTC)))
+
+
+async def run_orders(
+    hub: OrderEventHub, gateway: FakeWorkflowGateway, order_ids: list[str], watchers: int
+) -> tuple[list[list[Order]], int, int]:
+    """Every order through STEPS to its result, `watchers` streams on each. Returns what each
+    stream saw, the engine reads made, and the most pollers running at once."""
+    reads_before = gateway.reads
+    seen: list[list[Order]] = [[] for _ in range(watchers * len(order_ids))]
+    streams = [
+        asyncio.create_task(watch(hub, order_id, seen[n * len(order_ids) + i]))
+        for n in range(watchers)
+        for i, order_id in enumerate(order_ids)
+    ]
+    most_pollers = 0
+    for position, step in enumerate([None, *STEPS, Step.DONE], start=1):
+        if step is not None:
+            for order_id in order_ids:
+                if step == Step.DONE:
+                    await finish(hub, gateway, order_id)
+                else:
+                    await move(hub, gateway, order_id, step)
+        await until(lambda n=position: all(len(s) >= n for s in seen), f"{position} events each")
+        most_pollers = max(most_pollers, hub.pollers)
+    await asyncio.wait_for(asyncio.gather(*streams), 10)
+    return seen, gateway.reads - reads_before, most_pollers
+
+
+@pytest.mark.parametrize("watchers", [1, 100])
+async def test_watchers_of_one_order_share_one_read_loop(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway, watchers: int
+) -> None:
+    [order_id] = await place(orders, 1)
+
+    seen, reads, most_pollers = await run_orders(hub, gateway, [order_id], watchers)
+
+    # One read for the first state, one per change: 6 for 1 watcher and for 100 alike.
+    print(f"\n1 order, {watchers} watchers: {reads} engine reads, {most_pollers} poller")
+    assert reads == 1 + len(STEPS) + 1 == hub.reads
+    assert most_pollers == 1
+    steps = [[order.step for order in stream] for stream in seen]
+    assert steps == [[None, *STEPS, Step.DONE]] * watchers
+    assert hub.pollers == 0  # the poller stopped with the order
+
+
+async def test_watchers_of_many_orders_cost_one_read_loop_per_order(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    order_ids = await place(orders, 100)
+
+    seen, reads, most_pollers = await run_orders(hub, gateway, order_ids, 1)
+
+    print(f"\n100 orders, 1 watcher each: {reads} engine reads, {most_pollers} pollers")
+    assert reads == 100 * (1 + len(STEPS) + 1)
+    assert most_pollers == 100
+    assert all(stream[-1].result is not None for stream in seen)
+    assert hub.pollers == 0
+
+
+async def test_a_late_watcher_gets_the_current_state_without_a_read(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    [order_id] = await place(orders, 1)
+    early: list[Order] = []
+    stream = asyncio.create_task(watch(hub, order_id, early))
+    await until(lambda: len(early) == 1, "the first state")
+    await move(hub, gateway, order_id, Step.RESERVING)
+    await until(lambda: [o.step for o in early] == [None, Step.RESERVING], "reserving seen")
+    reads = gateway.reads
+
+    late = await hub.current(order_id)
+
+    assert late.step == Step.RESERVING
+    assert gateway.reads == reads
+    stream.cancel()
+
+
+async def test_resuming_after_an_id_skips_what_was_seen(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    [order_id] = await place(orders, 1)
+    await move(hub, gateway, order_id, Step.PROCESSING_PAYMENT)
+    paying = progress(await hub.current(order_id))
+    resumed: list[Order] = []
+    stream = asyncio.create_task(watch(hub, order_id, resumed, after=paying))
+    await asyncio.sleep(0.01)
+    assert resumed == []  # nothing past what the client has
+
+    await finish(hub, gateway, order_id)
+    await asyncio.wait_for(stream, 10)
+
+    assert [progress(order) for order in resumed] == [FINISHED]
+
+
+async def test_an_unknown_order_is_not_found_and_leaves_no_poller(hub: OrderEventHub) -> None:
+    with pytest.raises(NotFound):
+        await hub.current("no-such-order")
+    assert hub.pollers == 0
+
+
+async def test_closing_the_hub_ends_every_stream(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    order_ids = await place(orders, 3)
+    seen: list[Order] = []
+    streams = [asyncio.create_task(watch(hub, order_id, seen)) for order_id in order_ids]
+    everything: list[Order] = []
+
+    async def manager() -> None:
+        async for order in hub.follow_all():
+            everything.append(order)
+
+    feed = asyncio.create_task(manager())
+    await until(lambda: len(seen) == 3 and len(everything) == 3, "first states")
+
+    await hub.aclose()
+
+    await asyncio.wait_for(asyncio.gather(*streams, feed), 5)
+    assert hub.pollers == 0
+
+
+async def test_the_manager_feed_follows_orders_accepted_while_connected(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    hub = OrderEventHub(lambda order_id: orders.get(order_id), poll_seconds=AN_HOUR)
+    orders = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
+    everything: list[Order] = []
+
+    async def manager() -> None:
+        async for order in hub.follow_all():
+            everything.append(order)
+
+    feed = asyncio.create_task(manager())
+    await asyncio.sleep(0)
+    [order_id] = await place(orders, 1)
+    await until(lambda: len(everything) == 1, "the new order")
+    await finish(hub, gateway, order_id)
+    await until(lambda: len(everything) == 2, "its result")
+
+    assert [order.result is not None for order in everything] == [False, True]
+    await hub.aclose()
+    await asyncio.wait_for(feed, 5)
