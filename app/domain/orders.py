@@ -88,26 +88,15 @@ class OrderRecord(BaseModel):
 
         return change
 
-    def with_action(self, event: str, data: Any, **changes: Any) -> OrderRecord:
-        """The record with a manager's action (`changes`) saved and its event owed to the
-        workflow, in one write."""
+    def with_decision(self, decision: ManagerDecision, event: str, data: Any) -> OrderRecord:
+        """The record with a manager's decision saved and the event it owes the workflow, in
+        one write."""
         pending = {**self.pending_events, event: data}
-        return self.model_copy(update={**changes, "pending_events": pending})
+        return self.model_copy(update={"decision": decision, "pending_events": pending})
 
     def accepted(self) -> OrderRecord:
-        """All a poll needs from the record: what the client asked for, the manager's decision
-        and the outcome (no outbox bookkeeping)."""
-        return OrderRecord(
-            order_id=self.order_id,
-            item=self.item,
-            quantity=self.quantity,
-            total_cost=self.total_cost,
-            approval_required=self.approval_required,
-            created_at=self.created_at,
-            seq=self.seq,
-            decision=self.decision,
-            outcome=self.outcome,
-        )
+        """All a poll needs from the record: everything but the outbox bookkeeping."""
+        return self.model_copy(update={"pending_events": {}})
 
 
 def new_order(
@@ -134,7 +123,7 @@ def check_same_order(existing: OrderRecord, requested: OrderRecord) -> None:
         )
 
 
-def check_unfinished(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
+def _check_unfinished(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
     # Dapr drops events for finished instances, so a manager action on one could never count.
     if record.outcome is not None:
         raise Conflict(f"order {record.order_id!r} has already finished (COMPLETED)")
@@ -142,18 +131,15 @@ def check_unfinished(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> 
         raise Conflict(f"order {record.order_id!r} has already finished ({snapshot.status})")
 
 
-def check_undecided(record: OrderRecord) -> None:
-    """The decision that won, to whoever comes second, even once the order has finished."""
-    if record.decision is not None:
-        raise DecisionAlreadyMade(record.decision.describe())
-
-
 def check_can_decide(
     record: OrderRecord, decision: DecisionKind, snapshot: WorkflowSnapshot | None
 ) -> None:
-    """One decision per order: approve and reject only where approval is needed, cancel only
-    before payment, and nothing once a decision is recorded (whichever came first)."""
-    check_undecided(record)
+    """One decision per order: nothing once a decision is recorded (the one that won is named to
+    whoever comes second, even once the order has finished), nothing on a finished order,
+    approve and reject only where approval is needed, cancel only before payment."""
+    if record.decision is not None:
+        raise DecisionAlreadyMade(record.decision.describe())
+    _check_unfinished(record, snapshot)
     if decision != "cancelled" and not record.approval_required:
         raise Conflict(f"order {record.order_id!r} does not need approval")
     if decision == "cancelled" and snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS:

@@ -25,8 +25,6 @@ from app.domain.orders import (
     TimelineEntry,
     check_can_decide,
     check_same_order,
-    check_undecided,
-    check_unfinished,
     new_order,
     order_view,
     timeline,
@@ -53,9 +51,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MAX_ATTEMPTS: Final = 100
 _ACCEPTED_CACHE_SIZE: Final = 10_000
-
-# Checks a manager action must pass against the record and the workflow as read.
-ActionCheck = Callable[[OrderRecord, WorkflowSnapshot | None], None]
 
 
 def _now() -> datetime:
@@ -267,11 +262,8 @@ class OrderService:
     ) -> Order:
         decision = ManagerDecision(decision=kind, by=by or DEFAULT_DECIDER, at=self._clock())
 
-        def check(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> None:
-            check_can_decide(record, kind, snapshot)
-
         async def record() -> Order:
-            order = await self._act(order_id, check, event, data, decision=decision)
+            order = await self._record_decision(order_id, decision, event, data)
             # Inside the shielded change: a caller that gave up does not undo the decision.
             self._observer.order_decided(kind)
             return order
@@ -283,14 +275,14 @@ class OrderService:
         )
         return order
 
-    async def _act(
-        self, order_id: str, check: ActionCheck, event: str, data: Any, **changes: Any
+    async def _record_decision(
+        self, order_id: str, decision: ManagerDecision, event: str, data: Any
     ) -> Order:
-        """Record a manager's action on the order, then deliver it to the workflow.
+        """Record a manager's decision on the order, then deliver its event to the workflow.
 
-        The action and the event it owes the workflow are written in one ETag-guarded save, so a
-        second, racing action is a 409 instead of an event the workflow would silently ignore.
-        An accepted action is never lost: the order is on the outbox before the action is saved
+        The decision and the event it owes the workflow are written in one ETag-guarded save, so
+        a second, racing decision is a 409 naming the first, never a second event.
+        An accepted decision is never lost: the order is on the outbox before it is saved
         and leaves it only once the workflow has the event; if the workflow cannot take it now
         (sidecar restarting, worker not connected), the outbox loop delivers it when the engine
         is back. Dapr drops events for finished instances, so finished orders are refused.
@@ -306,16 +298,14 @@ class OrderService:
                 # actor as unplaced, or takes long to look for it). Accept the action anyway:
                 # delivery checks the workflow again, and a finished order never receives it.
                 snapshot = None
-            check_undecided(record)
-            check_unfinished(record, snapshot)
-            check(record, snapshot)
+            check_can_decide(record, decision.decision, snapshot)
             if not queued:
                 # On the outbox before the action is saved: a crash between the two leaves an
                 # entry with nothing pending (dropped on the next round), never a saved action
                 # that nobody will deliver.
                 await self.outbox.add(order_id)
                 queued = True
-            updated = record.with_action(event, data, **changes)
+            updated = record.with_decision(decision, event, data)
             try:
                 await self._records.replace(updated, etag)
                 # Polls answer from the cache: it must show the decision at once. (Another
