@@ -27,6 +27,10 @@ class Readiness:
     worker_missing: bool = False
 
 
+class _Refused(Exception):
+    """daprd answered, but not with its metadata (e.g. 401 for a wrong API token)."""
+
+
 def _connected_workers(metadata: dict[str, Any]) -> int:
     return int((metadata.get("workflows") or {}).get("connectedWorkers", 0))
 
@@ -50,41 +54,44 @@ class SidecarProbe:
         self._headers = {"dapr-api-token": api_token} if api_token else {}
 
     async def readiness(self) -> Readiness:
+        readiness = await self._sidecar_readiness()
+        return await self._store_readiness() if readiness.ready else readiness
+
+    async def _metadata(self) -> dict[str, Any]:
+        """daprd's metadata; `_Refused` with the reason when it does not answer 200."""
+        reply = await self._client.get(
+            f"{self._url}/v1.0/metadata", headers=self._headers, timeout=2.0
+        )
+        if reply.status_code != 200:
+            raise _Refused(f"sidecar metadata answered {reply.status_code}: {reply.text[:200]}")
+        metadata: dict[str, Any] = reply.json()
+        return metadata
+
+    async def _sidecar_readiness(self) -> Readiness:
         try:
             health = await self._client.get(f"{self._url}/v1.0/healthz", timeout=2.0)
             if health.status_code != 204:
                 return Readiness(
                     False, f"sidecar unhealthy: /v1.0/healthz answered {health.status_code}"
                 )
-            reply = await self._client.get(
-                f"{self._url}/v1.0/metadata", headers=self._headers, timeout=2.0
-            )
-            if reply.status_code != 200:
-                return Readiness(
-                    False, f"sidecar metadata answered {reply.status_code}: {reply.text[:200]}"
-                )
-            metadata = reply.json()
+            metadata = await self._metadata()
+        except _Refused as refused:
+            return Readiness(False, str(refused))
         except (httpx.HTTPError, ValueError) as error:
             return Readiness(False, f"sidecar unreachable at {self._url}: {error!r}")
         # The sidecar's own count of connected workflow workers: the truth about whether work
         # items can reach this app, even after a sidecar restart.
-        workers = _connected_workers(metadata)
-        if self._expect_worker and workers < 1:
+        if self._expect_worker and _connected_workers(metadata) < 1:
             return Readiness(
                 False, "workflow worker not connected to the sidecar", worker_missing=True
             )
-        return await self._store_readiness()
+        return Readiness(True, "ok")
 
     async def worker_connected(self) -> bool:
         """The sidecar counts a workflow worker connected to it (False when it cannot say)."""
         try:
-            reply = await self._client.get(
-                f"{self._url}/v1.0/metadata", headers=self._headers, timeout=2.0
-            )
-            if reply.status_code != 200:
-                return False
-            return _connected_workers(reply.json()) > 0
-        except (httpx.HTTPError, ValueError):
+            return _connected_workers(await self._metadata()) > 0
+        except (_Refused, httpx.HTTPError, ValueError):
             return False
 
     async def _store_readiness(self) -> Readiness:
@@ -113,8 +120,9 @@ class SidecarProbe:
             log.warning("could not ask daprd to shut down: %r", error)
 
     async def worker_missing(self) -> bool:
-        """The sidecar is up but counts no workflow worker of ours (see workflows.worker)."""
-        return (await self.readiness()).worker_missing
+        """The sidecar is up but counts no workflow worker of ours (see workflows.worker). The
+        state store is not read: the watchdog asks every few seconds and does not need it."""
+        return (await self._sidecar_readiness()).worker_missing
 
     async def wait_healthy(self, seconds: float) -> None:
         """Return once daprd answers its health endpoint; RuntimeError after `seconds`
