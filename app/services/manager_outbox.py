@@ -48,10 +48,14 @@ class ManagerOutbox:
                 lambda doc: {"order_ids": sorted(change(set(doc["order_ids"]) if doc else set()))},
             )
 
-    async def waiting(self) -> int:
-        """How many orders have a manager action waiting for delivery, as the store holds it."""
+    async def queued(self) -> set[str]:
+        """The orders with a manager action waiting for delivery, as the store holds them."""
         entry = await self._store.get(OUTBOX_KEY)
-        return len(entry.value["order_ids"]) if entry else 0
+        return set(entry.value["order_ids"]) if entry else set()
+
+    async def waiting(self) -> int:
+        """How many orders have a manager action waiting for delivery."""
+        return len(await self.queued())
 
     async def deliver(self, order_id: str, pending: dict[str, Any] | None = None) -> bool:
         """Raise the order's pending events; True when none is left.
@@ -90,8 +94,7 @@ class ManagerOutbox:
     async def deliver_pending(self) -> int:
         """Deliver what the outbox holds; returns how many orders still wait. Safe to repeat:
         a workflow consumes one event per wait, so a duplicate after a crash is ignored."""
-        entry = await self._store.get(OUTBOX_KEY)
-        waiting = set(entry.value["order_ids"]) if entry else set()
+        waiting = await self.queued()
         delivered = set()
         for order_id in sorted(waiting):
             try:
