@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import grpc
@@ -15,7 +14,7 @@ from dapr.ext.workflow.aio import DaprWorkflowClient
 from pydantic import BaseModel
 
 from app.errors import DependencyUnavailable
-from app.workflows.contracts import WorkflowSnapshot
+from app.workflows.contracts import WorkflowSnapshot, as_utc
 
 _READ_ATTEMPTS = 6
 _TRANSIENT = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE})
@@ -51,12 +50,6 @@ def _json_or_none(raw: str | None) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
-
-
-def _as_utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 class DaprWorkflowGateway:
@@ -99,7 +92,7 @@ class DaprWorkflowGateway:
             step=state.serialized_custom_status or None,
             output=output if isinstance(output, dict) else None,
             # The SDK hands back naive datetimes that are in UTC.
-            updated_at=_as_utc(state.last_updated_at),
+            updated_at=None if state.last_updated_at is None else as_utc(state.last_updated_at),
         )
 
     async def raise_event(self, instance_id: str, event: str, data: Any) -> None:

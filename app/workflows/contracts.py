@@ -112,7 +112,8 @@ class StepEntry(BaseModel):
 
 
 def as_utc(moment: datetime) -> datetime:
-    # The workflow's clock (ctx.current_utc_datetime) is a naive datetime in UTC.
+    # The SDK hands out naive datetimes that are in UTC: the workflow's clock
+    # (ctx.current_utc_datetime) and the workflow state's timestamps alike.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
