@@ -42,14 +42,20 @@ MAX_BODY_BYTES = 16 * 1024
 ServicesFactory = Callable[[Settings, str, OrderObserver], AbstractAsyncContextManager[Services]]
 
 
+def order_activities(
+    store: SidecarStateStore, observer: OrderObserver = NO_OBSERVER
+) -> OrderActivities:
+    """The workflow's activities over `store` (the benchmark's engine-only runs use them too)."""
+    return OrderActivities(
+        InventoryService(store), PaymentLedger(store), OrderRecords(store, observer)
+    )
+
+
 def workflow_worker(
     store: SidecarStateStore, settings: Settings, observer: OrderObserver = NO_OBSERVER
 ) -> WorkerSupervisor:
-    """The workflow worker of this process, its activities over `store` (the benchmark's
-    engine-only runs build theirs here too)."""
-    activities = OrderActivities(
-        InventoryService(store), PaymentLedger(store), OrderRecords(store, observer)
-    )
+    """The workflow worker of this process, its activities over `store`."""
+    activities = order_activities(store, observer)
     return WorkerSupervisor(
         lambda: build_runtime(activities, settings.dapr_host, settings.dapr_grpc_port)
     )

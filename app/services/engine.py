@@ -4,7 +4,6 @@ over the Dapr workflow client. The only module of app.services that talks to the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any, Protocol
 
@@ -14,7 +13,7 @@ from dapr.ext.workflow.aio import DaprWorkflowClient
 from pydantic import BaseModel
 
 from app.errors import DependencyUnavailable
-from app.workflows.contracts import WorkflowSnapshot, as_utc
+from app.workflows.contracts import FINISHED, WorkflowSnapshot, as_utc
 
 _READ_ATTEMPTS = 6
 _TRANSIENT = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE})
@@ -39,8 +38,9 @@ class WorkflowGateway(Protocol):
 
     async def raise_event(self, instance_id: str, event: str, data: Any) -> None: ...
 
-    async def wait_finished(self, instance_id: str, seconds: int) -> None:
-        """Return when the instance has finished or `seconds` have passed, whichever is first."""
+    async def wait_finished(self, instance_id: str, seconds: int) -> bool:
+        """Return when the instance has finished (True) or `seconds` have passed (False),
+        whichever is first."""
 
 
 def _json_or_none(raw: str | None) -> Any:
@@ -103,9 +103,12 @@ class DaprWorkflowGateway:
                 f"could not deliver {event} to {instance_id}: {error}"
             ) from error
 
-    async def wait_finished(self, instance_id: str, seconds: int) -> None:
+    async def wait_finished(self, instance_id: str, seconds: int) -> bool:
         # The engine's own long poll: no client-side polling, the sidecar answers on completion.
-        with contextlib.suppress(TimeoutError, grpc.RpcError):
-            await self._client.wait_for_workflow_completion(
+        try:
+            state = await self._client.wait_for_workflow_completion(
                 instance_id, fetch_payloads=False, timeout_in_seconds=seconds
             )
+        except (TimeoutError, grpc.RpcError):
+            return False
+        return state is not None and _STATUS_NAMES[state.runtime_status] in FINISHED

@@ -88,8 +88,13 @@ class OrderService:
         accepted = await self._accepted(order_id)
         if accepted.outcome is not None:
             return order_view(accepted, None)
-        if wait_seconds > 0:
-            await self._workflows.wait_finished(order_id, wait_seconds)
+        if wait_seconds > 0 and await self._workflows.wait_finished(order_id, wait_seconds):
+            # The outcome goes onto the record before the workflow ends: no need to read the
+            # workflow's state as well (a multi-key read in the engine). A workflow that failed
+            # outright has no outcome recorded; its state says how it ended.
+            record, _ = await self._records.get(order_id)
+            if record.outcome is not None:
+                return order_view(self._remember(record), None)
         snapshot = await self._workflows.snapshot(order_id)
         if snapshot is None or snapshot.finished:
             # Finished, or finished and purged by the engine: the record has the outcome.

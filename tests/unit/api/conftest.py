@@ -21,13 +21,19 @@ from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryState
 
 
 @pytest.fixture
-async def api(store: InMemoryStateStore) -> AsyncIterator[Api]:
+def request_timeout_seconds() -> float:
+    """The app's request deadline; modules that test the deadline override it with a short one."""
+    return REQUEST_TIMEOUT_SECONDS
+
+
+@pytest.fixture
+async def api(store: InMemoryStateStore, request_timeout_seconds: float) -> AsyncIterator[Api]:
     workflows, sidecar = FakeWorkflowGateway(), FakeSidecar()
     settings = Settings(
         manager_token=MANAGER_TOKEN,
         approval_threshold=THRESHOLD,
         approval_timeout_seconds=30.0,
-        request_timeout_seconds=REQUEST_TIMEOUT_SECONDS,
+        request_timeout_seconds=request_timeout_seconds,
         order_events_poll_seconds=EVENTS_POLL_SECONDS,
         log_level="WARNING",
     )

@@ -9,18 +9,24 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from app.config import Settings
 from app.events.progress import FINISHED
 from app.main import create_app
 from app.workflows.contracts import Step
-from tests.fixtures.api import MANAGER_TOKEN, REQUEST_TIMEOUT_SECONDS, Api, assert_error
+from tests.fixtures.api import MANAGER_TOKEN, SHORT_REQUEST_TIMEOUT_SECONDS, Api, assert_error
 from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
 from tests.fixtures.sse import Event, collect
 from tests.fixtures.waiting import eventually
 
 PROCESSED = {"processed": True, "reason": None}
+
+
+@pytest.fixture
+def request_timeout_seconds() -> float:
+    return SHORT_REQUEST_TIMEOUT_SECONDS
 
 
 async def place(api: Api, order_id: str = "sse-1") -> str:
@@ -172,7 +178,7 @@ async def test_a_started_stream_outlives_the_request_deadline(api: Api) -> None:
     await read_once_more(api.workflows)
 
     # The deadline bounds the time to the answer, not the stream: time passing is the point.
-    await asyncio.sleep(REQUEST_TIMEOUT_SECONDS * 2)
+    await asyncio.sleep(SHORT_REQUEST_TIMEOUT_SECONDS * 2)
     api.workflows.set(order_id, "COMPLETED", Step.DONE, PROCESSED)
     seen = await asyncio.wait_for(events, 5)
 
