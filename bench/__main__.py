@@ -40,6 +40,7 @@ from dapr.ext.workflow.aio import DaprWorkflowClient
 from app.config import Settings
 from app.domain.orders import new_order
 from app.main import order_activities, sidecar_store
+from app.observability import configure_logging
 from app.services.inventory import InventoryService
 from app.services.order_records import OrderRecords
 from app.workflows.contracts import WORKFLOW_NAME, OrderInput
@@ -132,6 +133,7 @@ async def bench_worker(stack: Stack) -> AsyncIterator[Worker]:
     )
     # The SDK's clients read the token from its settings module (set from the environment once).
     dapr_sdk_settings.DAPR_API_TOKEN = stack.settings.dapr_api_token  # type: ignore[attr-defined]
+    configure_logging("WARNING")  # as the app's worker logs with the bench's LOG_LEVEL
     store = sidecar_store(settings)
     await InventoryService(store).restock("paperclip", 1_000_000)
     activities = order_activities(store)
@@ -212,6 +214,16 @@ async def main() -> None:
         "--fractions", default="0.25,0.5,0.75",
         help="open-loop rates, as fractions of the engine's throughput at the most clients",
     )  # fmt: skip
+    parser.add_argument(
+        "--engine-only", action="store_true",
+        help="only the engine and workflow modes (no app): for comparing engine settings",
+    )  # fmt: skip
+    for name in ("daprd", "scheduler"):
+        parser.add_argument(
+            f"--{name}-args", default="", metavar="ARGS",
+            help=f"extra command-line flags for {name} (to compare its settings), e.g. "
+            + ("'--log-level warn'" if name == "daprd" else "'--etcd-backend-batch-interval 500ms'"),
+        )  # fmt: skip
     args = parser.parse_args()
     levels: list[int] = numbers(args.clients, int)
     fractions: list[float] = numbers(args.fractions, float)
@@ -219,23 +231,30 @@ async def main() -> None:
         settings = isolated_settings(Path(data_dir))
         build(settings)
         stack = Stack(settings, app_env={"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"})
+        stack.services["daprd"].argv += args.daprd_args.split()
+        stack.services["scheduler"].argv += args.scheduler_args.split()
         stack.start(ENGINE)
         try:
             runs = await measure_engine(stack, levels, args.seconds)
             ceiling = next(
                 run.throughput for run in runs if run.mode == "engine" and run.concurrency == max(levels)
             )  # fmt: skip
-            # A fresh daprd for the service: nothing of the engine runs' worker stream left.
-            stack.restart("daprd")
-            stack.start_service("app")
-            rates = [round(fraction * ceiling, 1) for fraction in fractions]
-            runs += await measure_service(stack, levels, args.seconds, rates, args.open_seconds)
+            if args.engine_only:
+                fractions = []
+            else:
+                # A fresh daprd for the service: nothing of the engine runs' worker stream left.
+                stack.restart("daprd")
+                stack.start_service("app")
+                rates = [round(fraction * ceiling, 1) for fraction in fractions]
+                runs += await measure_service(stack, levels, args.seconds, rates, args.open_seconds)
         finally:
             stack.stop()
     print(f"\nMachine: {platform.node()} ({os.cpu_count()} cores, {platform.machine()}), "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Dapr {stack.version}, command: `make bench` "
           f"(python -m bench --seconds {args.seconds:g} --clients {args.clients} "
-          f"--open-seconds {args.open_seconds:g} --fractions {args.fractions}); "
+          f"--open-seconds {args.open_seconds:g} --fractions {args.fractions}"
+          f"{f' --daprd-args {args.daprd_args!r}' if args.daprd_args else ''}"
+          f"{f' --scheduler-args {args.scheduler_args!r}' if args.scheduler_args else ''}); "
           f"engine workflow: {SERIES_LENGTH} activities in series\n")  # fmt: skip
     print(report(runs, fractions))
 

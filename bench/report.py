@@ -65,15 +65,23 @@ def ratios(runs: list[Run]) -> str:
         _by_level(runs, mode) for mode in ("engine", "workflow", "service")
     )
     lines = []
-    for level in sorted(service):
-        if level in engine and level in workflow:
-            lines.append(
-                f"- {level} clients: service ÷ engine = "
-                f"{service[level].throughput / engine[level].throughput:.2f}; "
-                f"workflow ÷ engine = {workflow[level].throughput / engine[level].throughput:.2f} "
-                f"(what the activities cost); service ÷ workflow = "
-                f"{service[level].throughput / workflow[level].throughput:.2f} (what HTTP costs)"
+    for level in sorted(engine):
+        parts = []
+        if level in service:
+            parts.append(
+                f"service ÷ engine = {service[level].throughput / engine[level].throughput:.2f}"
             )
+        if level in workflow:
+            parts.append(
+                f"workflow ÷ engine = {workflow[level].throughput / engine[level].throughput:.2f} "
+                "(what the activities cost)"
+            )
+        if level in service and level in workflow:
+            parts.append(
+                f"service ÷ workflow = {service[level].throughput / workflow[level].throughput:.2f} "
+                "(what HTTP costs)"
+            )
+        lines.append(f"- {level} clients: " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -101,9 +109,11 @@ def goals(runs: list[Run], fractions: list[float]) -> str:
 
 
 def report(runs: list[Run], fractions: list[float]) -> str:
-    return "\n\n".join([
+    parts = [
         latency_table(runs),
         "CPU per completed order (ms) and Redis commands per order:\n\n" + cost_table(runs),
         "Throughput ratios (same run):\n" + ratios(runs),
-        "Goals:\n" + goals(runs, fractions),
-    ])  # fmt: skip
+    ]
+    if any(run.mode == "service" for run in runs):
+        parts.append("Goals:\n" + goals(runs, fractions))
+    return "\n\n".join(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from app.workflows.contracts import ActivityRequest, OrderOutcome
+from app.workflows.contracts import ActivityRequest, Completion, OrderOutcome
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,12 @@ class OrderActivities:
 
     async def record_outcome(self, outcome: OrderOutcome) -> None:
         await self._orders.record_outcome(outcome)
+
+    async def finish_order(self, completion: Completion) -> None:
+        # Recorded first: the notice tells the customer what the order's record already says.
+        await self._orders.record_outcome(completion.outcome)
+        if completion.notice is not None:
+            log.info("order %s: %s", completion.outcome.order_id, completion.notice)
 
     async def check_decision(self, request: ActivityRequest) -> str | None:
         decision = await self._orders.recorded_decision(request.order_id)

@@ -46,7 +46,9 @@ class ActivityName(StrEnum):
     COMMIT_INVENTORY = "commit_inventory"
     RELEASE_INVENTORY = "release_inventory"
     REFUND_PAYMENT = "refund_payment"
+    # Orders started before the FINISH_WITH_NOTICE patch record their outcome with this one.
     RECORD_OUTCOME = "record_outcome"
+    FINISH_ORDER = "finish_order"
     CHECK_DECISION = "check_decision"
 
 
@@ -132,6 +134,15 @@ class OrderOutcome(BaseModel):
     @classmethod
     def _in_utc(cls, moment: datetime) -> datetime:
         return as_utc(moment)
+
+
+class Completion(BaseModel):
+    """What the workflow's last activity gets: the outcome to record and, when the order went
+    through, the customer's completion notice (sent by the same activity: one engine round trip,
+    where a separate notify activity costs one more)."""
+
+    outcome: OrderOutcome
+    notice: str | None = None
 
 
 class ApprovalDecision(BaseModel):

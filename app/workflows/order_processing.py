@@ -19,6 +19,7 @@ from app.workflows.contracts import (
     CANCEL_EVENT,
     ActivityName,
     ActivityRequest,
+    Completion,
     OrderInput,
     OrderOutcome,
     OrderResult,
@@ -54,6 +55,8 @@ class WorkflowContext(Protocol):
 
     def create_timer(self, fire_at: timedelta) -> Any: ...
 
+    def is_patched(self, patch_name: str) -> bool: ...
+
 
 # Transient state-store or sidecar errors get retried; a real failure surfaces after ~30 s.
 ACTIVITY_RETRY = RetryPolicy(
@@ -64,6 +67,12 @@ ACTIVITY_RETRY = RetryPolicy(
 )
 
 Steps = Generator[Any, Any, OrderResult]
+
+# Workflow changes that would make an order started before them replay differently go behind a
+# patch (the engine records in each instance's history which patches it ran with).
+# FINISH_WITH_NOTICE: the completion notice is sent by the activity that records the outcome
+# (FINISH_ORDER) instead of a notify activity of its own: one engine round trip less per order.
+FINISH_WITH_NOTICE = "finish-with-notice"
 
 
 def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
@@ -103,7 +112,10 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         cancel = ctx.wait_for_external_event(CANCEL_EVENT)  # a stray cancel: keep listening
         return False
 
-    def finish(reason: Reason | None) -> Steps:
+    # Asked once, first: an order started before the patch takes the old path on every replay.
+    finish_with_notice = ctx.is_patched(FINISH_WITH_NOTICE)
+
+    def finish(reason: Reason | None, notice: str | None = None) -> Steps:
         # The outcome goes onto the order record before the workflow ends: the engine purges
         # finished histories (retention policy), the order's answer must not change when it does.
         enter(Step.DONE)
@@ -114,9 +126,16 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
             finished_at=ctx.current_utc_datetime,
             steps=entered,
         )
-        yield ctx.call_activity(
-            ActivityName.RECORD_OUTCOME, input=outcome, retry_policy=ACTIVITY_RETRY
-        )
+        if finish_with_notice:
+            yield ctx.call_activity(
+                ActivityName.FINISH_ORDER,
+                input=Completion(outcome=outcome, notice=notice),
+                retry_policy=ACTIVITY_RETRY,
+            )
+        else:
+            yield ctx.call_activity(
+                ActivityName.RECORD_OUTCOME, input=outcome, retry_policy=ACTIVITY_RETRY
+            )
         return OrderResult(processed=reason is None, reason=reason)
 
     def give_up(reason: Reason) -> Steps:
@@ -177,9 +196,12 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         yield run(Step.REFUNDING, ActivityName.REFUND_PAYMENT)
         return (yield from give_up("inventory_update_failed"))
 
+    completed = f"order of {order.quantity} {order.item} completed"
+    if finish_with_notice:
+        return (yield from finish(None, notice=completed))
     yield run(
         Step.NOTIFYING_COMPLETION,
         ActivityName.NOTIFY,
-        request.model_copy(update={"message": f"order of {order.quantity} {order.item} completed"}),
+        request.model_copy(update={"message": completed}),
     )
     return (yield from finish(None))

@@ -155,7 +155,7 @@ async def test_the_timeline_tells_each_fate_in_order(
     steps = [detail for event, detail in approved_events if event == "step"]
     assert steps == [
         "notifying", "reserving_inventory", "requesting_approval", "awaiting_approval",
-        "processing_payment", "updating_inventory", "notifying_completion", "done",
+        "processing_payment", "updating_inventory", "done",
     ]  # fmt: skip
     assert next(e for e in approved_events if e[0] == "decision")[1].startswith(
         "approved by approved-manager at "

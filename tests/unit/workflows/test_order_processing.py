@@ -16,7 +16,7 @@ from app.workflows.contracts import (
     Step,
 )
 from app.workflows.order_processing import ACTIVITY_RETRY
-from tests.fixtures.workflow_driver import Script, run_workflow
+from tests.fixtures.workflow_driver import Script, ScriptedContext, run_workflow
 
 NOTIFY = ActivityName.NOTIFY
 RESERVE = ActivityName.RESERVE_INVENTORY
@@ -25,7 +25,8 @@ PAY = ActivityName.PROCESS_PAYMENT
 COMMIT = ActivityName.COMMIT_INVENTORY
 RELEASE = ActivityName.RELEASE_INVENTORY
 REFUND = ActivityName.REFUND_PAYMENT
-RECORD = ActivityName.RECORD_OUTCOME
+RECORD = ActivityName.RECORD_OUTCOME  # before the FINISH_WITH_NOTICE patch
+FINISH = ActivityName.FINISH_ORDER
 CHECK = ActivityName.CHECK_DECISION
 
 
@@ -51,13 +52,13 @@ def large_order(**changes: Any) -> dict[str, Any]:
     return small_order(**{**defaults, **changes})
 
 
-APPROVED_FLOW = [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, PAY, COMMIT, NOTIFY, RECORD]
+APPROVED_FLOW = [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, PAY, COMMIT, FINISH]
 
 
 def test_small_order_runs_every_step_and_completes() -> None:
     run = run_workflow(small_order(), Script())
 
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, NOTIFY, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, FINISH]
     assert run.result == {"processed": True, "reason": None}
     assert run.context.step == Step.DONE
 
@@ -70,7 +71,6 @@ def test_small_order_reports_each_step_in_order() -> None:
         Step.RESERVING,
         Step.PROCESSING_PAYMENT,
         Step.UPDATING_INVENTORY,
-        Step.NOTIFYING_COMPLETION,
         Step.DONE,
     ]
 
@@ -91,17 +91,17 @@ def test_activities_receive_the_order_request() -> None:
 def test_notifications_carry_a_message_about_the_order() -> None:
     run = run_workflow(small_order(), Script())
 
-    first, last = run.context.calls[0], run.context.calls[-2]
+    first, last = run.context.calls[0], run.context.calls[-1]
     assert first.input["message"] == "received order of 3 paperclip"
-    assert last.input["message"] == "order of 3 paperclip completed"
-    assert first.input["order_id"] == last.input["order_id"] == "order-7"
+    assert last.input["notice"] == "order of 3 paperclip completed"
+    assert first.input["order_id"] == last.input["outcome"]["order_id"] == "order-7"
 
 
 def test_insufficient_inventory_ends_without_payment_or_release() -> None:
     run = run_workflow(small_order(), Script(results={RESERVE: False}))
 
     assert run.result == {"processed": False, "reason": "insufficient_inventory"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, FINISH]
     assert run.context.step == Step.DONE
 
 
@@ -117,7 +117,7 @@ def test_rejected_order_releases_its_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="rejected"))
 
     assert run.result == {"processed": False, "reason": "rejected"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, FINISH]
     assert run.context.step == Step.DONE
 
 
@@ -125,7 +125,7 @@ def test_approval_timeout_releases_the_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="timeout"))
 
     assert run.result == {"processed": False, "reason": "approval_timeout"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, FINISH]
 
 
 def test_approval_timer_lasts_the_timeout_from_the_input() -> None:
@@ -138,7 +138,7 @@ def test_cancel_during_approval_wait_releases_the_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="cancel"))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, FINISH]
 
 
 def test_a_cancel_event_after_the_recorded_approval_is_ignored() -> None:
@@ -165,7 +165,7 @@ def test_cancel_before_reserve_reserves_nothing() -> None:
     run = run_workflow(small_order(), Script(cancel_while=NOTIFY))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, CHECK, RECORD]
+    assert run.context.activity_names == [NOTIFY, CHECK, FINISH]
     assert run.context.step == Step.DONE
 
 
@@ -173,14 +173,14 @@ def test_cancel_after_reserve_releases_the_reservation() -> None:
     run = run_workflow(small_order(), Script(cancel_while=RESERVE))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, CHECK, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, CHECK, RELEASE, FINISH]
 
 
 def test_cancel_while_requesting_approval_ends_the_wait_at_once() -> None:
     run = run_workflow(large_order(), Script(cancel_while=REQUEST_APPROVAL))
 
     assert run.result == {"processed": False, "reason": "cancelled"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, CHECK, RELEASE, FINISH]
 
 
 def test_cancel_during_payment_is_too_late_and_the_order_completes() -> None:
@@ -194,14 +194,14 @@ def test_payment_failure_releases_without_committing() -> None:
     run = run_workflow(small_order(), Script(results={PAY: RuntimeError("card declined")}))
 
     assert run.result == {"processed": False, "reason": "payment_failed"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, RELEASE, FINISH]
 
 
 def test_commit_failure_refunds_then_releases() -> None:
     run = run_workflow(small_order(), Script(results={COMMIT: RuntimeError("store down")}))
 
     assert run.result == {"processed": False, "reason": "inventory_update_failed"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, REFUND, RELEASE, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, REFUND, RELEASE, FINISH]
     assert run.context.steps[-3:] == [Step.REFUNDING, Step.RELEASING, Step.DONE]
 
 
@@ -232,7 +232,7 @@ def test_every_activity_gets_the_retry_policy() -> None:
         COMMIT,
         REFUND,
         RELEASE,
-        RECORD,
+        FINISH,
         CHECK,
     }
     assert all(call.retry_policy is ACTIVITY_RETRY for call in run.context.calls)
@@ -266,9 +266,10 @@ def test_the_outcome_is_recorded_on_the_order_last_as_the_result_says(
     run = run_workflow(order(), script)
 
     last = run.context.calls[-1]
-    assert last.name == RECORD
-    steps = last.input.pop("steps")
-    assert last.input == {
+    assert last.name == FINISH
+    outcome = last.input["outcome"]
+    steps = outcome.pop("steps")
+    assert outcome == {
         "order_id": "order-7",
         "processed": reason is None,
         "reason": reason,
@@ -276,3 +277,23 @@ def test_the_outcome_is_recorded_on_the_order_last_as_the_result_says(
     }
     assert [step for step, _ in steps] == run.context.steps
     assert run.result == {"processed": reason is None, "reason": reason}
+
+
+def test_the_completion_notice_goes_with_the_outcome_only_when_the_order_went_through() -> None:
+    done = run_workflow(small_order(), Script())
+    refused = run_workflow(small_order(), Script(results={RESERVE: False}))
+
+    assert done.context.calls[-1].input["notice"] == "order of 3 paperclip completed"
+    assert refused.context.calls[-1].input["notice"] is None
+
+
+def test_an_order_started_before_the_patch_keeps_its_notify_and_record_activities() -> None:
+    """Its history holds a notify task where the patched code would call finish_order: replaying
+    it with the new path would fail as non-deterministic, so it takes the path it started on."""
+    ctx = ScriptedContext("order-7", patched=False)
+    run = run_workflow(small_order(), Script(), ctx)
+
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, NOTIFY, RECORD]
+    assert Step.NOTIFYING_COMPLETION in run.context.steps
+    assert run.context.calls[-1].input["processed"] is True
+    assert run.result == {"processed": True, "reason": None}

@@ -14,6 +14,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from dapr.ext.workflow._durabletask import worker as durable_worker
 from dapr.ext.workflow._durabletask.internal import helpers
 from dapr.ext.workflow._durabletask.internal import protos as pb
@@ -69,6 +70,10 @@ class Engine:
     def turn(self) -> durable_worker.ExecutionResults:
         executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
         results = executor.execute(INSTANCE, list(self.history), list(self._new))
+        if results.patches:
+            # As daprd does: the patches a turn ran with go onto that turn's workflowStarted
+            # event, so every later replay takes the same path.
+            self._new[0].workflowStarted.version.patches.extend(results.patches)
         self.turns.append(len(self.history))
         self.history.extend(self._new)
         self._clock += timedelta(seconds=1)
@@ -135,8 +140,7 @@ def test_an_approved_order_replays_to_completion_through_the_sdk_executor() -> N
         ActivityName.CHECK_DECISION,
         ActivityName.PROCESS_PAYMENT,
         ActivityName.COMMIT_INVENTORY,
-        ActivityName.NOTIFY,
-        ActivityName.RECORD_OUTCOME,
+        ActivityName.FINISH_ORDER,
     ]
     # Activity inputs travel as the ActivityRequest's JSON form, built by the SDK.
     assert engine.scheduled[1][1] == {
@@ -158,9 +162,9 @@ def test_a_rejected_order_releases_its_stock_and_reports_why() -> None:
     assert json.loads(completion.result.value) == {"processed": False, "reason": "rejected"}
     assert [name for name, _ in engine.scheduled[-2:]] == [
         ActivityName.RELEASE_INVENTORY,
-        ActivityName.RECORD_OUTCOME,
+        ActivityName.FINISH_ORDER,
     ]
-    assert engine.scheduled[-1][1]["reason"] == "rejected"
+    assert engine.scheduled[-1][1]["outcome"]["reason"] == "rejected"
 
 
 def test_replaying_the_recorded_history_in_one_go_gives_the_same_completion() -> None:
@@ -174,3 +178,28 @@ def test_replaying_the_recorded_history_in_one_go_gives_the_same_completion() ->
 
     completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
     assert completions == [completion]
+
+
+def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its history, recorded by a worker without the patch, has no patch on it: replayed by
+    today's code it still notifies and records the outcome as it did, and completes."""
+    monkeypatch.setattr(
+        durable_worker._RuntimeOrchestrationContext, "is_patched", lambda self, name: False
+    )
+    old = Engine(_order(15_000, approval_required=False), approve=None)
+    completion = old.run()
+    last_turn = old.turns[-1]
+    monkeypatch.undo()
+
+    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
+    replayed = executor.execute(INSTANCE, old.history[:last_turn], old.history[last_turn:])
+
+    assert [name for name, _ in old.scheduled][-2:] == [
+        ActivityName.NOTIFY,
+        ActivityName.RECORD_OUTCOME,
+    ]
+    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
+    assert completions == [completion]
+    assert not replayed.patches
