@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+import uvloop
 from dapr.ext.workflow import WorkflowRuntime
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ class WorkerSupervisor:
         self.restarts = 0
 
     def start(self) -> None:
+        # The SDK runs activities on an event loop it creates with asyncio.new_event_loop():
+        # uvloop's, through the policy, takes 10-15 % less of the app's CPU per order than the
+        # standard loop (docs/benchmarks.md). Process-wide, which is what the app wants anyway.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         self._runtime = self._build()
         self._runtime.start()  # type: ignore[no-untyped-call]  # the SDK method is unannotated
 
