@@ -155,7 +155,7 @@ async def bench_worker(stack: Stack) -> AsyncIterator[Worker]:
 
 def meter(stack: Stack, names: tuple[str, ...]) -> Meter:
     pids = {name: stack.pid(name) for name in names} | {"bench": os.getpid()}
-    return Meter(pids, stack.settings.redis_port)
+    return Meter(pids, stack.settings.redis_port, stack.settings.dapr_metrics_port)
 
 
 async def measure_engine(stack: Stack, levels: list[int], seconds: float) -> list[Run]:

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -30,6 +32,7 @@ class Run:
     wall: float = 0.0
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     redis_commands: int = 0
+    sidecar_calls: int = 0  # HTTP requests and gRPC calls daprd served (its own metrics)
 
     @property
     def load(self) -> str:
@@ -55,6 +58,11 @@ class Run:
         done = len(self.completion_ms)
         return self.redis_commands / done if done else float("nan")
 
+    @property
+    def sidecar_calls_per_order(self) -> float:
+        done = len(self.completion_ms)
+        return self.sidecar_calls / done if done else float("nan")
+
 
 def percentile(values: list[float], share: float) -> float:
     if not values:
@@ -68,12 +76,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+# daprd's counters of the calls it served: the app's state calls (HTTP) and the workflow
+# client's and worker's calls (gRPC; the worker's stream counts once, when it ends).
+_SIDECAR_CALLS = ("dapr_http_server_request_count", "dapr_grpc_io_server_completed_rpcs")
+
+
+def sidecar_calls(metrics_port: int) -> int:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    return round(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name in _SIDECAR_CALLS
+            for sample in family.samples
+        )
+    )
+
+
 @dataclass
 class Meter:
-    """What a run costs: CPU of each named process and commands Redis processed."""
+    """What a run costs: CPU of each named process, commands Redis processed, calls daprd
+    served."""
 
     pids: dict[str, int]
     redis_port: int
+    dapr_metrics_port: int
 
     def _redis_commands(self) -> int:
         client = redis.Redis(port=self.redis_port)
@@ -86,10 +113,12 @@ class Meter:
     async def measure(self, run: Run, load: Awaitable[None]) -> Run:
         cpu_before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         commands_before = self._redis_commands()
+        calls_before = sidecar_calls(self.dapr_metrics_port)
         started = time.monotonic()
         await load
         run.wall = time.monotonic() - started
         run.redis_commands = self._redis_commands() - commands_before - 1
+        run.sidecar_calls = sidecar_calls(self.dapr_metrics_port) - calls_before
         run.cpu_seconds = {
             name: cpu_seconds(pid) - cpu_before[name] for name, pid in self.pids.items()
         }

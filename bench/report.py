@@ -40,9 +40,10 @@ def latency_table(runs: list[Run]) -> str:
 
 def cost_table(runs: list[Run]) -> str:
     """CPU milliseconds per completed order, by process (in the engine and workflow modes the
-    bench process is also the workflow worker, the app's part), and Redis commands per order."""
+    bench process is also the workflow worker, the app's part), Redis commands and calls daprd
+    served per order."""
     head = ["mode", "load", *(f"CPU ms {name}" for name in PROCESSES), "CPU ms all",
-            "machine busy", "Redis cmds"]  # fmt: skip
+            "machine busy", "Redis cmds", "sidecar calls"]  # fmt: skip
     rows = []
     for run in runs:
         present = [name for name in PROCESSES if name in run.cpu_seconds]
@@ -52,7 +53,7 @@ def cost_table(runs: list[Run]) -> str:
         total = sum(run.cpu_ms_per_order(name) for name in present)
         busy = sum(run.cpu_share(name) for name in present)
         rows.append([run.mode, run.load, *cells, f"{total:.1f}", f"{busy:.0%}",
-                     f"{run.redis_per_order:.0f}"])  # fmt: skip
+                     f"{run.redis_per_order:.0f}", f"{run.sidecar_calls_per_order:.1f}"])  # fmt: skip
     return _table(head, rows)
 
 
