@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import observability
-from app.api import events, health, inventory, orders
+from app.api import console, events, health, inventory, orders
 from app.api.dependencies import Services, State
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, RequestDeadline
@@ -183,6 +183,7 @@ def create_app(
     app.include_router(orders.router)
     app.include_router(inventory.router)
     app.include_router(events.router)
+    console.install(app)
     observer = observability.install(app, settings)
     document_errors(app)
     return app

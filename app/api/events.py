@@ -128,5 +128,5 @@ async def order_events(
 )
 async def all_order_events(hub: EventsDep) -> EventSourceResponse:
     """Managers: every order's changes while connected (the orders already watched, then each
-    order accepted meanwhile, to its end). A live feed: no ids, nothing to resume."""
+    order accepted or decided meanwhile, to its end). A live feed: no ids, nothing to resume."""
     return _stream(hub.follow_all(), with_id=False)

@@ -107,7 +107,7 @@ class OrderEventHub:
 
     async def follow_all(self) -> AsyncGenerator[Order, None]:
         """Every change of every order watched while this stream is open: orders other streams
-        follow, and every order accepted meanwhile (see `publish`). Starts with the current
+        follow, and every order accepted or decided meanwhile (see `publish`). Starts with the current
         state of the orders already watched."""
         queue: asyncio.Queue[Order | None] = asyncio.Queue(_FIREHOSE_BACKLOG)
         for watch in self._watches.values():
@@ -122,10 +122,11 @@ class OrderEventHub:
 
     async def publish(self, event: OrderEvent) -> None:
         """A service changed an order: its poller (if any) reads it now rather than at the
-        next interval; an order accepted while a manager's stream is open starts being
-        watched."""
+        next interval. While a manager's stream is open, an order changed here (accepted, or a
+        manager's decision) starts being watched: a console that approves an order it listed
+        before connecting sees it through to its result."""
         watch = self._watches.get(event.order_id)
-        if watch is None and event.kind == "accepted" and self._firehoses and not self._closed:
+        if watch is None and self._firehoses and not self._closed:
             self._watch(event.order_id)
         elif watch is not None:
             watch.wake.set()

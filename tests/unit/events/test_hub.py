@@ -212,3 +212,31 @@ async def test_the_manager_feed_follows_orders_accepted_while_connected(
     assert [order.result is not None for order in everything] == [False, True]
     await hub.aclose()
     await asyncio.wait_for(feed, 5)
+
+
+async def test_the_manager_feed_follows_an_order_decided_while_connected(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    # Placed before the feed opened (a console lists it from GET /orders): the decision taken
+    # while the feed is open is what makes the feed follow it to its result.
+    hub = OrderEventHub(lambda order_id: orders.get(order_id), poll_seconds=AN_HOUR)
+    orders = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
+    order_id = (await orders.create("cars", 4, "big-order"))[0].order_id
+    gateway.set(order_id, "RUNNING", Step.AWAITING_APPROVAL)
+    everything: list[Order] = []
+
+    async def manager() -> None:
+        async for order in hub.follow_all():
+            everything.append(order)
+
+    feed = asyncio.create_task(manager())
+    await asyncio.sleep(0)
+    await orders.approve(order_id, True, "alice")
+    await until(lambda: len(everything) == 1, "the decided order")
+    await finish(hub, gateway, order_id)
+    await until(lambda: len(everything) == 2, "its result")
+
+    assert [order.decision for order in everything] == ["approved", "approved"]
+    assert [order.result is not None for order in everything] == [False, True]
+    await hub.aclose()
+    await asyncio.wait_for(feed, 5)
