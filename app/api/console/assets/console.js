@@ -244,9 +244,24 @@ function render() {
     $("orders"),
     recent,
     (order) => order.order_id,
-    () => element("tr", {}, ...["id", "item", "quantity", "total", "status", "step", "outcome"].map((name) => element("td", { class: name }))),
+    orderRow,
     updateOrderRow,
   );
+}
+
+// Class names find the cells; labels name them when a phone shows each row as a card.
+const ORDER_CELLS = [
+  ["id", "Order"],
+  ["item", "Item"],
+  ["quantity number", "Qty"],
+  ["total number", "Total"],
+  ["status", "Status"],
+  ["step", "Step"],
+  ["outcome", "Outcome"],
+];
+
+function orderRow() {
+  return element("tr", {}, ...ORDER_CELLS.map(([name, label]) => element("td", { class: name, "data-label": label })));
 }
 
 function updateOrderRow(row, order) {
