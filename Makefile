@@ -42,6 +42,8 @@ typecheck: deps
 	$(PY) -m mypy app devstack bench
 
 # The browser tests (tests/browser) serve the app in-process too; they need only chromium.
+# The console's browser tests need the real stack, so they sit in tests/integration
+# (test_console.py, marked integration and browser) and run with `make integration`.
 unit: deps
 	$(PY) -m devstack ensure-tools chromium
 	$(PY) -m pytest -m "not integration and not compose"

@@ -76,6 +76,7 @@ def run(settings: StackSettings) -> int:
             f"\nOrder service is up (Dapr {stack.version}).\n"
             f"  API:      {stack.app_url}\n"
             f"  Docs:     {stack.app_url}/docs\n"
+            f"  Console:  {stack.app_url}/console (manager token)\n"
             f"  Sidecar:  {stack.dapr_http_url}/v1.0/healthz\n"
             f"  Logs:     {settings.log_dir}/{{{','.join(SERVICE_ORDER)}}}.log\n"
             f"  Restarts: {settings.log_dir}/devstack.log (a component that exits or hangs is"

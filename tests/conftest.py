@@ -2,7 +2,8 @@
 tests/compose a Docker engine, whatever its file says, so a new file cannot forget the marker
 and silently need Dapr or Docker in `make unit`. A test under tests/browser drives Debian's
 chromium (`make tools`; `make unit` installs it too): marked `browser`, so `-m "not browser"`
-leaves them out."""
+leaves them out. A browser test that needs the real stack (tests/integration/test_console.py)
+lives under tests/integration and marks itself `browser` as well."""
 
 from __future__ import annotations
 
