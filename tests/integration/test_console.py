@@ -10,6 +10,7 @@ browser for the module. Screenshots are left in .artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page, expect
 
 from devstack.stack import Stack
-from tests.fixtures.browser import ARTIFACTS, Browser, chromium
+from tests.fixtures.browser import Browser, chromium, screenshot
 from tests.fixtures.orders import new_id
 from tests.fixtures.stack import MANAGER_TOKEN, private_stack
 
@@ -58,10 +59,7 @@ class Tab:
     errors: list[str] = field(default_factory=list)
 
     def screenshot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / name
-        self.page.screenshot(path=path, full_page=True)
-        return path
+        return screenshot(self.page, name)
 
 
 @pytest.fixture
@@ -103,9 +101,12 @@ def open_console(tab: Tab, stack: Stack, token: str = MANAGER_TOKEN) -> Page:
     return page
 
 
-def wait_live(page: Page) -> None:
+def live_console(tab: Tab, stack: Stack) -> Page:
+    """The console signed in with the manager token, its feed connected and lists loaded."""
+    page = open_console(tab, stack)
     expect(page.locator("#connection")).to_have_text("Live", timeout=RENDER_MS)
     page.locator("#inventory tr[data-item='cars']").wait_for(timeout=RENDER_MS)
+    return page
 
 
 def stock(page: Page, item: str) -> tuple[int, int]:
@@ -113,6 +114,13 @@ def stock(page: Page, item: str) -> tuple[int, int]:
     return int(row.locator("td.available").inner_text()), int(
         row.locator("td.reserved").inner_text()
     )
+
+
+def expect_stock(page: Page, item: str, available: int, reserved: int) -> None:
+    """The page shows these figures for `item` (once the live updates have arrived)."""
+    row = page.locator(f"#inventory tr[data-item='{item}']")
+    expect(row.locator("td.available")).to_have_text(str(available), timeout=LIVE_MS)
+    expect(row.locator("td.reserved")).to_have_text(str(reserved), timeout=LIVE_MS)
 
 
 def place_order(page: Page, item: str, quantity: int, order_id: str) -> None:
@@ -123,9 +131,13 @@ def place_order(page: Page, item: str, quantity: int, order_id: str) -> None:
     form.get_by_role("button", name="Place order").click()
 
 
-def order_row(page: Page, order_id: str) -> dict[str, str]:
-    row = page.locator(f"#orders tr[data-order-id='{order_id}']")
-    return {name: row.locator(f"td.{name}").inner_text() for name in ("status", "step", "outcome")}
+def wait_for_step(stack: Stack, order_id: str, step: str) -> None:
+    """Until the order is at `step`, within LIVE_MS. GET /orders/{id} rather than its event
+    stream: a stream would leave the order watched, and the test is about one that is not."""
+    deadline = time.monotonic() + LIVE_MS / 1000
+    while (current := api_order(stack, order_id)["step"]) != step:
+        assert time.monotonic() < deadline, f"{order_id} is at {current}, not {step}"
+        time.sleep(0.2)
 
 
 def api_order(stack: Stack, order_id: str) -> dict[str, object]:
@@ -138,8 +150,7 @@ def api_order(stack: Stack, order_id: str) -> dict[str, object]:
 def test_a_large_order_placed_in_the_console_is_approved_there_and_completes_live(
     console_stack: Stack, tab: Tab
 ) -> None:
-    page = open_console(tab, console_stack)
-    wait_live(page)
+    page = live_console(tab, console_stack)
     item, quantity = LARGE_ORDER
     available, reserved = stock(page, item)
     order_id = new_id("console-approve")
@@ -151,9 +162,7 @@ def test_a_large_order_placed_in_the_console_is_approved_there_and_completes_liv
     card.wait_for(timeout=LIVE_MS)
     row = page.locator(f"#orders tr[data-order-id='{order_id}']")
     expect(row.locator("td.step")).to_have_text("awaiting_approval", timeout=LIVE_MS)
-    expect(page.locator(f"#inventory tr[data-item='{item}'] td.reserved")).to_have_text(
-        str(reserved + quantity), timeout=LIVE_MS
-    )
+    expect_stock(page, item, available - quantity, reserved + quantity)  # reserved for it
     tab.screenshot("console-desktop.png")
     page.set_viewport_size(PHONE)
     tab.screenshot("console-phone.png")
@@ -168,9 +177,7 @@ def test_a_large_order_placed_in_the_console_is_approved_there_and_completes_liv
     expect(row.locator("td.outcome")).to_have_text("processed", timeout=LIVE_MS)
     expect(card).to_have_count(0)
     # The stock went: fewer available, nothing left reserved by this order.
-    items = page.locator(f"#inventory tr[data-item='{item}']")
-    expect(items.locator("td.available")).to_have_text(str(available - quantity), timeout=LIVE_MS)
-    expect(items.locator("td.reserved")).to_have_text(str(reserved), timeout=LIVE_MS)
+    expect_stock(page, item, available - quantity, reserved)
     assert page.evaluate("window.loadedOnce") is True, "the page reloaded"
     order = api_order(console_stack, order_id)
     assert (order["status"], order["decision"]) == ("COMPLETED", "approved")
@@ -178,23 +185,30 @@ def test_a_large_order_placed_in_the_console_is_approved_there_and_completes_liv
     assert tab.errors == []
 
 
-def test_an_order_rejected_in_the_console_ends_rejected(console_stack: Stack, tab: Tab) -> None:
-    page = open_console(tab, console_stack)
-    wait_live(page)
+def test_an_order_waiting_before_the_console_opened_is_rejected_there_and_ends_rejected(
+    console_stack: Stack, tab: Tab
+) -> None:
+    # Placed through the API and waiting before the page connects: the console lists it from
+    # GET /orders, and its decision is what makes the manager feed follow it to its end.
     item, quantity = LARGE_ORDER
-    available, reserved = stock(page, item)
     order_id = new_id("console-reject")
+    placed = httpx.post(
+        f"{console_stack.app_url}/orders",
+        json={"item": item, "quantity": quantity, "order_id": order_id},
+        timeout=10,
+    )
+    assert placed.status_code == 202, placed.text
+    wait_for_step(console_stack, order_id, "awaiting_approval")
+    page = live_console(tab, console_stack)
+    available, reserved = stock(page, item)
 
-    place_order(page, item, quantity, order_id)
     page.get_by_role("button", name=f"Reject {order_id}").click(timeout=LIVE_MS)
 
     row = page.locator(f"#orders tr[data-order-id='{order_id}']")
     expect(row.locator("td.outcome")).to_have_text("rejected", timeout=LIVE_MS)
     expect(row.locator("td.status")).to_have_text("COMPLETED", timeout=LIVE_MS)
-    # The reservation is released: the stock is as it was.
-    items = page.locator(f"#inventory tr[data-item='{item}']")
-    expect(items.locator("td.available")).to_have_text(str(available), timeout=LIVE_MS)
-    expect(items.locator("td.reserved")).to_have_text(str(reserved), timeout=LIVE_MS)
+    # The reservation is released.
+    expect_stock(page, item, available + quantity, reserved - quantity)
     order = api_order(console_stack, order_id)
     assert order["decision"] == "rejected"
     assert order["result"] == {"processed": False, "reason": "rejected"}
@@ -202,8 +216,7 @@ def test_an_order_rejected_in_the_console_ends_rejected(console_stack: Stack, ta
 
 
 def test_restocking_in_the_console_adds_units(console_stack: Stack, tab: Tab) -> None:
-    page = open_console(tab, console_stack)
-    wait_live(page)
+    page = live_console(tab, console_stack)
     available, _ = stock(page, "computers")
 
     form = page.locator("#restock-form")
@@ -234,8 +247,7 @@ def test_a_wrong_token_shows_the_apis_401_message(console_stack: Stack, tab: Tab
 
 
 def test_an_api_error_is_shown_as_the_api_words_it(console_stack: Stack, tab: Tab) -> None:
-    page = open_console(tab, console_stack)
-    wait_live(page)
+    page = live_console(tab, console_stack)
     taken = new_id("console-taken")
     first = httpx.post(
         f"{console_stack.app_url}/orders",

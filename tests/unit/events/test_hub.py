@@ -8,6 +8,7 @@ The poll interval is an hour here, so the pollers read only when a service publi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -191,27 +192,37 @@ async def test_closing_the_hub_ends_every_stream(
     assert hub.pollers == 0
 
 
+@contextlib.asynccontextmanager
+async def manager_feed(hub: OrderEventHub) -> AsyncIterator[list[Order]]:
+    """A manager's stream (follow_all) read in the background: yields what it has received."""
+    everything: list[Order] = []
+
+    async def read() -> None:
+        async for order in hub.follow_all():
+            everything.append(order)
+
+    feed = asyncio.create_task(read())
+    await asyncio.sleep(0)  # subscribed before the caller changes anything
+    try:
+        yield everything
+    finally:
+        await hub.aclose()
+        await asyncio.wait_for(feed, 5)
+
+
 async def test_the_manager_feed_follows_orders_accepted_while_connected(
     store: InMemoryStateStore, gateway: FakeWorkflowGateway
 ) -> None:
     hub = OrderEventHub(lambda order_id: orders.get(order_id), poll_seconds=AN_HOUR)
     orders = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
-    everything: list[Order] = []
 
-    async def manager() -> None:
-        async for order in hub.follow_all():
-            everything.append(order)
-
-    feed = asyncio.create_task(manager())
-    await asyncio.sleep(0)
-    [order_id] = await place(orders, 1)
-    await until(lambda: len(everything) == 1, "the new order")
-    await finish(hub, gateway, order_id)
-    await until(lambda: len(everything) == 2, "its result")
+    async with manager_feed(hub) as everything:
+        [order_id] = await place(orders, 1)
+        await until(lambda: len(everything) == 1, "the new order")
+        await finish(hub, gateway, order_id)
+        await until(lambda: len(everything) == 2, "its result")
 
     assert [order.result is not None for order in everything] == [False, True]
-    await hub.aclose()
-    await asyncio.wait_for(feed, 5)
 
 
 async def test_the_manager_feed_follows_an_order_decided_while_connected(
@@ -223,20 +234,12 @@ async def test_the_manager_feed_follows_an_order_decided_while_connected(
     orders = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
     order_id = (await orders.create("cars", 4, "big-order"))[0].order_id
     gateway.set(order_id, "RUNNING", Step.AWAITING_APPROVAL)
-    everything: list[Order] = []
 
-    async def manager() -> None:
-        async for order in hub.follow_all():
-            everything.append(order)
-
-    feed = asyncio.create_task(manager())
-    await asyncio.sleep(0)
-    await orders.approve(order_id, True, "alice")
-    await until(lambda: len(everything) == 1, "the decided order")
-    await finish(hub, gateway, order_id)
-    await until(lambda: len(everything) == 2, "its result")
+    async with manager_feed(hub) as everything:
+        await orders.approve(order_id, True, "alice")
+        await until(lambda: len(everything) == 1, "the decided order")
+        await finish(hub, gateway, order_id)
+        await until(lambda: len(everything) == 2, "its result")
 
     assert [order.decision for order in everything] == ["approved", "approved"]
     assert [order.result is not None for order in everything] == [False, True]
-    await hub.aclose()
-    await asyncio.wait_for(feed, 5)
