@@ -3,51 +3,14 @@ list renders, "Authorize" sends the manager's bearer token, and no request leave
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from playwright.sync_api import Request
 
-from app.config import Settings
-from app.main import create_app
-from tests.fixtures.api import MANAGER_TOKEN, THRESHOLD
-from tests.fixtures.browser import Browser, chromium, serve
-from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
+from tests.fixtures.api import MANAGER_TOKEN
+from tests.fixtures.browser import Browser, docs_operations
 
 # Generous for a shared 2-core machine; each wait returns as soon as its condition holds.
 RENDER_MS = 30_000
 ACTION_MS = 10_000
-
-
-@pytest.fixture
-def app_url() -> Iterator[str]:
-    """The real app over the fakes, served by uvicorn on a free loopback port."""
-    settings = Settings(
-        manager_token=MANAGER_TOKEN, approval_threshold=THRESHOLD, log_level="WARNING"
-    )
-    app = create_app(
-        settings,
-        services=fake_services(InMemoryStateStore(), FakeWorkflowGateway(), FakeSidecar()),
-    )
-    with serve(app) as url:
-        yield url
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    with chromium(tmp_path / "profile") as running:
-        yield running
-
-
-def _operations(browser: Browser) -> set[str]:
-    page = browser.page
-    page.wait_for_selector(".opblock .opblock-summary-path", timeout=RENDER_MS)
-    return {
-        f"{block.locator('.opblock-summary-method').inner_text().strip()} "
-        f"{block.locator('.opblock-summary-path').get_attribute('data-path')}"
-        for block in page.locator(".opblock").all()
-    }
 
 
 def test_swagger_ui_renders_offline_and_authorize_sends_the_bearer_token(
@@ -55,7 +18,7 @@ def test_swagger_ui_renders_offline_and_authorize_sends_the_bearer_token(
 ) -> None:
     page = browser.page
     page.goto(f"{app_url}/docs", timeout=RENDER_MS)
-    operations = _operations(browser)
+    operations = docs_operations(page, RENDER_MS)
     assert {
         "POST /orders",
         "GET /orders/{order_id}",

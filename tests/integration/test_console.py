@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page, expect
 
 from devstack.stack import Stack
-from tests.fixtures.browser import Browser, chromium, screenshot
+from tests.fixtures.browser import Browser, chromium, docs_operations, screenshot
 from tests.fixtures.orders import new_id
 from tests.fixtures.stack import MANAGER_TOKEN, private_stack
 
@@ -271,13 +271,8 @@ def test_an_api_error_is_shown_as_the_api_words_it(console_stack: Stack, tab: Ta
 def test_docs_render_their_operations_on_the_real_stack(console_stack: Stack, tab: Tab) -> None:
     page = tab.page
     page.goto(f"{console_stack.app_url}/docs", timeout=RENDER_MS)
-    page.wait_for_selector(".opblock .opblock-summary-path", timeout=RENDER_MS)
 
-    operations = {
-        f"{block.locator('.opblock-summary-method').inner_text().strip()} "
-        f"{block.locator('.opblock-summary-path').get_attribute('data-path')}"
-        for block in page.locator(".opblock").all()
-    }
+    operations = docs_operations(page, RENDER_MS)
 
     assert {
         "POST /orders",

@@ -71,12 +71,11 @@ async function* serverSentEvents(body) {
   let event = { type: "message", data: [], id: null, retry: null };
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
     // A "\r" at the very end may be the first half of a "\r\n" split across two chunks: it
-    // ends no line until the next chunk shows what follows it.
-    const lines = buffer.split(/\r\n|\n|\r(?!$)/);
-    buffer = lines.pop();
+    // ends no line until the next chunk shows what follows it, or the stream ends.
+    buffer += done ? "" : value;
+    const lines = buffer.split(done ? /\r\n|\n|\r/ : /\r\n|\n|\r(?!$)/);
+    buffer = lines.pop(); // the unfinished line (at the end, what never ended is dropped)
     for (const line of lines) {
       if (line === "") {
         if (event.data.length > 0) yield { ...event, data: event.data.join("\n") };
@@ -93,6 +92,7 @@ async function* serverSentEvents(body) {
       else if (name === "id" && !field.includes("\0")) event.id = field;
       else if (name === "retry" && /^\d+$/.test(field)) event.retry = Number(field);
     }
+    if (done) return;
   }
 }
 
@@ -391,6 +391,7 @@ function start() {
     sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
     $("token").value = "";
     signIn();
+    $("awaiting-title").focus(); // the form just hid itself: keep keyboard focus in the page
   });
   $("forget-token").addEventListener("click", () => {
     clearError();
