@@ -183,7 +183,7 @@ def create_app(
     app.include_router(orders.router)
     app.include_router(inventory.router)
     app.include_router(events.router)
-    console.install(app)
+    app.include_router(console.router)
     observer = observability.install(app, settings)
     document_errors(app)
     return app

@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from app.api.console import CONTENT_SECURITY_POLICY
-from tests.fixtures.api import Api
+from tests.fixtures.api import Api, assert_error
 
 # Attributes through which HTML makes the browser fetch or navigate.
 _URL_ATTRIBUTES = {"src", "href", "action", "formaction", "poster", "data", "manifest"}
@@ -183,3 +183,33 @@ async def test_a_reference_to_another_host_is_caught() -> None:
     assert [a or b for a, b in _CSS_URL.findall("@import 'https://f.example/a.css';")] == [
         "https://f.example/a.css"
     ]
+
+
+async def test_the_console_files_are_one_metrics_series_each_route(api: Api) -> None:
+    # Labelled by route template, never by file: the series stay as few as the routes.
+    for path in ("/console", "/console/assets/console.js", "/console/assets/console.css"):
+        assert (await api.client.get(path)).status_code == 200
+
+    metrics = (await api.client.get("/metrics")).text
+
+    assert 'route="/console"' in metrics
+    assert 'route="/console/assets/{name}"' in metrics
+    assert "console.js" not in metrics
+
+
+@pytest.mark.parametrize("path", ["/console", "/console/assets/console.js"])
+async def test_an_unchanged_console_file_is_not_sent_again(api: Api, path: str) -> None:
+    first = await api.client.get(path)
+
+    again = await api.client.get(path, headers={"If-None-Match": first.headers["etag"]})
+
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+    assert first.headers["cache-control"] == "no-cache"
+
+
+async def test_an_unknown_console_asset_is_a_json_404(api: Api) -> None:
+    response = await api.client.get("/console/assets/nothing.js")
+
+    assert assert_error(response, 404, "not_found") == "no console asset named 'nothing.js'"
