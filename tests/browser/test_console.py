@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.fixtures.api import MANAGER_TOKEN
 from tests.fixtures.browser import Browser
@@ -134,3 +134,31 @@ def test_the_pages_sse_parser_reads_events_however_the_stream_is_chunked(
         results = page.evaluate(PARSE_AT_EVERY_CUT, text)
         assert len(results) == len(text) + 1
         assert {json.dumps(PARSED, separators=(",", ":"))} == set(results), text
+
+
+def test_the_console_reconnects_after_the_stream_is_refused_and_says_why(
+    app_url: str, browser: Browser
+) -> None:
+    page = browser.page
+    refused: list[str] = []
+
+    def refuse_once(route: Route) -> None:
+        # The first GET /events answers as the API does when the sidecar is away; later ones
+        # go through to the app.
+        if refused:
+            route.fallback()
+            return
+        refused.append(route.request.url)
+        body = {"error": "unavailable", "detail": "the Dapr sidecar is not answering"}
+        route.fulfill(status=503, content_type="application/json", body=json.dumps(body))
+
+    page.route(f"{app_url}/events", refuse_once)
+    page.goto(f"{app_url}/console", timeout=RENDER_MS)
+    page.get_by_label("Token (kept for this tab only)").fill(MANAGER_TOKEN)
+    page.get_by_role("button", name="Open console").click()
+
+    expect(page.get_by_role("alert")).to_have_text("the Dapr sidecar is not answering")
+    expect(page.locator("#connection")).to_have_text("Live", timeout=RENDER_MS)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert refused == [f"{app_url}/events"]
+    assert browser.foreign == []

@@ -120,6 +120,7 @@ async function followFeed(signal) {
       if (!response.ok) throw await failure(response);
       await Promise.all([loadOrders(), refreshInventory()]);
       setConnection("Live");
+      if ($("error").dataset.fromFeed) clearError(); // what the feed reported is over
       delay = RECONNECT_FIRST_MS;
       for await (const event of serverSentEvents(response.body)) {
         if (event.id !== null) lastEventId = event.id;
@@ -133,7 +134,7 @@ async function followFeed(signal) {
     } catch (error) {
       if (signal.aborted) return;
       if (error instanceof ApiError) {
-        showError(error.message);
+        showError(error.message, { fromFeed: true });
         if (error.status === 401) {
           signOut();
           return;
@@ -335,14 +336,17 @@ function setConnection(text) {
   $("connection").textContent = text;
 }
 
-function showError(text) {
+function showError(text, { fromFeed = false } = {}) {
   $("error").textContent = text;
   $("error").hidden = false;
+  if (fromFeed) $("error").dataset.fromFeed = "yes";
+  else delete $("error").dataset.fromFeed;
 }
 
 function clearError() {
   $("error").hidden = true;
   $("error").textContent = "";
+  delete $("error").dataset.fromFeed;
 }
 
 // -- the forms ------------------------------------------------------------------------------
