@@ -107,8 +107,8 @@ class OrderEventHub:
 
     async def follow_all(self) -> AsyncGenerator[Order, None]:
         """Every change of every order watched while this stream is open: orders other streams
-        follow, and every order accepted or decided meanwhile (see `publish`). Starts with the current
-        state of the orders already watched."""
+        follow, and every order accepted or decided meanwhile (see `publish`). Starts with the
+        current state of the orders already watched."""
         queue: asyncio.Queue[Order | None] = asyncio.Queue(_FIREHOSE_BACKLOG)
         for watch in self._watches.values():
             if watch.latest is not None:
