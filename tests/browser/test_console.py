@@ -162,3 +162,39 @@ def test_the_console_reconnects_after_the_stream_is_refused_and_says_why(
     expect(page.get_by_role("alert")).to_be_hidden()
     assert refused == [f"{app_url}/events"]
     assert browser.foreign == []
+
+
+def test_a_feed_whose_lists_fail_to_load_is_closed_before_the_next_attempt(
+    app_url: str, browser: Browser
+) -> None:
+    page = browser.page
+    log: list[str] = []
+    page.on(
+        "request", lambda r: log.append(f"start {r.url}") if r.url.endswith("/events") else None
+    )
+    page.on(
+        "requestfailed",
+        lambda r: log.append(f"closed {r.url}") if r.url.endswith("/events") else None,
+    )
+    page.on(
+        "requestfinished",
+        lambda r: log.append(f"closed {r.url}") if r.url.endswith("/events") else None,
+    )
+    failed: list[str] = []
+
+    def fail_once(route: Route) -> None:
+        if failed:
+            route.fallback()
+            return
+        failed.append(route.request.url)
+        body = {"error": "unavailable", "detail": "the state store is not answering"}
+        route.fulfill(status=503, content_type="application/json", body=json.dumps(body))
+
+    page.route(f"{app_url}/orders?limit=*", fail_once)
+    page.goto(f"{app_url}/console", timeout=RENDER_MS)
+    page.get_by_label("Token (kept for this tab only)").fill(MANAGER_TOKEN)
+    page.get_by_role("button", name="Open console").click()
+
+    expect(page.locator("#connection")).to_have_text("Live", timeout=RENDER_MS)
+    events = f"{app_url}/events"
+    assert log[:3] == [f"start {events}", f"closed {events}", f"start {events}"], log

@@ -69,30 +69,35 @@ async function* serverSentEvents(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let event = { type: "message", data: [], id: null, retry: null };
-  for (;;) {
-    const { value, done } = await reader.read();
-    // A "\r" at the very end may be the first half of a "\r\n" split across two chunks: it
-    // ends no line until the next chunk shows what follows it, or the stream ends.
-    buffer += done ? "" : value;
-    const lines = buffer.split(done ? /\r\n|\n|\r/ : /\r\n|\n|\r(?!$)/);
-    buffer = lines.pop(); // the unfinished line (at the end, what never ended is dropped)
-    for (const line of lines) {
-      if (line === "") {
-        if (event.data.length > 0) yield { ...event, data: event.data.join("\n") };
-        event = { type: "message", data: [], id: event.id, retry: null };
-        continue;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      // A "\r" at the very end may be the first half of a "\r\n" split across two chunks: it
+      // ends no line until the next chunk shows what follows it, or the stream ends.
+      buffer += done ? "" : value;
+      const lines = buffer.split(done ? /\r\n|\n|\r/ : /\r\n|\n|\r(?!$)/);
+      buffer = lines.pop(); // the unfinished line (at the end, what never ended is dropped)
+      for (const line of lines) {
+        if (line === "") {
+          if (event.data.length > 0) yield { ...event, data: event.data.join("\n") };
+          event = { type: "message", data: [], id: event.id, retry: null };
+          continue;
+        }
+        if (line.startsWith(":")) continue; // keep-alive ping
+        const colon = line.indexOf(":");
+        const name = colon < 0 ? line : line.slice(0, colon);
+        let field = colon < 0 ? "" : line.slice(colon + 1);
+        if (field.startsWith(" ")) field = field.slice(1);
+        if (name === "event") event.type = field;
+        else if (name === "data") event.data.push(field);
+        else if (name === "id" && !field.includes("\0")) event.id = field;
+        else if (name === "retry" && /^\d+$/.test(field)) event.retry = Number(field);
       }
-      if (line.startsWith(":")) continue; // keep-alive ping
-      const colon = line.indexOf(":");
-      const name = colon < 0 ? line : line.slice(0, colon);
-      let field = colon < 0 ? "" : line.slice(colon + 1);
-      if (field.startsWith(" ")) field = field.slice(1);
-      if (name === "event") event.type = field;
-      else if (name === "data") event.data.push(field);
-      else if (name === "id" && !field.includes("\0")) event.id = field;
-      else if (name === "retry" && /^\d+$/.test(field)) event.retry = Number(field);
+      if (done) return;
     }
-    if (done) return;
+  } finally {
+    // However the reading stops (the end, a break, an error), the connection is let go.
+    reader.cancel().catch(() => {});
   }
 }
 
@@ -113,10 +118,11 @@ async function followFeed(signal) {
   let delay = RECONNECT_FIRST_MS;
   let lastEventId = null;
   while (!signal.aborted) {
+    let response = null;
     try {
       const headers = { Accept: "text/event-stream", Authorization: `Bearer ${token()}` };
       if (lastEventId !== null) headers["Last-Event-ID"] = lastEventId;
-      const response = await fetch("/events", { headers, signal, cache: "no-store" });
+      response = await fetch("/events", { headers, signal, cache: "no-store" });
       if (!response.ok) throw await failure(response);
       await Promise.all([loadOrders(), refreshInventory()]);
       setConnection("Live");
@@ -140,6 +146,10 @@ async function followFeed(signal) {
           return;
         }
       }
+    } finally {
+      // A stream that failed before it was read (the lists did not load) is closed here, so
+      // retries never pile up open connections (a browser allows six per host).
+      if (response && response.body && !response.bodyUsed) response.body.cancel().catch(() => {});
     }
     if (signal.aborted) return;
     setConnection(`Reconnecting in ${Math.round(delay / 1000)} s…`);
