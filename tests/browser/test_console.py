@@ -136,26 +136,36 @@ def test_the_pages_sse_parser_reads_events_however_the_stream_is_chunked(
         assert {json.dumps(PARSED, separators=(",", ":"))} == set(results), text
 
 
-def test_the_console_reconnects_after_the_stream_is_refused_and_says_why(
-    app_url: str, browser: Browser
-) -> None:
-    page = browser.page
+def refuse_once(page: Page, url: str, detail: str) -> list[str]:
+    """The first request to `url` gets the API's 503 with `detail`; later ones go through to
+    the app. Returns the URLs refused."""
     refused: list[str] = []
 
-    def refuse_once(route: Route) -> None:
-        # The first GET /events answers as the API does when the sidecar is away; later ones
-        # go through to the app.
+    def handle(route: Route) -> None:
         if refused:
             route.fallback()
             return
         refused.append(route.request.url)
-        body = {"error": "unavailable", "detail": "the Dapr sidecar is not answering"}
+        body = {"error": "unavailable", "detail": detail}
         route.fulfill(status=503, content_type="application/json", body=json.dumps(body))
 
-    page.route(f"{app_url}/events", refuse_once)
+    page.route(url, handle)
+    return refused
+
+
+def sign_in(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/console", timeout=RENDER_MS)
     page.get_by_label("Token (kept for this tab only)").fill(MANAGER_TOKEN)
     page.get_by_role("button", name="Open console").click()
+
+
+def test_the_console_reconnects_after_the_stream_is_refused_and_says_why(
+    app_url: str, browser: Browser
+) -> None:
+    page = browser.page
+    refused = refuse_once(page, f"{app_url}/events", "the Dapr sidecar is not answering")
+
+    sign_in(page, app_url)
 
     expect(page.get_by_role("alert")).to_have_text("the Dapr sidecar is not answering")
     expect(page.locator("#connection")).to_have_text("Live", timeout=RENDER_MS)
@@ -168,33 +178,15 @@ def test_a_feed_whose_lists_fail_to_load_is_closed_before_the_next_attempt(
     app_url: str, browser: Browser
 ) -> None:
     page = browser.page
+    events = f"{app_url}/events"
     log: list[str] = []
-    page.on(
-        "request", lambda r: log.append(f"start {r.url}") if r.url.endswith("/events") else None
-    )
-    page.on(
-        "requestfailed",
-        lambda r: log.append(f"closed {r.url}") if r.url.endswith("/events") else None,
-    )
-    page.on(
-        "requestfinished",
-        lambda r: log.append(f"closed {r.url}") if r.url.endswith("/events") else None,
-    )
-    failed: list[str] = []
+    page.on("request", lambda r: log.append(f"start {r.url}") if r.url == events else None)
+    for ended in ("requestfailed", "requestfinished"):
+        page.on(ended, lambda r: log.append(f"closed {r.url}") if r.url == events else None)
+    refused = refuse_once(page, f"{app_url}/orders?limit=*", "the state store is not answering")
 
-    def fail_once(route: Route) -> None:
-        if failed:
-            route.fallback()
-            return
-        failed.append(route.request.url)
-        body = {"error": "unavailable", "detail": "the state store is not answering"}
-        route.fulfill(status=503, content_type="application/json", body=json.dumps(body))
-
-    page.route(f"{app_url}/orders?limit=*", fail_once)
-    page.goto(f"{app_url}/console", timeout=RENDER_MS)
-    page.get_by_label("Token (kept for this tab only)").fill(MANAGER_TOKEN)
-    page.get_by_role("button", name="Open console").click()
+    sign_in(page, app_url)
 
     expect(page.locator("#connection")).to_have_text("Live", timeout=RENDER_MS)
-    events = f"{app_url}/events"
+    assert len(refused) == 1
     assert log[:3] == [f"start {events}", f"closed {events}", f"start {events}"], log
