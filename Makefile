@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr tools images lint typecheck unit integration compose bench bench-storage clean
+.PHONY: run test deps dapr helm tools images lint typecheck unit integration compose bench bench-storage clean
 
 $(DEPS_STAMP): requirements-dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ deps: $(DEPS_STAMP)
 # Builds daprd, placement and scheduler from Dapr's Go module (cached outside the repo).
 dapr: deps
 	$(PY) -m devstack build
+
+# Builds helm from its Go module (cached outside the repo): tests/deploy lints and renders
+# deploy/helm with it.
+helm: deps
+	$(PY) -m devstack.helm_build
 
 # Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
 # docker-compose and debootstrap for the container stack that the compose tests run;
@@ -44,7 +49,7 @@ typecheck: deps
 # The browser tests (tests/browser) serve the app in-process too; they need only chromium.
 # The console's browser tests need the real stack, so they sit in tests/integration
 # (test_console.py, marked integration and browser) and run with `make integration`.
-unit: deps
+unit: deps helm
 	$(PY) -m devstack ensure-tools chromium
 	$(PY) -m pytest -m "not integration and not compose"
 
@@ -56,7 +61,7 @@ compose: deps tools dapr
 	$(PY) -m pytest tests/compose
 
 # Every check; branch coverage of app/ is printed at the end.
-test: deps tools dapr lint typecheck
+test: deps tools dapr helm lint typecheck
 	$(PY) -m pytest --cov --cov-report=term
 
 bench: deps tools dapr

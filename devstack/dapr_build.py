@@ -43,11 +43,12 @@ def bin_dir(settings: StackSettings, version: str) -> Path:
     return settings.dapr_cache_dir / version / "bin"
 
 
-def _module_digest() -> str:
+def module_digest(module_dir: Path = GO_MODULE_DIR) -> str:
+    """A digest of a Go build module's files: what a cached build of it is keyed by."""
     digest = hashlib.sha256()
-    for path in sorted(GO_MODULE_DIR.rglob("*")):
+    for path in sorted(module_dir.rglob("*")):
         if path.is_file() and path.suffix in {".go", ".mod", ".sum"}:
-            digest.update(path.relative_to(GO_MODULE_DIR).as_posix().encode())
+            digest.update(path.relative_to(module_dir).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -56,7 +57,7 @@ def binaries_current(directory: Path) -> bool:
     stamp = directory / _STAMP
     return (
         stamp.is_file()
-        and stamp.read_text().strip() == _module_digest()
+        and stamp.read_text().strip() == module_digest()
         and all(os.access(directory / name, os.X_OK) for name in BINARIES)
     )
 
@@ -131,7 +132,7 @@ def build(settings: StackSettings) -> Path:
         target.mkdir(exist_ok=True)
         for name in BINARIES:
             os.replace(target.parent / f".{name}.new", target / name)
-        (target / _STAMP).write_text(_module_digest() + "\n")
+        (target / _STAMP).write_text(module_digest() + "\n")
     _log(f"built in {time.monotonic() - started:.0f}s")
     return target
 

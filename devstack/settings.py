@@ -64,6 +64,11 @@ class StackSettings(BaseSettings):
     # Optional Dapr API token: daprd then refuses calls without a `dapr-api-token` header
     # (except /v1.0/healthz); the stack hands it to daprd and the app and its probes send it.
     dapr_api_token: str | None = Field(default=None, validation_alias="DAPR_API_TOKEN")
+    # The helm binary that tests/deploy lints and renders the chart with (devstack/helm_build.py).
+    helm_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "order-processor" / "helm",
+        validation_alias="HELM_CACHE_DIR",
+    )
 
     # Supervision (`make run`): a component that exits is started again after a delay that
     # doubles from the first value up to the second, unless it failed `crash_limit` times within
