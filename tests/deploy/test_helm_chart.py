@@ -182,9 +182,20 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas(
     version = ".".join(kubernetes_version())
     native = [m for m in manifests if m["kind"] not in DAPR_KINDS]
     assert native
+    problems = []
     for manifest in native:
         # strict: additional properties are errors, so a misplaced or misspelt field fails.
-        kubernetes_validate.validate(manifest, version, strict=True)
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except jsonschema.ValidationError as error:
+            problems.append(_invalid(manifest, error))
+    assert problems == []
+
+
+def _invalid(manifest: Manifest, error: jsonschema.ValidationError) -> str:
+    """Where and what, without the schema (jsonschema's own message prints all of it)."""
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{manifest['kind']} {manifest['metadata']['name']}: at {where or '/'}: {error.message}"
 
 
 def _dapr_crd_schema(kind: str) -> dict[str, Any]:
@@ -240,10 +251,15 @@ def test_dapr_resources_match_dapr_crds(
     request: pytest.FixtureRequest, dapr_schemas: dict[str, dict[str, Any]], variant: str
 ) -> None:
     manifests: list[Manifest] = request.getfixturevalue(variant)
+    problems = []
     for kind, schema in dapr_schemas.items():
         manifest = _only(manifests, kind)
         assert manifest["apiVersion"] == "dapr.io/v1alpha1"
-        jsonschema.validate(manifest, schema)
+        try:
+            jsonschema.validate(manifest, schema)
+        except jsonschema.ValidationError as error:
+            problems.append(_invalid(manifest, error))
+    assert problems == []
 
 
 def test_dapr_crd_check_refuses_a_misspelt_field(
