@@ -23,50 +23,36 @@ import pytest
 import yaml
 
 from app.config import Settings
-from devstack.helm_build import build as build_helm
 from devstack.helm_build import kubernetes_version
-from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
+from devstack.settings import APP_ID, StackSettings, pinned_dapr_version
+from tests.fixtures.helm import (
+    CHART,
+    RELEASE,
+    Manifest,
+    app_container,
+    helm_binary,
+    only,
+    render_chart,
+    run_helm,
+    set_args,
+)
 
-CHART = ROOT / "deploy" / "helm" / "order-processor"
-RELEASE = "shop"
-NAMESPACE = "orders"
 DAPR_KINDS = {"Component": "components.yaml", "Configuration": "configuration.yaml"}
 # Variables the chart sets that the app's Settings of issue 11 (observability) read; until that
 # lands, Settings ignores them (extra="ignore"). Every other variable must be a Settings field.
 AWAITING_SETTINGS = {"LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
-TOKEN_VALUES = {"secrets.daprApiToken", "secrets.managerToken"}
-
-Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
 
 
 @pytest.fixture(scope="module")
 def helm() -> Path:
-    return build_helm(StackSettings())
-
-
-def _helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(helm), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def _set_args(values: dict[str, str]) -> list[str]:
-    """`--set` (typed: "false" is a boolean) except for tokens, which stay strings."""
-    return [
-        arg
-        for key, value in values.items()
-        for arg in ("--set-string" if key in TOKEN_VALUES else "--set", f"{key}={value}")
-    ]
+    return helm_binary()
 
 
 @pytest.fixture(scope="module")
 def render(helm: Path) -> Render:
     def rendered(*, sets: dict[str, str] | None = None, release: str = RELEASE) -> list[Manifest]:
-        args = ["template", release, str(CHART), "--namespace", NAMESPACE]
-        result = _helm(helm, *args, *_set_args(sets or {}))
-        assert result.returncode == 0, result.stderr
-        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        return render_chart(helm, sets=sets, release=release)
 
     return rendered
 
@@ -103,25 +89,12 @@ def scaled(render: Render, tokens: dict[str, str]) -> list[Manifest]:
     return render(sets=_scaled_values(tokens))
 
 
-def _only(manifests: list[Manifest], kind: str) -> Manifest:
-    found = [m for m in manifests if m["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {[m['metadata']['name'] for m in found]}"
-    return found[0]
-
-
-def _app_container(manifests: list[Manifest]) -> dict[str, Any]:
-    containers = _only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert [c["name"] for c in containers] == ["app"]  # daprd is injected by Dapr, not here
-    container: dict[str, Any] = containers[0]
-    return container
-
-
 def _env(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
-    return {var["name"]: var for var in _app_container(manifests).get("env", [])}
+    return {var["name"]: var for var in app_container(manifests).get("env", [])}
 
 
 def _annotations(manifests: list[Manifest]) -> dict[str, str]:
-    annotations: dict[str, str] = _only(manifests, "Deployment")["spec"]["template"]["metadata"][
+    annotations: dict[str, str] = only(manifests, "Deployment")["spec"]["template"]["metadata"][
         "annotations"
     ]
     return annotations
@@ -133,7 +106,7 @@ def _annotations(manifests: list[Manifest]) -> dict[str, str]:
 @pytest.mark.parametrize("variant", ["defaults", "scaled"])
 def test_chart_lints_strictly(helm: Path, tokens: dict[str, str], variant: str) -> None:
     sets = _scaled_values(tokens) if variant == "scaled" else {}
-    result = _helm(helm, "lint", "--strict", str(CHART), *_set_args(sets))
+    result = run_helm(helm, "lint", "--strict", str(CHART), *set_args(sets))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
 
@@ -148,7 +121,7 @@ def test_helm_renders_for_the_kubernetes_version_of_the_schemas(helm: Path, tmp_
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n"
         "data: {version: '{{ .Capabilities.KubeVersion.Version }}'}\n"
     )
-    result = _helm(helm, "template", "probe", str(probe))
+    result = run_helm(helm, "template", "probe", str(probe))
     assert result.returncode == 0, result.stderr
     version = yaml.safe_load(result.stdout)["data"]["version"]
     major, minor = kubernetes_version()
@@ -157,7 +130,7 @@ def test_helm_renders_for_the_kubernetes_version_of_the_schemas(helm: Path, tmp_
 
 
 def test_chart_refuses_a_cluster_older_than_its_kube_version(helm: Path) -> None:
-    result = _helm(helm, "template", RELEASE, str(CHART), "--kube-version", "1.29.0")
+    result = run_helm(helm, "template", RELEASE, str(CHART), "--kube-version", "1.29.0")
     assert result.returncode != 0
     assert "kubeVersion" in result.stderr
 
@@ -253,7 +226,7 @@ def test_dapr_resources_match_dapr_crds(
     manifests: list[Manifest] = request.getfixturevalue(variant)
     problems = []
     for kind, schema in dapr_schemas.items():
-        manifest = _only(manifests, kind)
+        manifest = only(manifests, kind)
         assert manifest["apiVersion"] == "dapr.io/v1alpha1"
         try:
             jsonschema.validate(manifest, schema)
@@ -265,7 +238,7 @@ def test_dapr_resources_match_dapr_crds(
 def test_dapr_crd_check_refuses_a_misspelt_field(
     defaults: list[Manifest], dapr_schemas: dict[str, dict[str, Any]]
 ) -> None:
-    configuration = copy.deepcopy(_only(defaults, "Configuration"))
+    configuration = copy.deepcopy(only(defaults, "Configuration"))
     workflow = configuration["spec"]["workflow"]
     workflow["stateRetentionPolicies"] = workflow.pop("stateRetentionPolicy")
     with pytest.raises(jsonschema.ValidationError, match="stateRetentionPolicies"):
@@ -284,7 +257,7 @@ def test_pods_carry_the_dapr_sidecar_annotations(
     assert annotations["dapr.io/enabled"] == "true"
     assert annotations["dapr.io/app-id"] == APP_ID
     # The sidecar runs with the Configuration this release renders.
-    assert annotations["dapr.io/config"] == _only(manifests, "Configuration")["metadata"]["name"]
+    assert annotations["dapr.io/config"] == only(manifests, "Configuration")["metadata"]["name"]
     # daprd and the app read the API token from one Secret (Dapr's injector reads key `token`).
     api_token = _env(manifests)["DAPR_API_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert api_token == {"name": annotations["dapr.io/api-token-secret"], "key": "token"}
@@ -302,7 +275,7 @@ def test_app_port_can_be_set_for_an_app_that_listens_first(render: Render) -> No
 
 
 def test_probes_use_the_health_endpoints_on_the_served_port(defaults: list[Manifest]) -> None:
-    container = _app_container(defaults)
+    container = app_container(defaults)
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -315,14 +288,14 @@ def test_probes_use_the_health_endpoints_on_the_served_port(defaults: list[Manif
 
 
 def test_containers_run_unprivileged_with_a_read_only_root(defaults: list[Manifest]) -> None:
-    pod = _only(defaults, "Deployment")["spec"]["template"]["spec"]
+    pod = only(defaults, "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's user
-    context = _app_container(defaults)["securityContext"]
+    context = app_container(defaults)["securityContext"]
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"]["drop"] == ["ALL"]
-    resources = _app_container(defaults)["resources"]
+    resources = app_container(defaults)["resources"]
     assert set(resources["requests"]) == {"cpu", "memory"}
     assert set(resources["limits"]) == {"cpu", "memory"}
 
@@ -337,11 +310,11 @@ def test_app_settings_match_the_apps_own(defaults: list[Manifest], scaled: list[
     assert settings.approval_threshold == defaults_of_the_app.approval_threshold
     assert settings.approval_timeout_seconds == defaults_of_the_app.approval_timeout_seconds
     assert settings.request_timeout_seconds == defaults_of_the_app.request_timeout_seconds
-    assert plain["STATESTORE_NAME"] == _only(defaults, "Component")["metadata"]["name"]
+    assert plain["STATESTORE_NAME"] == only(defaults, "Component")["metadata"]["name"]
     assert plain["LOG_FORMAT"] == "json"
     # Tracing off: the app exports nothing; on: to the collector daprd exports to.
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
-    otel = _only(scaled, "Configuration")["spec"]["tracing"]["otel"]
+    otel = only(scaled, "Configuration")["spec"]["tracing"]["otel"]
     endpoint = _env(scaled)["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]
     assert endpoint == f"http://{otel['endpointAddress']}"
 
@@ -354,17 +327,15 @@ def test_manager_token_comes_from_a_secret(defaults: list[Manifest]) -> None:
 
 
 def test_image_comes_from_values(defaults: list[Manifest], scaled: list[Manifest]) -> None:
-    assert _app_container(defaults)["image"] == "order-processor:0.1.0"
-    assert _app_container(scaled)["image"] == "registry.example/shop/order-processor:1.2.3"
+    assert app_container(defaults)["image"] == "order-processor:0.1.0"
+    assert app_container(scaled)["image"] == "registry.example/shop/order-processor:1.2.3"
 
 
 # --- replicas, disruption, autoscaling -------------------------------------------------------
 
 
 def _pod_labels(manifests: list[Manifest]) -> dict[str, str]:
-    labels: dict[str, str] = _only(manifests, "Deployment")["spec"]["template"]["metadata"][
-        "labels"
-    ]
+    labels: dict[str, str] = only(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
     return labels
 
 
@@ -376,25 +347,25 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 def test_selectors_match_the_pods(request: pytest.FixtureRequest, variant: str) -> None:
     manifests: list[Manifest] = request.getfixturevalue(variant)
     labels = _pod_labels(manifests)
-    deployment = _only(manifests, "Deployment")
+    deployment = only(manifests, "Deployment")
     assert _selects(deployment["spec"]["selector"]["matchLabels"], labels)
     assert _selects(
-        _only(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], labels
+        only(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], labels
     )
-    assert _selects(_only(manifests, "Service")["spec"]["selector"], labels)
-    assert _only(manifests, "Service")["spec"]["ports"][0]["targetPort"] == "http"
+    assert _selects(only(manifests, "Service")["spec"]["selector"], labels)
+    assert only(manifests, "Service")["spec"]["ports"][0]["targetPort"] == "http"
 
 
 def test_selectors_do_not_match_another_release(render: Render, defaults: list[Manifest]) -> None:
     other = _pod_labels(render(release="other"))
     assert not _selects(
-        _only(defaults, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], other
+        only(defaults, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], other
     )
 
 
-def test_hpa_scales_the_deployment_on_the_app_container(defaults: list[Manifest]) -> None:
-    hpa = _only(defaults, "HorizontalPodAutoscaler")
-    deployment = _only(defaults, "Deployment")
+def test_hpa_scales_the_deployment_on_theapp_container(defaults: list[Manifest]) -> None:
+    hpa = only(defaults, "HorizontalPodAutoscaler")
+    deployment = only(defaults, "Deployment")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": deployment["apiVersion"],
@@ -402,10 +373,10 @@ def test_hpa_scales_the_deployment_on_the_app_container(defaults: list[Manifest]
         "name": deployment["metadata"]["name"],
     }
     (metric,) = hpa["spec"]["metrics"]
-    assert metric["containerResource"]["container"] == _app_container(defaults)["name"]
+    assert metric["containerResource"]["container"] == app_container(defaults)["name"]
     assert metric["containerResource"]["name"] == "cpu"
     # Utilization is of the request: without one the HPA cannot compute it.
-    assert "cpu" in _app_container(defaults)["resources"]["requests"]
+    assert "cpu" in app_container(defaults)["resources"]["requests"]
     assert hpa["spec"]["minReplicas"] >= 2
     assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
     # The HPA owns the count: a fixed one here would be reset by every `helm upgrade`.
@@ -413,11 +384,11 @@ def test_hpa_scales_the_deployment_on_the_app_container(defaults: list[Manifest]
 
 
 def test_fixed_replicas_without_autoscaling(scaled: list[Manifest]) -> None:
-    assert _only(scaled, "Deployment")["spec"]["replicas"] == 3
+    assert only(scaled, "Deployment")["spec"]["replicas"] == 3
 
 
 def test_disruption_budget_lets_a_drain_progress(defaults: list[Manifest]) -> None:
-    spec = _only(defaults, "PodDisruptionBudget")["spec"]
+    spec = only(defaults, "PodDisruptionBudget")["spec"]
     assert spec.get("maxUnavailable") == 1
     assert "minAvailable" not in spec
 
@@ -429,7 +400,7 @@ def test_default_output_holds_no_secret(defaults: list[Manifest]) -> None:
     assert [m for m in defaults if m["kind"] == "Secret"] == []
     for name in ("DAPR_API_TOKEN", "MANAGER_TOKEN"):
         assert set(_env(defaults)[name]) == {"name", "valueFrom"}
-    metadata = {m["name"]: m for m in _only(defaults, "Component")["spec"]["metadata"]}
+    metadata = {m["name"]: m for m in only(defaults, "Component")["spec"]["metadata"]}
     assert set(metadata["redisPassword"]) == {"name", "secretKeyRef"}
     text = yaml.safe_dump_all(defaults)
     assert "password:" not in text.lower().replace("redispassword", "")
@@ -450,7 +421,7 @@ def test_tokens_passed_in_appear_only_in_the_secrets(
 
 
 def test_creating_secrets_without_values_is_refused(helm: Path) -> None:
-    result = _helm(helm, "template", RELEASE, str(CHART), "--set", "secrets.create=true")
+    result = run_helm(helm, "template", RELEASE, str(CHART), "--set", "secrets.create=true")
     assert result.returncode != 0
     assert "secrets.daprApiToken" in result.stderr
 
@@ -466,7 +437,7 @@ def test_values_file_holds_no_secret_value() -> None:
 
 
 def test_state_store_is_the_redis_actor_store(defaults: list[Manifest]) -> None:
-    component = _only(defaults, "Component")
+    component = only(defaults, "Component")
     assert component["spec"]["type"] == "state.redis"
     metadata = {m["name"]: m for m in component["spec"]["metadata"]}
     assert metadata["actorStateStore"]["value"] == "true"
@@ -488,15 +459,15 @@ def test_retention_matches_the_local_configuration(
     defaults: list[Manifest], scaled: list[Manifest]
 ) -> None:
     default = StackSettings.model_fields["order_history_retention_seconds"].default
-    policy = _only(defaults, "Configuration")["spec"]["workflow"]["stateRetentionPolicy"]
+    policy = only(defaults, "Configuration")["spec"]["workflow"]["stateRetentionPolicy"]
     assert policy == _local_retention_policy(default)
-    policy = _only(scaled, "Configuration")["spec"]["workflow"]["stateRetentionPolicy"]
+    policy = only(scaled, "Configuration")["spec"]["workflow"]["stateRetentionPolicy"]
     assert policy == _local_retention_policy(3600)
 
 
 def test_zero_retention_purges_at_once(render: Render) -> None:
     manifests = render(sets={"workflow.historyRetentionSeconds": "0"})
-    policy = _only(manifests, "Configuration")["spec"]["workflow"]["stateRetentionPolicy"]
+    policy = only(manifests, "Configuration")["spec"]["workflow"]["stateRetentionPolicy"]
     assert policy["completed"] == "0s"
 
 
@@ -504,8 +475,8 @@ def test_tracing_is_off_by_default_and_on_by_value(
     defaults: list[Manifest], scaled: list[Manifest]
 ) -> None:
     # "0", not absent: an absent rate still samples (1 in 10,000, or all with an OTLP env).
-    assert _only(defaults, "Configuration")["spec"]["tracing"] == {"samplingRate": "0"}
-    tracing = _only(scaled, "Configuration")["spec"]["tracing"]
+    assert only(defaults, "Configuration")["spec"]["tracing"] == {"samplingRate": "0"}
+    tracing = only(scaled, "Configuration")["spec"]["tracing"]
     assert tracing["samplingRate"] == "0.25"
     assert tracing["otel"]["endpointAddress"]
     assert tracing["otel"]["protocol"] == "grpc"
