@@ -274,6 +274,15 @@ def test_app_port_can_be_set_for_an_app_that_listens_first(render: Render) -> No
     assert _annotations(render(sets={"dapr.appPort": "8000"}))["dapr.io/app-port"] == "8000"
 
 
+def test_pod_needs_no_kubernetes_api_token(defaults: list[Manifest]) -> None:
+    # Without the token mounted, daprd's built-in Kubernetes secret store could not start, so
+    # it is off; the state store's password still arrives (the operator resolves secretKeyRef).
+    pod = only(defaults, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert _annotations(defaults)["dapr.io/disable-builtin-k8s-secret-store"] == "true"
+    assert only(defaults, "Component")["auth"] == {"secretStore": "kubernetes"}
+
+
 def test_probes_use_the_health_endpoints_on_the_served_port(defaults: list[Manifest]) -> None:
     container = app_container(defaults)
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
