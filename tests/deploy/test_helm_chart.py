@@ -129,6 +129,22 @@ def test_helm_renders_for_the_kubernetes_version_of_the_schemas(helm: Path, tmp_
     assert kubernetes_validate.utils.latest_version() == f"{major}.{minor}.0"
 
 
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("replicaCont=3", "additional properties 'replicaCont' not allowed"),
+        ("autoscaling.enabled=yes", "/autoscaling/enabled"),
+        ("workflow.failedRetention=7d", "/workflow/failedRetention"),
+        ("app.logFormat=xml", "/app/logFormat"),
+    ],
+)
+def test_values_schema_refuses_a_wrong_value(helm: Path, setting: str, complaint: str) -> None:
+    # values.schema.json: a typo fails `helm install` instead of being silently ignored.
+    result = run_helm(helm, "template", RELEASE, str(CHART), "--set", setting)
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
 def test_chart_refuses_a_cluster_older_than_its_kube_version(helm: Path) -> None:
     result = run_helm(helm, "template", RELEASE, str(CHART), "--kube-version", "1.29.0")
     assert result.returncode != 0
