@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import re
 import secrets
+import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,7 @@ import yaml
 
 from app.config import Settings
 from devstack.helm_build import kubernetes_version
-from devstack.settings import APP_ID, StackSettings, pinned_dapr_version
+from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from tests.fixtures.helm import (
     CHART,
     RELEASE,
@@ -506,3 +508,64 @@ def test_tracing_is_off_by_default_and_on_by_value(
     assert tracing["otel"]["endpointAddress"]
     assert tracing["otel"]["protocol"] == "grpc"
     assert tracing["otel"]["isSecure"] is False
+
+
+# --- the README's install steps --------------------------------------------------------------
+
+
+def _readme_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- kubernetes -->\s*```bash\n(.*?)```", text, re.DOTALL)
+    assert block is not None, "README.md lost its Kubernetes block"
+    joined = block.group(1).replace("\\\n", " ")
+    lines = (line.split("#")[0].strip() for line in joined.splitlines())
+    return [shlex.split(line) for line in lines if line]
+
+
+def _flag_value(command: list[str], *names: str) -> str:
+    for name in names:
+        if name in command:
+            return command[command.index(name) + 1]
+    raise AssertionError(f"none of {names} in {command}")
+
+
+def test_readme_install_renders_and_creates_the_secrets_the_pods_read(helm: Path) -> None:
+    commands = _readme_commands()
+    (install,) = [c for c in commands if c[:2] == ["helm", "install"]]
+    chart = install[3]
+    namespace = _flag_value(install, "--namespace", "-n")
+    result = run_helm(helm, "template", *install[2:])
+    assert (ROOT / chart).resolve() == CHART
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    deployment, service = only(manifests, "Deployment"), only(manifests, "Service")
+    rollout = next(c for c in commands if "rollout" in c)
+    assert rollout == [
+        "kubectl", "-n", namespace, "rollout", "status",
+        f"deployment/{deployment['metadata']['name']}",
+    ]  # fmt: skip
+    forward = next(c for c in commands if "port-forward" in c)
+    assert forward[:4] == ["kubectl", "-n", namespace, "port-forward"]
+    assert forward[4:] == [
+        f"service/{service['metadata']['name']}",
+        f"8080:{service['spec']['ports'][0]['port']}",
+    ]
+
+    created = set()
+    for command in commands:
+        if command[:2] == ["kubectl", "-n"] and command[3:6] == ["create", "secret", "generic"]:
+            assert command[2] == namespace  # secretKeyRef and the operator read the pod's own
+            for literal in (a for a in command if a.startswith("--from-literal=")):
+                created.add((command[6], literal.removeprefix("--from-literal=").split("=")[0]))
+    read = {
+        (ref["name"], ref["key"])
+        for var in app_container(manifests)["env"]
+        if (ref := var.get("valueFrom", {}).get("secretKeyRef"))
+    }
+    read |= {
+        (m["secretKeyRef"]["name"], m["secretKeyRef"]["key"])
+        for m in only(manifests, "Component")["spec"]["metadata"]
+        if "secretKeyRef" in m
+    }
+    read.add((_annotations(manifests)["dapr.io/api-token-secret"], "token"))
+    assert read == created
