@@ -42,11 +42,12 @@ lint: deps
 typecheck: deps
 	$(PY) -m mypy app devstack bench
 
-# The browser tests (tests/browser) serve the app in-process too; they need only chromium.
+# The browser tests (tests/browser) serve the app in-process too; they need only chromium
+# (and nginx, to check the proxy configuration devstack generates).
 # The console's browser tests need the real stack, so they sit in tests/integration
 # (test_console.py, marked integration and browser) and run with `make integration`.
 unit: deps
-	$(PY) -m devstack ensure-tools chromium
+	$(PY) -m devstack ensure-tools chromium nginx
 	$(PY) -m pytest -m "not integration and not compose"
 
 integration: deps tools dapr

@@ -354,6 +354,7 @@ class Stack:
         )  # fmt: skip
 
     def write_proxy_config(self) -> None:
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         temp = self.proxy_dir / "temp"
         for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (temp / name).mkdir(parents=True, exist_ok=True)
@@ -370,13 +371,16 @@ class Stack:
 
     def ports(self) -> dict[str, int]:
         """Every port this stack binds, named by its variable or its replica."""
-        ports = self.settings.ports()
+        named = self.settings.ports()
         if not self.proxied:
-            ports.pop("PROXY_HEALTH_PORT", None)
-        for replica in self.replicas:
-            ports.update(replica.ports())
-        # Replica 1 keeps the DAPR_* ports: name each port once.
-        return {name: port for port, name in {p: n for n, p in ports.items()}.items()}
+            named.pop("PROXY_HEALTH_PORT", None)
+        # Replica 1 (the only one, or the first) keeps some of the variables' ports: a port is
+        # named by its variable where it has one, by its replica otherwise.
+        by_port = {
+            port: name for replica in self.replicas for name, port in replica.ports().items()
+        }
+        by_port.update({port: name for name, port in named.items()})
+        return {name: port for port, name in by_port.items()}
 
     def check_ports_free(self) -> None:
         busy = [f"{port} ({name})" for name, port in self.ports().items() if port_in_use(port)]
