@@ -33,7 +33,7 @@ from app.errors import AppError, DependencyUnavailable, NotFound
 from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.engine import WorkflowGateway
 from app.services.manager_outbox import ManagerOutbox
-from app.services.order_index import OrderIndex
+from app.services.order_index import NewOrders, OrderIndex
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.order_records import OrderRecords
 from app.services.state_store import EtagMismatch, StateStore, contention_backoff
@@ -156,6 +156,10 @@ class OrderService:
                     if len(page) == limit:
                         break
         return page, (str(position) if position > 0 else None)
+
+    def new_orders(self) -> NewOrders:
+        """A feed of the orders accepted from now on, by this process or any other replica."""
+        return NewOrders(self._index)
 
     async def _maybe_get(self, order_id: str) -> Order | None:
         try:
