@@ -100,13 +100,16 @@ def nginx_config(
 ) -> str:
     """nginx in front of the replicas' apps, everything it writes kept under `data_dir`.
 
-    Failover is passive: a replica that refuses the connection, resets it, or answers 502/503
-    (its sidecar is away) is marked down for `fail_timeout` and the request goes to the next one.
-    POSTs are retried too (`non_idempotent`): every POST of this API is safe to repeat, because
-    a create with a client-chosen `order_id` returns the same order, and a repeated approve or
-    cancel finds the decision already recorded (409 naming it) rather than making a second one.
-    Only a create *without* an id that reached a replica which died before it answered can be
-    accepted twice; clients that need exactly-once send their own order id (README).
+    Failover is passive: a replica that refuses the connection, resets it or does not answer
+    in time is marked down for `fail_timeout` and the request goes to the next one. The app's
+    own 503 is passed on, not retried: it means the engine or the store cannot answer (every
+    replica shares them, so another replica would say the same), and counting it as a failure
+    marked all replicas down at once while Dapr moved a lost replica's workflows (measured: a
+    burst of "no live upstreams" 502s). POSTs are retried too (`non_idempotent`): a create with
+    a client-chosen `order_id` returns the same order when repeated, and a repeated approve or
+    cancel finds the decision already recorded (409 naming it) rather than making a second
+    one. Only a create *without* an id that reached a replica which died before it answered
+    can be accepted twice; clients that need exactly-once send their own order id (README).
     """
     servers = "\n".join(
         f"        server 127.0.0.1:{replica.app_port} max_fails=1 fail_timeout=3s;"
@@ -155,7 +158,7 @@ http {{
         proxy_connect_timeout 1s;
         # Above the longest answer the API gives: GET /orders/{{id}}?wait= waits up to 30 s.
         proxy_read_timeout 60s;
-        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+        proxy_next_upstream error timeout non_idempotent;
         proxy_next_upstream_tries {len(replicas)};
         proxy_next_upstream_timeout 10s;
 
