@@ -355,15 +355,13 @@ class Stack:
 
     def write_proxy_config(self) -> None:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
-        temp = self.proxy_dir / "temp"
-        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (temp / name).mkdir(parents=True, exist_ok=True)
+        self.proxy_dir.mkdir(parents=True, exist_ok=True)
         config = nginx_config(
-            self.settings.app_port,
-            self.settings.proxy_health_port,
-            self.replicas,
-            self.proxy_dir,
-            self.settings.log_dir,
+            f"127.0.0.1:{self.settings.app_port}",
+            f"127.0.0.1:{self.settings.proxy_health_port}",
+            [f"127.0.0.1:{replica.app_port}" for replica in self.replicas],
+            str(self.proxy_dir),
+            str(self.log_path("proxy-access")),
         )
         (self.proxy_dir / "nginx.conf").write_text(config)
 

@@ -32,15 +32,20 @@ from tests.fixtures.orders import (
     wait_for_step,
     wait_until_finished,
 )
+from tests.fixtures.readme import walk_through_approval
 from tests.fixtures.sse import events
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import MANAGER_TOKEN, api_client, private_stack
 from tests.fixtures.waiting import eventually
 
 # The killed replica stays down this long before the supervisor starts it again.
 RESTART_DELAY_SECONDS = 15
-# The longest a client may see 5xx answers through the proxy while a replica is lost: the
-# proxy's own retry budget (proxy_next_upstream_timeout in devstack/replicas.py).
-FAILOVER_BOUND_SECONDS = 10.0
+# The longest a client may see 5xx answers through the proxy when a replica is lost or rejoins.
+# The proxy itself hides the dead replica at once (a refused connection is retried on the next
+# one); what clients can see is the app's 503 after its 2 s request deadline while placement
+# moves the workflows of the lost sidecar (or back onto the rejoined one) and calls to them
+# wait. Measured on this shared 2-core box: none, or bursts of 4.5-7 s. 15 s leaves room for
+# load from other work on the machine; a replica that is never routed around fails it.
+FAILOVER_BOUND_SECONDS = 15.0
 WORKFLOW_ACTOR = f"dapr.internal.default.{APP_ID}.workflow"
 ACTIVITY_EXECUTIONS = "dapr_runtime_workflow_activity_execution_count"
 # Paperclips in stock after a restock are 100: the in-flight orders plus those placed once the
@@ -97,6 +102,12 @@ def served_by(stack: Stack, replica: Replica, since: float) -> int:
             if when >= since - 1:
                 count += 1
     return count
+
+
+async def test_readme_walkthrough_passes_through_the_proxy(replicated: Stack) -> None:
+    # What `REPLICAS=3 make run` serves on the API port: the README's curl lines as written.
+    assert replicated.proxied
+    await walk_through_approval(replicated.app_url, MANAGER_TOKEN)
 
 
 # -- in-memory state kept right across replicas -----------------------------------------------
@@ -231,7 +242,7 @@ class Traffic:
         deadline = time.monotonic() + RECOVERY_SECONDS
         while time.monotonic() < deadline:
             created = await self._call("POST", "/orders", json=body)
-            if created is not None and created.status_code == 202:
+            if created is not None and created.status_code in (200, 202):  # 200: a repeat
                 return
             assert created is None or created.status_code >= 500, created.text
             await asyncio.sleep(0.2)

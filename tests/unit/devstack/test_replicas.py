@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from devstack.replicas import EVENT_ROUTES, nginx_config
+from devstack.replicas import EVENT_ROUTES, compose_nginx_config
+from devstack.settings import ROOT
 from devstack.stack import INFRASTRUCTURE, PROXY, SERVICE_ORDER, Stack, isolated_settings
 
 
@@ -53,7 +54,8 @@ def test_each_daprd_is_judged_on_its_own_metadata(tmp_path: Path) -> None:
 def test_proxy_fails_over_and_streams_events_unbuffered(tmp_path: Path) -> None:
     three = stack(tmp_path, 3)
 
-    config = nginx_config(8000, 8001, three.replicas, tmp_path, tmp_path)
+    three.write_proxy_config()
+    config = (three.proxy_dir / "nginx.conf").read_text()
 
     for replica in three.replicas:
         assert f"server 127.0.0.1:{replica.app_port} " in config
@@ -73,3 +75,12 @@ def test_nginx_accepts_the_generated_configuration(tmp_path: Path) -> None:
     )
 
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_compose_proxy_configuration_is_the_generated_one() -> None:
+    committed = (ROOT / "config" / "nginx-compose.conf").read_text()
+
+    assert committed == compose_nginx_config(), (
+        'regenerate it: python -c "from devstack.replicas import compose_nginx_config as c; '
+        "open('config/nginx-compose.conf', 'w').write(c())\""
+    )
