@@ -9,6 +9,7 @@ restart policy brings the replica back, and every order finishes exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 
@@ -44,10 +45,8 @@ async def proxy(replicas: ComposeProject) -> AsyncIterator[httpx.AsyncClient]:
         async def every_app_ready() -> int:
             ready = 0
             for _ in range(9):  # least_conn over three apps: each is asked
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     ready += (await client.get("/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    pass
             return ready
 
         await eventually(every_app_ready, lambda n: n == 9, deadline_seconds=120, what="ready")
