@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr tools images lint typecheck unit integration compose bench bench-storage clean
+.PHONY: run test deps dapr tools images lint typecheck unit integration compose bench bench-replicas bench-storage clean
 
 $(DEPS_STAMP): requirements-dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ test: deps tools dapr lint typecheck
 
 bench: deps tools dapr
 	$(PY) -m bench
+
+# Throughput with 1, 2 and 3 replicas behind the proxy (README, Scale out).
+bench-replicas: deps tools dapr
+	$(PY) -m bench.replicas
 
 # Redis keys and memory per finished order with the retention policy on (docs/storage.md).
 bench-storage: deps tools dapr
