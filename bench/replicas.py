@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.__main__ import TOKEN, Run, closed_loop, percentile, service_order
+from bench.__main__ import TOKEN, service_order, warm_up
+from bench.load import Meter, Run, closed_loop, percentile
 from devstack.dapr_build import build
 from devstack.stack import Stack, isolated_settings
 
@@ -43,17 +44,19 @@ async def measure(replicas: int, clients: int, seconds: float) -> Run:
                     )
                     restock.raise_for_status()
                 pids = {name: stack.pid(name) for name in stack.service_order}
-                pids["bench"] = os.getpid()
-                await closed_loop(Run("warm-up", 10, 5.0), service_order(api), pids)
-                run = Run(f"{replicas} replica{'s' if replicas > 1 else ''}", clients, seconds)
-                await closed_loop(run, service_order(api), pids)
+                meter = Meter(pids | {"bench": os.getpid()}, settings.redis_port)
+                await closed_loop(warm_up(), service_order(api), meter)
+                name = f"{replicas} replica{'s' if replicas > 1 else ''}"
+                run = Run(name, concurrency=clients, seconds=seconds)
+                await closed_loop(run, service_order(api), meter)
         finally:
             stack.stop()
-    run.cpu = {
-        group: sum(share for name, share in run.cpu.items() if name.split("-")[0] == group)
-        for group in GROUPS
-    }
     return run
+
+
+def cpu_share(run: Run, group: str) -> float:
+    """Share of the machine's cores the group's processes (every replica's) used."""
+    return sum(run.cpu_share(name) for name in run.cpu_seconds if name.split("-")[0] == group)
 
 
 def table(runs: list[Run]) -> str:
@@ -63,7 +66,7 @@ def table(runs: list[Run]) -> str:
     )
     lines = [head, "|" + "---|" * (8 + len(GROUPS))]
     for run in runs:
-        cpu = " | ".join(f"{run.cpu[group]:.0%}" for group in GROUPS)
+        cpu = " | ".join(f"{cpu_share(run, group):.0%}" for group in GROUPS)
         lines.append(
             f"| {run.mode} | {run.concurrency} | {run.throughput:.1f} | "
             f"{percentile(run.accept_ms, 0.5):.1f} | {percentile(run.accept_ms, 0.99):.1f} | "
