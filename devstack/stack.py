@@ -67,11 +67,23 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port_block(count: int, attempts: int = 200) -> int:
-    """The first of `count` consecutive ports that are all free right now (the replicas' block)."""
+    """The first of `count` consecutive ports that are all free right now (the replicas' block).
+
+    Taken below the kernel's ephemeral range: there, any outgoing connection (or another
+    test's `free_ports`) can take a port of the block between this check and the replica's
+    start, and it did (uvicorn: address already in use)."""
     rng = secrets.SystemRandom()
+    low, high = 10_000, max(_ephemeral_ports_start(), 10_000 + 2 * count)
     for _ in range(attempts):
-        start = rng.randrange(20_000, 60_000 - count)
+        start = rng.randrange(low, high - count)
         if not any(port_in_use(port) for port in range(start, start + count)):
             return start
     raise StackError(f"no {count} consecutive free ports found")
