@@ -79,6 +79,9 @@ class OrderEventHub:
         self._poll_seconds = poll_seconds
         self._new_orders = new_orders
         self._discovery: asyncio.Task[None] | None = None
+        # Set once the running feed has read where it starts: a stream yields nothing before,
+        # so an order accepted after a manager saw the first event is never taken as "before".
+        self._discovery_started = asyncio.Event()
         self._watches: dict[str, _Watch] = {}
         self._firehoses: set[asyncio.Queue[Order | None]] = set()
         self._closed = False
@@ -137,6 +140,8 @@ class OrderEventHub:
         self._firehoses.add(queue)
         self._discover()
         try:
+            if self._new_orders is not None:
+                await self._discovery_started.wait()
             while not self._closed and (order := await queue.get()) is not None:
                 yield order
         finally:
@@ -148,19 +153,24 @@ class OrderEventHub:
             return
         if self._discovery is None or self._discovery.done():
             feed = self._new_orders()
+            self._discovery_started.clear()
             self._discovery = asyncio.create_task(self._follow_index(feed), name="order-discovery")
 
     async def _follow_index(self, feed: NewOrderFeed) -> None:
         """While a manager's stream is open: watch every order any replica accepts."""
-        while self._firehoses and not self._closed:
-            try:
-                for order_id in await feed.poll():
-                    self._watch(order_id)
-            except AppError as error:
-                # The store is away (sidecar restarting): the feed keeps its place, so the next
-                # round finds what this one missed.
-                log.warning("new-order discovery failed, will retry: %s", error)
-            await asyncio.sleep(self._poll_seconds)
+        try:
+            while self._firehoses and not self._closed:
+                try:
+                    for order_id in await feed.poll():
+                        self._watch(order_id)
+                except AppError as error:
+                    # The store is away (sidecar restarting): the feed keeps its place, so the
+                    # next round finds what this one missed.
+                    log.warning("new-order discovery failed, will retry: %s", error)
+                self._discovery_started.set()
+                await asyncio.sleep(self._poll_seconds)
+        finally:
+            self._discovery_started.set()  # never leave a stream waiting for it
 
     async def publish(self, event: OrderEvent) -> None:
         """A service changed an order: its poller (if any) reads it now rather than at the

@@ -165,6 +165,8 @@ async def test_the_manager_feed_of_one_replica_sees_orders_accepted_by_another(
 ) -> None:
     first, second = replicated.replicas[0], replicated.replicas[1]
     order_id = new_id("feed")
+    probes: set[str] = set()
+    live = asyncio.Event()
     seen: list[str] = []
 
     async with (
@@ -176,14 +178,24 @@ async def test_the_manager_feed_of_one_replica_sees_orders_accepted_by_another(
             async with here.stream("GET", "/events", headers=MANAGER) as response:
                 assert response.status_code == 200
                 async for event in events(response):
+                    if event.data["order_id"] in probes:
+                        live.set()
                     if event.data["order_id"] == order_id:
                         seen.append(event.event)
                         if event.event == "finished":
                             return
 
+        async def stream_is_live() -> bool:
+            # An order placed on the manager's own replica shows at once once the stream is
+            # open; the stream sends nothing before its feed of every replica's orders has
+            # started, so an order placed after that cannot be missed.
+            probe = new_id("probe")
+            probes.add(probe)
+            await create(here, "paperclip", 1, probe)
+            return live.is_set()
+
         feed = asyncio.create_task(manager())
-        # The stream is open (and its first index read taken) before the order is placed.
-        await asyncio.sleep(2)
+        await eventually(stream_is_live, bool, interval=1.0, what="the manager's stream live")
         await create(there, "paperclip", 1, order_id)
         await asyncio.wait_for(feed, 60)
 

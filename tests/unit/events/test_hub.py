@@ -261,8 +261,7 @@ async def test_the_manager_feed_sees_orders_another_replica_accepted(
             everything.append(order)
 
     feed = asyncio.create_task(manager())
-    await until(lambda: hub._discovery is not None, "discovery started")
-    await asyncio.sleep(0.05)  # past the feed's first round, which sets where it starts
+    await until(hub._discovery_started.is_set, "the feed's first round, where it starts")
     [order_id] = await place(there, 1)
     await until(lambda: len(everything) == 1, "the order accepted by the other replica")
     gateway.set(order_id, "COMPLETED", Step.DONE, PROCESSED)
