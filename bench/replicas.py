@@ -44,7 +44,10 @@ async def measure(replicas: int, clients: int, seconds: float) -> Run:
                     )
                     restock.raise_for_status()
                 pids = {name: stack.pid(name) for name in stack.service_order}
-                meter = Meter(pids | {"bench": os.getpid()}, settings.redis_port)
+                # Sidecar calls are counted on replica 1's daprd only (the table leaves them out).
+                meter = Meter(
+                    pids | {"bench": os.getpid()}, settings.redis_port, settings.dapr_metrics_port
+                )
                 await closed_loop(warm_up(), service_order(api), meter)
                 name = f"{replicas} replica{'s' if replicas > 1 else ''}"
                 run = Run(name, concurrency=clients, seconds=seconds)
