@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr helm tools images lint typecheck unit integration compose bench bench-storage clean
+.PHONY: run test deps dapr helm tools images lint typecheck unit integration compose bench bench-replicas bench-storage clean
 
 $(DEPS_STAMP): requirements-dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,10 @@ helm: deps
 
 # Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
 # docker-compose and debootstrap for the container stack that the compose tests run;
-# chromium for the browser tests (driven by Playwright, which cannot download its own here).
+# chromium for the browser tests (driven by Playwright, which cannot download its own here);
+# nginx, the reverse proxy in front of the replicas (REPLICAS=N make run).
 tools: deps
-	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap chromium
+	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap chromium nginx
 
 # Local stand-ins for the compose file's images, for machines without registry access.
 # Prints the exports that select them: eval "$$(make -s images)"; docker compose up --build
@@ -46,11 +47,12 @@ lint: deps
 typecheck: deps
 	$(PY) -m mypy app devstack bench
 
-# The browser tests (tests/browser) serve the app in-process too; they need only chromium.
+# The browser tests (tests/browser) serve the app in-process too; they need only chromium
+# (and nginx, to check the proxy configuration devstack generates).
 # The console's browser tests need the real stack, so they sit in tests/integration
 # (test_console.py, marked integration and browser) and run with `make integration`.
 unit: deps helm
-	$(PY) -m devstack ensure-tools chromium
+	$(PY) -m devstack ensure-tools chromium nginx
 	$(PY) -m pytest -m "not integration and not compose"
 
 integration: deps tools dapr
@@ -66,6 +68,10 @@ test: deps tools dapr helm lint typecheck
 
 bench: deps tools dapr
 	$(PY) -m bench
+
+# Throughput with 1, 2 and 3 replicas behind the proxy (README, Scale out).
+bench-replicas: deps tools dapr
+	$(PY) -m bench.replicas
 
 # Redis keys and memory per finished order with the retention policy on (docs/storage.md).
 bench-storage: deps tools dapr

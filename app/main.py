@@ -109,7 +109,10 @@ async def _running(
     client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
     # Live order events: one poller per watched order, reading through the order service.
     hub = OrderEventHub(
-        lambda order_id: orders_service.get(order_id), settings.order_events_poll_seconds
+        lambda order_id: orders_service.get(order_id),
+        settings.order_events_poll_seconds,
+        # Managers' streams see orders every replica accepts, from the shared order index.
+        new_orders=lambda: orders_service.new_orders(),
     )
     orders_service = OrderService(
         store, DaprWorkflowGateway(client), settings, observer=observer, events=hub

@@ -15,17 +15,19 @@ from devstack.dapr_build import DaprBuildError, build
 from devstack.docker_engine import DockerEngine, DockerEngineError
 from devstack.images import ImageBuildError, build_local_images
 from devstack.settings import StackSettings
-from devstack.stack import SERVICE_ORDER, Stack, StackError
+from devstack.stack import Stack, StackError
 
 # Command on PATH -> the Debian package that provides it. docker.io brings dockerd with
 # containerd and runc; debootstrap builds the local Redis and Python images; chromium is the
-# browser the browser tests drive (Playwright cannot download its own here).
+# browser the browser tests drive (Playwright cannot download its own here); nginx is the
+# reverse proxy in front of the replicas (REPLICAS > 1).
 DEBIAN_PACKAGES = {
     "redis-server": "redis-server",
     "docker-compose": "docker-compose",
     "dockerd": "docker.io",
     "debootstrap": "debootstrap",
     "chromium": "chromium",
+    "nginx": "nginx",
 }
 
 
@@ -72,13 +74,21 @@ def run(settings: StackSettings) -> int:
         except KeyboardInterrupt:
             return 130
         up = True
+        replicas = (
+            f"  Replicas: {len(stack.replicas)} behind nginx (apps on "
+            f"{', '.join(str(r.app_port) for r in stack.replicas)}; "
+            f"{settings.log_dir}/proxy-access.log shows which served each request)\n"
+            if stack.proxied
+            else ""
+        )
         print(
             f"\nOrder service is up (Dapr {stack.version}).\n"
             f"  API:      {stack.app_url}\n"
             f"  Docs:     {stack.app_url}/docs\n"
             f"  Console:  {stack.app_url}/console (manager token)\n"
+            f"{replicas}"
             f"  Sidecar:  {stack.dapr_http_url}/v1.0/healthz\n"
-            f"  Logs:     {settings.log_dir}/{{{','.join(SERVICE_ORDER)}}}.log\n"
+            f"  Logs:     {settings.log_dir}/{{{','.join(stack.service_order)}}}.log\n"
             f"  Restarts: {settings.log_dir}/devstack.log (a component that exits or hangs is"
             " restarted)\n"
             "Press Ctrl-C to stop everything.\n",
@@ -131,7 +141,7 @@ def main() -> None:
         elif command == "images":
             images(settings)
         else:
-            ensure_tools(["redis-server"])
+            ensure_tools(["redis-server", "nginx"] if settings.replicas > 1 else ["redis-server"])
             build(settings)
             raise SystemExit(run(settings))
     except (StackError, DaprBuildError, DockerEngineError, ImageBuildError) as error:

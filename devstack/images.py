@@ -3,7 +3,7 @@
 - `daprd`, `placement`, `scheduler`: the statically linked binaries devstack builds from Dapr's
   Go module, in an image laid out like the official one (binary in `/`, user 65532, a writable
   `/tmp` and `/var/lock`), made with `docker import` from a tar written here.
-- Redis and the Python base: Debian's packages (`debootstrap --variant=minbase`), imported.
+- Redis, nginx (the replicas' proxy) and the Python base: Debian's packages (`debootstrap --variant=minbase`), imported.
   Debian's Python is made to behave like the official image for the Dockerfile's steps: `pip`
   installs system-wide, and it trusts the CA bundle the host's pip uses, so PyPI is reachable
   from the build on networks that re-sign TLS. That bundle lives only in this local image; the
@@ -54,12 +54,14 @@ class LocalImages:
     dapr_repository: str
     redis: str
     python: str
+    nginx: str
 
     def compose_env(self) -> dict[str, str]:
         return {
             "DAPR_IMAGE_REPO": self.dapr_repository,
             "REDIS_IMAGE": self.redis,
             "PYTHON_IMAGE": self.python,
+            "NGINX_IMAGE": self.nginx,
         }
 
 
@@ -254,6 +256,13 @@ def debian_images() -> list[DebianImage]:
             _prepare_redis,
         ),
         DebianImage(
+            "nginx",
+            f"1.22-{DEBIAN_SUITE}",
+            ("nginx",),
+            (f"ENV PATH={SEARCH_PATH}", 'CMD ["nginx", "-g", "daemon off;"]'),
+            lambda rootfs: None,
+        ),
+        DebianImage(
             "python",
             f"3.11-{DEBIAN_SUITE}",
             ("python3", "python3-pip", "python-is-python3", "ca-certificates"),
@@ -316,4 +325,4 @@ def build_local_images(bin_dir: Path, report: Callable[[str], None]) -> LocalIma
     """Make sure every local image is current (building only what changed) and say which."""
     dapr_repository = build_dapr_images(bin_dir, pinned_dapr_version(), report)
     debian = build_debian_images(report)
-    return LocalImages(dapr_repository, debian["redis"], debian["python"])
+    return LocalImages(dapr_repository, debian["redis"], debian["python"], debian["nginx"])

@@ -54,6 +54,16 @@ class StackSettings(BaseSettings):
     dapr_metrics_port: int = Field(default=9090, validation_alias="DAPR_METRICS_PORT")
     app_port: int = Field(default=8000, validation_alias="APP_PORT")
 
+    # Scale out: REPLICAS app + daprd pairs share Redis, placement and the scheduler, behind
+    # nginx on APP_PORT (with 1, the app itself listens there and no proxy runs). Replica 1's
+    # daprd keeps the DAPR_* ports; every other port of replica k (1-based) is
+    # REPLICA_PORT_BASE + 10*(k-1) + 0 app, 1 daprd HTTP, 2 gRPC, 3 internal gRPC, 4 metrics.
+    replicas: int = Field(default=1, ge=1, le=50, validation_alias="REPLICAS")
+    replica_port_base: int = Field(default=18000, ge=1024, validation_alias="REPLICA_PORT_BASE")
+    # nginx's own health endpoint (the supervisor's probe: it must not depend on the apps).
+    proxy_health_port: int = Field(default=18999, validation_alias="PROXY_HEALTH_PORT")
+    nginx: str = Field(default="nginx", validation_alias="NGINX")
+
     startup_timeout_seconds: float = Field(default=90.0, validation_alias="STACK_STARTUP_TIMEOUT")
     # How long a finished order's workflow history stays in the state store (0: purged at once);
     # the order itself keeps its outcome. Goes into the Dapr Configuration daprd runs with.

@@ -1,4 +1,5 @@
-"""Start and stop the local Dapr stack as plain processes: Redis, placement, scheduler, daprd, app.
+"""Start and stop the local Dapr stack as plain processes: Redis, placement, scheduler, daprd, app
+(with REPLICAS > 1: one daprd and app per replica, and nginx in front of the apps).
 
 The same class serves `make run` (via `python -m devstack run`) and the integration tests'
 session fixture, so what the tests exercise is exactly what a developer runs.
@@ -20,15 +21,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from devstack.dapr_build import bin_dir
+from devstack.replicas import Replica, nginx_config, replica_block_size, replica_layout
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from devstack.supervisor import Condition, Policy, Probe, Supervisor
 
+# The services of a one-replica stack, in start order (Stack.service_order has a stack's own).
 SERVICE_ORDER = ("redis", "placement", "scheduler", "daprd", "app")
+INFRASTRUCTURE = ("redis", "placement", "scheduler")
+PROXY = "proxy"
 _PR_SET_PDEATHSIG = 1
 # Loaded once here, not in the forked child: the supervisor starts processes from a thread, and
 # a child of a multi-threaded parent should do as little as possible before exec (dlopen takes
@@ -61,6 +67,28 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+def _ephemeral_ports_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def free_port_block(count: int, attempts: int = 200) -> int:
+    """The first of `count` consecutive ports that are all free right now (the replicas' block).
+
+    Taken below the kernel's ephemeral range: there, any outgoing connection (or another
+    test's `free_ports`) can take a port of the block between this check and the replica's
+    start, and it did (uvicorn: address already in use)."""
+    rng = secrets.SystemRandom()
+    low, high = 10_000, max(_ephemeral_ports_start(), 10_000 + 2 * count)
+    for _ in range(attempts):
+        start = rng.randrange(low, high - count)
+        if not any(port_in_use(port) for port in range(start, start + count)):
+            return start
+    raise StackError(f"no {count} consecutive free ports found")
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct ports the kernel reports free right now (for tests; a race is unlikely, not impossible)."""
     sockets = []
@@ -81,9 +109,11 @@ def isolated_settings(data_dir: Path, **overrides: object) -> StackSettings:
     Used by the integration tests and the benchmark so they never collide with `make run`."""
     fields = [name for name in StackSettings.model_fields if name.endswith("_port")]
     ports = dict(zip(fields, free_ports(len(fields)), strict=True))
-    aliases = {
+    aliases: dict[str, object] = {
         str(StackSettings.model_fields[name].validation_alias): port for name, port in ports.items()
     }
+    replicas = int(str(overrides.get("REPLICAS", 1)))
+    aliases["REPLICA_PORT_BASE"] = free_port_block(replica_block_size(replicas))
     return StackSettings.model_validate({**aliases, "STACK_DATA_DIR": str(data_dir), **overrides})
 
 
@@ -146,7 +176,8 @@ class Service:
 
 
 class Stack:
-    """The five processes of the local stack, started in dependency order and stopped in reverse."""
+    """The processes of the local stack, started in dependency order and stopped in reverse:
+    Redis, placement and the scheduler, then each replica's daprd and app, then the proxy."""
 
     def __init__(
         self,
@@ -170,6 +201,7 @@ class Stack:
         self._report = report or (lambda message: None)
         self.supervise = supervise
         self.supervisor: Supervisor | None = None
+        self.replicas = replica_layout(self.settings)
         self.services = {service.name: service for service in self._define_services()}
 
     # -- definition -------------------------------------------------------------------------
@@ -180,7 +212,28 @@ class Stack:
 
     @property
     def app_url(self) -> str:
+        """The API: the app itself with one replica, the proxy in front of them with more."""
         return f"http://127.0.0.1:{self.settings.app_port}"
+
+    @property
+    def proxied(self) -> bool:
+        return len(self.replicas) > 1
+
+    @property
+    def service_order(self) -> tuple[str, ...]:
+        """This stack's services in start order."""
+        return tuple(self.services)
+
+    @property
+    def proxy_dir(self) -> Path:
+        return self.settings.data_dir / "proxy"
+
+    def replica_of(self, name: str) -> Replica | None:
+        """The replica whose app or daprd `name` is (None for the shared services)."""
+        for replica in self.replicas:
+            if name in (replica.app_name, replica.daprd_name):
+                return replica
+        return None
 
     @property
     def dapr_http_url(self) -> str:
@@ -201,7 +254,7 @@ class Stack:
         data = s.data_dir
         dapr = self.bin_dir
         quiet_metrics = ["--metrics-listen-address", "127.0.0.1"]
-        return [
+        services = [
             Service(
                 "redis",
                 [
@@ -243,21 +296,34 @@ class Stack:
                 ],
                 lambda: http_status(f"http://127.0.0.1:{s.scheduler_healthz_port}/healthz") == 200,
             ),
+        ]  # fmt: skip
+        for replica in self.replicas:
+            services.extend(self._replica_services(replica))
+        if self.proxied:
+            services.append(self._proxy_service())
+        return services
+
+    def _replica_services(self, replica: Replica) -> list[Service]:
+        """One replica's daprd and app: the sidecar first, the app talks only to its own."""
+        s = self.settings
+        dapr = self.bin_dir
+        quiet_metrics = ["--metrics-listen-address", "127.0.0.1"]
+        return [
             Service(
-                "daprd",
+                replica.daprd_name,
                 [
                     str(dapr / "daprd"), "--app-id", APP_ID,
-                    "--dapr-http-port", str(s.dapr_http_port),
-                    "--dapr-grpc-port", str(s.dapr_grpc_port),
-                    "--dapr-internal-grpc-port", str(s.dapr_internal_grpc_port),
+                    "--dapr-http-port", str(replica.dapr_http_port),
+                    "--dapr-grpc-port", str(replica.dapr_grpc_port),
+                    "--dapr-internal-grpc-port", str(replica.dapr_internal_grpc_port),
                     "--dapr-listen-addresses", "127.0.0.1",
-                    "--metrics-port", str(s.dapr_metrics_port), *quiet_metrics,
+                    "--metrics-port", str(replica.dapr_metrics_port), *quiet_metrics,
                     "--resources-path", str(s.components_dir),
                     "--config", str(s.dapr_config_file),
                     "--placement-host-address", f"127.0.0.1:{s.placement_port}",
                     "--scheduler-host-address", f"127.0.0.1:{s.scheduler_port}",
                 ],
-                lambda: http_status(f"{self.dapr_http_url}/v1.0/healthz") == 204,
+                lambda: http_status(f"{replica.dapr_http_url}/v1.0/healthz") == 204,
                 # The component YAML reads the Redis address with envRef, so one file serves the
                 # local stack, the Dapr CLI and docker compose.
                 env={
@@ -268,18 +334,18 @@ class Stack:
                 },
             ),
             Service(
-                "app",
+                replica.app_name,
                 [
                     sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                    "--host", "127.0.0.1", "--port", str(s.app_port), "--no-access-log",
+                    "--host", "127.0.0.1", "--port", str(replica.app_port), "--no-access-log",
                     # Longer than clients' pools keep idle connections, so the server is not
                     # the one closing a connection a client is about to reuse.
                     "--timeout-keep-alive", "75",
                 ],
-                lambda: http_status(f"{self.app_url}/readyz") == 200,
+                lambda: http_status(f"{replica.app_url}/readyz") == 200,
                 env={
-                    "DAPR_HTTP_PORT": str(s.dapr_http_port),
-                    "DAPR_GRPC_PORT": str(s.dapr_grpc_port),
+                    "DAPR_HTTP_PORT": str(replica.dapr_http_port),
+                    "DAPR_GRPC_PORT": str(replica.dapr_grpc_port),
                     "REDIS_HOST": self.redis_address,
                     **self._token_env(),
                     **self.app_env,
@@ -287,12 +353,47 @@ class Stack:
             ),
         ]  # fmt: skip
 
+    def _proxy_service(self) -> Service:
+        """nginx on the API port, in front of every replica's app (config: devstack.replicas)."""
+        s = self.settings
+        return Service(
+            PROXY,
+            [
+                s.nginx, "-e", "stderr",
+                "-p", str(self.proxy_dir), "-c", str(self.proxy_dir / "nginx.conf"),
+            ],
+            lambda: http_status(f"http://127.0.0.1:{s.proxy_health_port}/healthz") == 204,
+        )  # fmt: skip
+
+    def write_proxy_config(self) -> None:
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        self.proxy_dir.mkdir(parents=True, exist_ok=True)
+        config = nginx_config(
+            f"127.0.0.1:{self.settings.app_port}",
+            f"127.0.0.1:{self.settings.proxy_health_port}",
+            [f"127.0.0.1:{replica.app_port}" for replica in self.replicas],
+            str(self.proxy_dir),
+            str(self.log_path("proxy-access")),
+        )
+        (self.proxy_dir / "nginx.conf").write_text(config)
+
     # -- lifecycle --------------------------------------------------------------------------
 
+    def ports(self) -> dict[str, int]:
+        """Every port this stack binds, named by its variable or its replica."""
+        named = self.settings.ports()
+        if not self.proxied:
+            named.pop("PROXY_HEALTH_PORT", None)
+        # Replica 1 (the only one, or the first) keeps some of the variables' ports: a port is
+        # named by its variable where it has one, by its replica otherwise.
+        by_port = {
+            port: name for replica in self.replicas for name, port in replica.ports().items()
+        }
+        by_port.update({port: name for name, port in named.items()})
+        return {name: port for port, name in by_port.items()}
+
     def check_ports_free(self) -> None:
-        busy = [
-            f"{port} ({name})" for name, port in self.settings.ports().items() if port_in_use(port)
-        ]
+        busy = [f"{port} ({name})" for name, port in self.ports().items() if port_in_use(port)]
         if busy:
             raise StackError(
                 "port already in use: "
@@ -309,12 +410,15 @@ class Stack:
         if missing:
             raise StackError(f"Dapr binaries missing in {self.bin_dir}: {missing}; run `make dapr`")
 
-    def start(self, services: tuple[str, ...] = SERVICE_ORDER) -> None:
+    def start(self, services: tuple[str, ...] | None = None) -> None:
         """Start `services` (all by default; the benchmark runs the engine without the app)."""
+        services = self.service_order if services is None else services
         self.check_binaries()
         self.check_ports_free()
         for directory in ("redis", "scheduler", "logs"):
             (self.settings.data_dir / directory).mkdir(parents=True, exist_ok=True)
+        if PROXY in services:
+            self.write_proxy_config()
         try:
             for name in services:
                 self.start_service(name)
@@ -336,9 +440,11 @@ class Stack:
             start_timeout=s.startup_timeout_seconds,
             condition_grace=s.watchdog_wedge_seconds,
         )
-        conditions = []
-        if "daprd" in services and "app" in services:
-            conditions.append(Condition("daprd", self.workflow_engine_problem))
+        conditions = [
+            Condition(replica.daprd_name, partial(self.workflow_engine_problem, replica))
+            for replica in self.replicas
+            if replica.daprd_name in services and replica.app_name in services
+        ]
         return Supervisor(
             self,
             services,
@@ -381,7 +487,13 @@ class Stack:
                 return None
             return f"no PONG to PING within {timeout:.0f}s"
 
+        replica = self.replica_of(name)
+        if replica is not None and name == replica.daprd_name:
+            return expect(f"{replica.dapr_http_url}/v1.0/healthz", 204, "/v1.0/healthz")
+        if replica is not None:
+            return expect(f"{replica.app_url}/healthz", 200, "/healthz")
         probes: dict[str, Probe] = {
+            PROXY: expect(f"http://127.0.0.1:{s.proxy_health_port}/healthz", 204, "/healthz"),
             "redis": redis,
             "placement": expect(
                 f"http://127.0.0.1:{s.placement_healthz_port}/healthz", 200, "/healthz"
@@ -389,23 +501,23 @@ class Stack:
             "scheduler": expect(
                 f"http://127.0.0.1:{s.scheduler_healthz_port}/healthz", 200, "/healthz"
             ),
-            "daprd": expect(f"{self.dapr_http_url}/v1.0/healthz", 204, "/v1.0/healthz"),
-            "app": expect(f"{self.app_url}/healthz", 200, "/healthz"),
         }
         return probes[name]
 
-    def expects_workflow_worker(self) -> bool:
-        app = self.services["app"]
+    def expects_workflow_worker(self, replica: Replica | None = None) -> bool:
+        app = self.services[(replica or self.replicas[0]).app_name]
         value = {**os.environ, **app.env}.get("WORKFLOW_WORKER", "true")
         return value.strip().lower() not in ("false", "0", "no", "off")
 
-    def workflow_engine_problem(self) -> str | None:
-        """The wedge check, asked of daprd's metadata (None when daprd does not answer: the
-        health probe deals with that, and a half-answer is no evidence of a wedge)."""
-        if not self.expects_workflow_worker():
+    def workflow_engine_problem(self, replica: Replica | None = None) -> str | None:
+        """The wedge check, asked of the replica's daprd's metadata (None when daprd does not
+        answer: the health probe deals with that, and a half-answer is no evidence of a wedge).
+        Each daprd counts only the workers connected to it, so a replica is judged alone."""
+        replica = replica or self.replicas[0]
+        if not self.expects_workflow_worker(replica):
             return None
         metadata = http_json(
-            f"{self.dapr_http_url}/v1.0/metadata",
+            f"{replica.dapr_http_url}/v1.0/metadata",
             self.settings.watchdog_probe_timeout_seconds,
             self.dapr_headers,
         )
@@ -509,7 +621,7 @@ class Stack:
             # are down (see Supervisor._run on why it must outlive them).
             supervisor.pause()
         try:
-            for name in reversed(SERVICE_ORDER):
+            for name in reversed(self.service_order):
                 self.stop_service(name)
         finally:
             if supervisor is not None:

@@ -7,6 +7,10 @@ service publishes an event about it) and hands each change to all subscribers. T
 once the order has finished, or one interval after its last subscriber left. So N watchers of
 one order cost one read per interval, as one watcher does: the bound is
 `watched orders in flight / poll_seconds` reads per second, whatever the number of clients.
+
+Managers' streams (GET /events) see every order, whichever replica accepted it: while one is
+open, the hub also reads the shared order index every `poll_seconds` (`NewOrderFeed`) and
+watches each order listed there, not only those accepted in this process.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
+from typing import Final, Protocol
 
 from app.domain.orders import Order
 from app.errors import AppError, DependencyUnavailable
@@ -27,6 +31,14 @@ from app.events.progress import FINISHED, progress
 log = logging.getLogger(__name__)
 
 OrderReader = Callable[[str], Awaitable[Order]]
+
+
+class NewOrderFeed(Protocol):
+    async def poll(self) -> list[str]:
+        """Ids of orders accepted (by any process) since the previous call; none on the first."""
+        ...
+
+
 # What a manager's stream may hold unread before the oldest changes are dropped for it.
 _FIREHOSE_BACKLOG: Final = 10_000
 
@@ -55,9 +67,21 @@ class _Watch:
 class OrderEventHub:
     """Live order changes for any number of streams, with one poller per watched order."""
 
-    def __init__(self, read: OrderReader, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        read: OrderReader,
+        poll_seconds: float,
+        new_orders: Callable[[], NewOrderFeed] | None = None,
+    ) -> None:
+        """`new_orders` starts a feed of the orders every replica accepts; without it managers'
+        streams see the orders accepted in this process (`publish`) and those others watch."""
         self._read = read
         self._poll_seconds = poll_seconds
+        self._new_orders = new_orders
+        self._discovery: asyncio.Task[None] | None = None
+        # Set once the running feed has read where it starts: a stream yields nothing before,
+        # so an order accepted after a manager saw the first event is never taken as "before".
+        self._discovery_started = asyncio.Event()
         self._watches: dict[str, _Watch] = {}
         self._firehoses: set[asyncio.Queue[Order | None]] = set()
         self._closed = False
@@ -114,11 +138,39 @@ class OrderEventHub:
             if watch.latest is not None:
                 queue.put_nowait(watch.latest)
         self._firehoses.add(queue)
+        self._discover()
         try:
+            if self._new_orders is not None:
+                await self._discovery_started.wait()
             while not self._closed and (order := await queue.get()) is not None:
                 yield order
         finally:
             self._firehoses.discard(queue)
+
+    def _discover(self) -> None:
+        """Start reading the shared index for new orders, unless already reading it."""
+        if self._new_orders is None or self._closed:
+            return
+        if self._discovery is None or self._discovery.done():
+            feed = self._new_orders()
+            self._discovery_started.clear()
+            self._discovery = asyncio.create_task(self._follow_index(feed), name="order-discovery")
+
+    async def _follow_index(self, feed: NewOrderFeed) -> None:
+        """While a manager's stream is open: watch every order any replica accepts."""
+        try:
+            while self._firehoses and not self._closed:
+                try:
+                    for order_id in await feed.poll():
+                        self._watch(order_id)
+                except AppError as error:
+                    # The store is away (sidecar restarting): the feed keeps its place, so the
+                    # next round finds what this one missed.
+                    log.warning("new-order discovery failed, will retry: %s", error)
+                self._discovery_started.set()
+                await asyncio.sleep(self._poll_seconds)
+        finally:
+            self._discovery_started.set()  # never leave a stream waiting for it
 
     async def publish(self, event: OrderEvent) -> None:
         """A service changed an order: its poller (if any) reads it now rather than at the
@@ -198,6 +250,10 @@ class OrderEventHub:
     async def aclose(self) -> None:
         """Server shutdown: every stream ends (after sending what it already had)."""
         self._closed = True
+        if self._discovery is not None:
+            self._discovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._discovery
         watches = list(self._watches.values())
         for watch in watches:
             if watch.task is not None:

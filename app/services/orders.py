@@ -33,7 +33,7 @@ from app.errors import AppError, DependencyUnavailable, NotFound
 from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.engine import WorkflowGateway
 from app.services.manager_outbox import ManagerOutbox
-from app.services.order_index import OrderIndex
+from app.services.order_index import NewOrders, OrderIndex
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.order_records import OrderRecords
 from app.services.state_store import EtagMismatch, StateStore, contention_backoff
@@ -110,9 +110,13 @@ class OrderService:
         return timeline(record, snapshot)
 
     async def _accepted(self, order_id: str) -> OrderRecord:
-        """What the client asked for, and how it ended once it has: neither changes once
-        written, and clients poll orders, so they are kept in memory and each poll of an order
-        in flight reads only the workflow's state."""
+        """The record as a poll shows it: what the client asked for, the manager's decision,
+        and how the order ended. Clients poll orders, so a record that can no longer change
+        what a poll shows is kept in memory: one with a decision (one per order, it never
+        changes) only waits for its outcome, which the workflow's state announces (`get`
+        reads the record again once the workflow has finished). A record without a decision is
+        read every time: any replica may record a decision on it, and this process would not
+        hear of it."""
         cached = self._accepted_cache.get(order_id)
         if cached is None:
             record, _ = await self._records.get(order_id)
@@ -121,7 +125,10 @@ class OrderService:
         return cached
 
     def _remember(self, record: OrderRecord) -> OrderRecord:
-        accepted = self._accepted_cache[record.order_id] = record.accepted()
+        accepted = record.accepted()
+        if accepted.decision is None and accepted.outcome is None:
+            return accepted  # may still change in another process: not cached (see _accepted)
+        self._accepted_cache[record.order_id] = accepted
         self._accepted_cache.move_to_end(record.order_id)
         if len(self._accepted_cache) > _ACCEPTED_CACHE_SIZE:
             self._accepted_cache.popitem(last=False)
@@ -149,6 +156,10 @@ class OrderService:
                     if len(page) == limit:
                         break
         return page, (str(position) if position > 0 else None)
+
+    def new_orders(self) -> NewOrders:
+        """A feed of the orders accepted from now on, by this process or any other replica."""
+        return NewOrders(self._index)
 
     async def _maybe_get(self, order_id: str) -> Order | None:
         try:
@@ -313,8 +324,8 @@ class OrderService:
             updated = record.with_decision(decision, event, data)
             try:
                 await self._records.replace(updated, etag)
-                # Polls answer from the cache: it must show the decision at once. (Another
-                # process's cache learns it when the entry is next read from the store.)
+                # Polls answer from the cache: it must show the decision at once. (Other
+                # replicas never cache an undecided record, so they read it next time.)
                 self._remember(updated)
                 break
             except EtagMismatch:

@@ -31,14 +31,17 @@ PASSED_THROUGH = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "LANG")
 class ComposeProject:
     def __init__(self, prefix: str, env: Mapping[str, str]) -> None:
         self.name = f"{prefix}{uuid.uuid4().hex[:8]}"
-        app_port, dapr_port = free_ports(2)
+        app_port, dapr_port, proxy_port = free_ports(3)
         self.app_url = f"http://127.0.0.1:{app_port}"
         self.dapr_url = f"http://127.0.0.1:{dapr_port}"
+        # The replicas' proxy (profile "replicas"), in front of app, app-2 and app-3.
+        self.proxy_url = f"http://127.0.0.1:{proxy_port}"
         self.api_token = secrets.token_hex(16)
         self.env = {
             **{key: os.environ[key] for key in PASSED_THROUGH if key in os.environ},
             "APP_HOST_PORT": str(app_port),
             "DAPR_HTTP_HOST_PORT": str(dapr_port),
+            "PROXY_HOST_PORT": str(proxy_port),
             "DAPR_API_TOKEN": self.api_token,
             **env,
         }

@@ -154,7 +154,7 @@ async def test_daprd_that_stops_counting_the_worker_is_restarted(
     without its worker (WORKFLOW_WORKER=false) while the watchdog is told one should be there,
     so daprd reports zero connected workers. The remedy goes through the real metadata probe."""
     app = supervised_stack.services["app"]
-    monkeypatch.setattr(supervised_stack, "expects_workflow_worker", lambda: True)
+    monkeypatch.setattr(supervised_stack, "expects_workflow_worker", lambda replica=None: True)
     monkeypatch.setitem(app.env, "WORKFLOW_WORKER", "false")
     daprd = process_of(supervised_stack, "daprd")
     remedy = "watchdog: daprd counts no connected workflow worker"

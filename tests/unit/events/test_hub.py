@@ -243,3 +243,28 @@ async def test_the_manager_feed_follows_an_order_decided_while_connected(
 
     assert [order.decision for order in everything] == ["approved", "approved"]
     assert [order.result is not None for order in everything] == [False, True]
+
+
+async def test_the_manager_feed_sees_orders_another_replica_accepted(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    # Two replicas over one store: the manager is connected to `here`, the order goes `there`.
+    here = OrderService(store, gateway, Settings(manager_token="t"))
+    there = OrderService(store, gateway, Settings(manager_token="t"))
+    hub = OrderEventHub(here.get, poll_seconds=0.01, new_orders=here.new_orders)
+    everything: list[Order] = []
+
+    async def manager() -> None:
+        async for order in hub.follow_all():
+            everything.append(order)
+
+    feed = asyncio.create_task(manager())
+    await until(hub._discovery_started.is_set, "the feed's first round, where it starts")
+    [order_id] = await place(there, 1)
+    await until(lambda: len(everything) == 1, "the order accepted by the other replica")
+    gateway.set(order_id, "COMPLETED", Step.DONE, PROCESSED)
+    await until(lambda: len(everything) == 2, "its result")
+
+    assert [order.order_id for order in everything] == [order_id, order_id]
+    await hub.aclose()
+    await asyncio.wait_for(feed, 5)

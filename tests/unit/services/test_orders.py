@@ -933,3 +933,36 @@ async def test_the_timeline_of_a_finished_order_comes_from_its_record(
         ("step", "done"),
         ("finished", "processed"),
     ]
+
+
+async def test_a_decision_made_on_another_replica_shows_at_once(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway, settings: Settings
+) -> None:
+    # Two replicas: two services over the same store and engine, each with its own memory.
+    here = OrderService(store, gateway, settings, clock=ticking_clock())
+    there = OrderService(store, gateway, settings, clock=ticking_clock())
+    await create(here, "o1", "cars", 4)
+    gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)
+    assert (await here.get("o1")).decision is None  # polled here before the decision
+
+    await there.approve("o1", True, "ana")
+
+    seen = await here.get("o1")
+    assert (seen.decision, seen.decided_by) == ("approved", "ana")
+
+
+async def test_an_outcome_recorded_by_another_replica_shows_once_the_workflow_finished(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway, settings: Settings
+) -> None:
+    here = OrderService(store, gateway, settings, clock=ticking_clock())
+    there = OrderService(store, gateway, settings, clock=ticking_clock())
+    await create(here, "o1", "cars", 4)
+    await there.approve("o1", True, "ana")
+    assert (await here.get("o1")).result is None  # decided: now cached here
+
+    await OrderRecords(store).record_outcome(
+        OrderOutcome(order_id="o1", processed=True, reason=None, finished_at=START, steps=[])
+    )
+    gateway.snapshots.pop("o1")  # finished and purged by the engine
+
+    assert (await here.get("o1")).result == Outcome(processed=True, reason=None)

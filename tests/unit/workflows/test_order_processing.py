@@ -150,6 +150,15 @@ def test_a_cancel_event_after_the_recorded_approval_is_ignored() -> None:
     assert PAY in run.context.activity_names
 
 
+def test_an_approval_event_delivered_twice_pays_once() -> None:
+    # Two replicas' outbox loops may both deliver a queued approval: the second is buffered by
+    # the engine and never waited for.
+    run = run_workflow(large_order(), Script(decision="approved_twice"))
+
+    assert run.result == {"processed": True, "reason": None}
+    assert run.context.activity_names == APPROVED_FLOW
+
+
 def test_an_approval_event_with_no_recorded_decision_is_ignored() -> None:
     # A forged event (raised on the sidecar directly): the check finds no decision recorded,
     # the workflow keeps waiting, and the timer ends the wait.

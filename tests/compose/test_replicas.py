@@ -1,0 +1,108 @@
+"""The compose file's replicas (profile "replicas"): three app + daprd pairs behind nginx.
+
+Orders placed through the proxy are worked on by more than one replica; `kill -9` of one
+replica's app and sidecar (both main processes, from the host) with orders parked at approval
+and others in flight loses none: the approvals go through the proxy to the survivors, the
+restart policy brings the replica back, and every order finishes exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
+from tests.compose.project import ComposeProject
+from tests.compose.test_faults import assert_invariant, ledger
+from tests.fixtures.faults import retrying
+from tests.fixtures.orders import create, new_id, wait_for_step, wait_until_finished
+from tests.fixtures.readme import walk_through_approval
+from tests.fixtures.waiting import eventually
+
+MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+APPS = ("app", "app-2", "app-3")
+FINISH_SECONDS = 120.0
+
+
+@pytest.fixture(scope="module")
+def replicas(project_factory: Callable[[str], ComposeProject]) -> ComposeProject:
+    running = project_factory("opreplicas")
+    running.up(COMPOSE_PROFILES="replicas")
+    seconds = wait_ready(running, seconds=120.0)
+    record(f"replicas project: first app ready {seconds:.1f}s after up -d")
+    return running
+
+
+@pytest.fixture
+async def proxy(replicas: ComposeProject) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=replicas.proxy_url, timeout=30.0) as client:
+
+        async def every_app_ready() -> int:
+            ready = 0
+            for _ in range(9):  # least_conn over three apps: each is asked
+                with contextlib.suppress(httpx.HTTPError):
+                    ready += (await client.get("/readyz")).status_code == 200
+            return ready
+
+        await eventually(every_app_ready, lambda n: n == 9, deadline_seconds=120, what="ready")
+        yield client
+
+
+def apps_that_worked_on(project: ComposeProject, order_ids: list[str]) -> set[str]:
+    """The replicas whose app logged an activity of one of these orders."""
+    pattern = re.compile("|".join(re.escape(order_id) for order_id in order_ids))
+    return {
+        app
+        for app in APPS
+        if pattern.search(project.compose("logs", "--no-color", app, timeout=60))
+    }
+
+
+async def test_readme_walkthrough_passes_through_the_proxy(
+    replicas: ComposeProject, proxy: httpx.AsyncClient
+) -> None:
+    await walk_through_approval(replicas.proxy_url, MANAGER_TOKEN)
+
+
+async def test_orders_through_the_proxy_are_worked_on_by_several_replicas(
+    replicas: ComposeProject, proxy: httpx.AsyncClient
+) -> None:
+    order_ids = [new_id("spread") for _ in range(12)]
+    await asyncio.gather(*(create(proxy, "paperclip", 1, order_id) for order_id in order_ids))
+    await asyncio.gather(*(wait_until_finished(proxy, order_id) for order_id in order_ids))
+
+    assert len(apps_that_worked_on(replicas, order_ids)) >= 2
+
+
+async def test_losing_one_replica_loses_no_order(
+    replicas: ComposeProject, proxy: httpx.AsyncClient
+) -> None:
+    reset = await retrying(lambda: proxy.post("/inventory/restock", headers=MANAGER))
+    assert reset.status_code == 200, reset.text
+    waiting = [(await create(proxy, "cars", 4))["order_id"] for _ in range(6)]
+    await asyncio.gather(*(wait_for_step(proxy, o, "awaiting_approval") for o in waiting))
+    moving = [(await create(proxy, "computers", 2))["order_id"] for _ in range(4)]
+
+    killed = {service: replicas.kill_main_process(service) for service in ("app-2", "daprd-2")}
+    for order_id in waiting:
+        approved = await retrying(
+            lambda oid=order_id: proxy.post(f"/orders/{oid}/approve", headers=MANAGER)
+        )
+        assert approved.status_code in (200, 202), approved.text
+    results = await asyncio.gather(
+        *(wait_until_finished(proxy, order_id, FINISH_SECONDS) for order_id in waiting + moving)
+    )
+
+    assert [r["result"] for r in results] == [{"processed": True, "reason": None}] * len(results)
+    paid = ledger(replicas)
+    for order_id in waiting + moving:
+        assert paid[order_id]["status"] == "paid", paid.get(order_id)
+    for item in ("cars", "computers"):
+        assert assert_invariant(replicas, item)["reserved"] == 0
+    for service, pid in killed.items():  # the restart policy brought the replica back
+        replicas.wait_restarted(service, pid)
