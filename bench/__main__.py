@@ -49,35 +49,11 @@ from app.workflows.worker import WorkerSupervisor
 from bench.engine import SERIES_LENGTH, SERIES_WORKFLOW, register_series
 from bench.load import Meter, OneOrder, Run, closed_loop, open_loop
 from bench.report import report
+from bench.service import TOKEN, restock, service_order, warm_up
 from devstack.dapr_build import build
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
 
-TOKEN = "bench-token"
 ENGINE = ("redis", "placement", "scheduler", "daprd")
-
-
-def warm_up() -> Run:
-    return Run("warm-up", concurrency=10, seconds=5.0)
-
-
-def service_order(api: httpx.AsyncClient) -> OneOrder:
-    async def one(run: Run) -> None:
-        sent = time.perf_counter()
-        created = await api.post("/orders", json={"item": "paperclip", "quantity": 1})
-        run.accept_ms.append((time.perf_counter() - sent) * 1000)
-        created.raise_for_status()
-        order_id = created.json()["order_id"]
-        while True:
-            found = (await api.get(f"/orders/{order_id}", params={"wait": 30})).json()
-            if found["result"] is not None:
-                break
-        if found["result"] != {"processed": True, "reason": None}:
-            raise RuntimeError(f"order {order_id} ended {found['result']}")
-        accepted = datetime.fromisoformat(found["created_at"])
-        finished = datetime.fromisoformat(found["updated_at"])
-        run.completion_ms.append((finished - accepted).total_seconds() * 1000)
-
-    return one
 
 
 async def _run_to_completion(
@@ -181,15 +157,7 @@ async def measure_service(
     async with httpx.AsyncClient(
         base_url=stack.app_url, timeout=60, limits=httpx.Limits(max_connections=None)
     ) as api:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        for _ in range(5):  # plenty of paperclips: every order should complete
-            (
-                await api.post(
-                    "/inventory/restock",
-                    headers=headers,
-                    json={"item": "paperclip", "quantity": 1_000_000},
-                )
-            ).raise_for_status()
+        await restock(api)
         one = service_order(api)
         await closed_loop(warm_up(), one, costs)
         for level in levels:

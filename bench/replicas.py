@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.__main__ import TOKEN, service_order, warm_up
 from bench.load import Meter, Run, closed_loop, percentile
+from bench.service import TOKEN, restock, service_order, warm_up
 from devstack.dapr_build import build
 from devstack.stack import Stack, isolated_settings
 
@@ -36,13 +36,7 @@ async def measure(replicas: int, clients: int, seconds: float) -> Run:
         stack.start()
         try:
             async with httpx.AsyncClient(base_url=stack.app_url, timeout=60) as api:
-                for _ in range(5):  # plenty of paperclips: every order should complete
-                    restock = await api.post(
-                        "/inventory/restock",
-                        headers={"Authorization": f"Bearer {TOKEN}"},
-                        json={"item": "paperclip", "quantity": 1_000_000},
-                    )
-                    restock.raise_for_status()
+                await restock(api)
                 pids = {name: stack.pid(name) for name in stack.service_order}
                 # Sidecar calls are counted on replica 1's daprd only (the table leaves them out).
                 meter = Meter(

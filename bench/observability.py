@@ -1,0 +1,62 @@
+"""What observability costs: the service with it off and on (Prometheus scraping the app and
+the Dapr processes, the app and daprd tracing every order into Jaeger), on stacks started
+alternately, off, on, off, on, so the machine's drift falls on both alike."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from bench.load import Meter, Run, closed_loop
+from bench.service import restock, service_order, warm_up
+from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
+
+ROUNDS = 2
+
+
+async def _one_stack(observability: bool, token: str, clients: int, seconds: float) -> Run:
+    with tempfile.TemporaryDirectory(prefix="bench-observability-") as data_dir:
+        settings = isolated_settings(Path(data_dir), observability=observability)
+        with Stack(settings, app_env={"MANAGER_TOKEN": token, "LOG_LEVEL": "WARNING"}) as stack:
+            pids = {name: stack.pid(name) for name in SERVICE_ORDER}
+            costs = Meter(pids, settings.redis_port, settings.dapr_metrics_port)
+            async with httpx.AsyncClient(
+                base_url=stack.app_url, timeout=60, limits=httpx.Limits(max_connections=None)
+            ) as api:
+                await restock(api)
+                one = service_order(api)
+                await closed_loop(warm_up(), one, costs)
+                mode = f"observability {'on' if observability else 'off'}"
+                return await closed_loop(Run(mode, clients, seconds=seconds), one, costs)
+
+
+async def measure(token: str, clients: int, seconds: float) -> list[Run]:
+    runs = []
+    for _ in range(ROUNDS):
+        for observability in (False, True):
+            runs.append(await _one_stack(observability, token, clients, seconds))
+    return runs
+
+
+def summary(runs: list[Run]) -> str:
+    def median(on: bool, value: str) -> float:
+        mode = f"observability {'on' if on else 'off'}"
+        chosen = [run for run in runs if run.mode == mode]
+        if value == "throughput":
+            return statistics.median(run.throughput for run in chosen)
+        return statistics.median(run.cpu_ms_per_order(value) for run in chosen)
+
+    off, on = median(False, "throughput"), median(True, "throughput")
+    lines = [
+        f"- orders/s, median of {ROUNDS} alternating stacks each: off {off:.1f}, on {on:.1f} "
+        f"(on ÷ off = {on / off:.2f})"
+    ]
+    for name in ("app", "daprd"):
+        lines.append(
+            f"- {name} CPU per order: off {median(False, name):.1f} ms, "
+            f"on {median(True, name):.1f} ms"
+        )
+    return "\n".join(lines)
