@@ -26,9 +26,10 @@ helm: deps
 # Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
 # docker-compose and debootstrap for the container stack that the compose tests run;
 # chromium for the browser tests (driven by Playwright, which cannot download its own here);
-# nginx, the reverse proxy in front of the replicas (REPLICAS=N make run).
+# nginx, the reverse proxy in front of the replicas (REPLICAS=N make run); prometheus for the
+# observability stack (OBSERVABILITY=true make run).
 tools: deps
-	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap chromium nginx
+	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap chromium nginx prometheus
 
 # Local stand-ins for the compose file's images, for machines without registry access.
 # Prints the exports that select them: eval "$$(make -s images)"; docker compose up --build

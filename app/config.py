@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,12 @@ class Settings(BaseSettings):
     # How often the one poller of a watched order (live events, app.events) reads it.
     order_events_poll_seconds: float = Field(default=0.5, gt=0)
     log_level: str = "INFO"
+    # "json": one JSON object per line (containers, log shippers); "human": readable lines.
+    log_format: Literal["human", "json"] = "human"
+    # Tracing is on when this is set (an OTLP/gRPC collector, e.g. Jaeger's :4317): the standard
+    # OpenTelemetry variable. Unset, no exporter and no instrumentation are installed.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "order-processor"
 
     @property
     def dapr_http_url(self) -> str:

@@ -32,7 +32,7 @@ from app.services.payments import PaymentLedger
 from app.services.sidecar import SidecarProbe
 from app.services.state_store import SidecarStateStore
 from app.workflows.activities import OrderActivities
-from app.workflows.runtime import build_runtime
+from app.workflows.runtime import SDK_LOGGING, build_runtime
 from app.workflows.worker import WorkerSupervisor, keep_worker_connected
 
 log = logging.getLogger("app")
@@ -106,7 +106,9 @@ async def _running(
     if supervisor is not None:
         # start() blocks until the worker's stream is open; keep the event loop free.
         await asyncio.to_thread(supervisor.start)
-    client = DaprWorkflowClient(host=settings.dapr_host, port=str(settings.dapr_grpc_port))
+    client = DaprWorkflowClient(
+        host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=SDK_LOGGING
+    )
     # Live order events: one poller per watched order, reading through the order service.
     hub = OrderEventHub(
         lambda order_id: orders_service.get(order_id),
@@ -131,6 +133,7 @@ async def _running(
                     settings.worker_check_seconds,
                     settings.worker_grace_seconds,
                     restart_sidecar=probe.request_shutdown,
+                    report=observer,
                 )
             )
         )
@@ -156,7 +159,7 @@ def create_app(
     settings: Settings | None = None, services: ServicesFactory = dapr_services
 ) -> FastAPI:
     settings = settings or get_settings()
-    observability.configure_logging(settings.log_level)
+    observability.configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:

@@ -20,7 +20,8 @@ from devstack.stack import Stack, StackError
 # Command on PATH -> the Debian package that provides it. docker.io brings dockerd with
 # containerd and runc; debootstrap builds the local Redis and Python images; chromium is the
 # browser the browser tests drive (Playwright cannot download its own here); nginx is the
-# reverse proxy in front of the replicas (REPLICAS > 1).
+# reverse proxy in front of the replicas (REPLICAS > 1); prometheus scrapes the stack when
+# observability is on.
 DEBIAN_PACKAGES = {
     "redis-server": "redis-server",
     "docker-compose": "docker-compose",
@@ -28,6 +29,8 @@ DEBIAN_PACKAGES = {
     "debootstrap": "debootstrap",
     "chromium": "chromium",
     "nginx": "nginx",
+    # The metrics server of the observability stack (OBSERVABILITY=true make run).
+    "prometheus": "prometheus",
 }
 
 

@@ -33,6 +33,10 @@ class StackSettings(BaseSettings):
         default=Path.home() / ".cache" / "order-processor" / "dapr",
         validation_alias="DAPR_CACHE_DIR",
     )
+    jaeger_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "order-processor" / "jaeger",
+        validation_alias="JAEGER_CACHE_DIR",
+    )
     components_dir: Path = Field(default=ROOT / "components", validation_alias="COMPONENTS_DIR")
     redis_server: str = Field(default="redis-server", validation_alias="REDIS_SERVER")
 

@@ -99,6 +99,18 @@ class OrderRecord(BaseModel):
         return self.model_copy(update={"pending_events": {}})
 
 
+def approval_wait_seconds(outcome: OrderOutcome) -> float | None:
+    """How long the order waited for a manager: from entering `awaiting_approval` to the
+    workflow's next step (the decision, the timeout or a cancel), by the workflow's own clock.
+    None for an order that never waited."""
+    steps = outcome.steps
+    for index, entry in enumerate(steps):
+        if entry.step == Step.AWAITING_APPROVAL:
+            ended = steps[index + 1].at if index + 1 < len(steps) else outcome.finished_at
+            return max((ended - entry.at).total_seconds(), 0.0)
+    return None
+
+
 def new_order(
     order_id: str, item: str, quantity: int, approval_threshold: int, now: datetime
 ) -> OrderRecord:

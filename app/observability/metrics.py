@@ -29,7 +29,7 @@ from app.api.dependencies import Services
 from app.config import Settings
 from app.domain.orders import DecisionKind
 from app.errors import DependencyUnavailable
-from app.workflows.contracts import Reason
+from app.workflows.contracts import Reason, Step
 
 # Requests that matched no route (scanners, typos) share one label: raw paths would grow the
 # series without bound.
@@ -56,6 +56,27 @@ class OrderMetrics:
             registry=registry,
         )
 
+        self.approval_wait = Histogram(
+            "orders_approval_wait_seconds",
+            "How long finished orders waited for a manager, from awaiting_approval to the "
+            "decision, the timeout or a cancel (the workflow's own step times).",
+            # The default approval timeout is 200 s: its bucket holds the timeouts.
+            buckets=(1, 5, 15, 30, 60, 120, 200, 300, 600, 1800, 3600),
+            registry=registry,
+        )
+        self.worker_replacements = Counter(
+            "orders_workflow_worker_replacements",
+            "Workflow workers this process replaced because the sidecar stopped counting it "
+            "(the worker watchdog).",
+            registry=registry,
+        )
+        self.sidecar_shutdowns = Counter(
+            "orders_daprd_shutdown_requests",
+            "Times this process asked daprd to shut down because replacing the worker did not "
+            "help (the worker watchdog; daprd's supervisor starts it again).",
+            registry=registry,
+        )
+
         # Every known label at 0 from the start: the first order of a kind is an increase that
         # rate() sees, not a series appearing out of nowhere.
         for decision in get_args(DecisionKind):
@@ -72,6 +93,15 @@ class OrderMetrics:
     def order_finished(self, outcome: str) -> None:
         self.finished.labels(outcome=outcome).inc()
 
+    def approval_waited(self, seconds: float) -> None:
+        self.approval_wait.observe(seconds)
+
+    def worker_replaced(self) -> None:
+        self.worker_replacements.inc()
+
+    def sidecar_restart_requested(self) -> None:
+        self.sidecar_shutdowns.inc()
+
 
 class StateGauges(Collector):
     """Gauges read at scrape time: `refresh` reads them (async), `collect` reports what it read."""
@@ -80,6 +110,7 @@ class StateGauges(Collector):
         self._read_seconds = read_seconds
         self.queued_actions: int | None = None
         self.worker_connected: bool | None = None
+        self.in_flight: dict[str, int] | None = None
 
     async def refresh(self, services: Services) -> None:
         async def queued() -> int | None:
@@ -95,7 +126,16 @@ class StateGauges(Collector):
                     return await services.probe.worker_connected()
             return False
 
-        self.queued_actions, self.worker_connected = await asyncio.gather(queued(), connected())
+        async def in_flight() -> dict[str, int] | None:
+            with contextlib.suppress(TimeoutError, DependencyUnavailable):
+                # One engine read per unfinished order: allowed twice the others' time.
+                async with asyncio.timeout(self._read_seconds * 2):
+                    return await services.orders.in_flight_by_step()
+            return None
+
+        self.queued_actions, self.worker_connected, self.in_flight = await asyncio.gather(
+            queued(), connected(), in_flight()
+        )
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -117,7 +157,17 @@ class StateGauges(Collector):
         )
         if self.worker_connected is not None:
             worker.add_metric([], 1 if self.worker_connected else 0)
-        return [queued, worker]
+        in_flight = GaugeMetricFamily(
+            "orders_in_flight",
+            "Orders accepted and not finished, by the workflow step they are at (read from the "
+            "state store and the engine at scrape time); absent when they did not answer.",
+            labels=["step"],
+        )
+        if self.in_flight is not None:
+            for step in (*Step, "pending"):
+                if step != Step.DONE:
+                    in_flight.add_metric([str(step)], self.in_flight.get(str(step), 0))
+        return [queued, worker, in_flight]
 
 
 class HttpSeries:

@@ -10,11 +10,14 @@ from typing import Any, Protocol
 import grpc
 from dapr.ext.workflow import WorkflowStatus
 from dapr.ext.workflow.aio import DaprWorkflowClient
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from app.errors import DependencyUnavailable
 from app.workflows.contracts import FINISHED, WorkflowSnapshot, as_utc
 
+# A no-op unless tracing is installed (app.observability.tracing).
+_tracer = trace.get_tracer(__name__)
 _READ_ATTEMPTS = 6
 _TRANSIENT = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE})
 # Dapr's STALLED (a version mismatch blocks progress) has no place in the public enum: it is
@@ -57,10 +60,12 @@ class DaprWorkflowGateway:
         self._client = client
 
     async def schedule(self, workflow: str, instance_id: str, payload: BaseModel) -> None:
+        attributes = {"order.id": instance_id, "workflow.name": workflow}
         try:
-            await self._client.schedule_new_workflow(
-                workflow, input=payload, instance_id=instance_id
-            )
+            with _tracer.start_as_current_span("schedule workflow", attributes=attributes):
+                await self._client.schedule_new_workflow(
+                    workflow, input=payload, instance_id=instance_id
+                )
         except grpc.RpcError as error:
             raise DependencyUnavailable(
                 f"could not start workflow {instance_id}: {error}"

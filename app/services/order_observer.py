@@ -21,6 +21,16 @@ class OrderObserver(Protocol):
     def order_finished(self, outcome: str) -> None:
         """An order's outcome (`processed` or the failure reason) was recorded, once per order."""
 
+    def approval_waited(self, seconds: float) -> None:
+        """A finished order had waited this long for a manager (decision, timeout or cancel)."""
+
+    # The worker watchdog's remedies (app.workflows.worker.keep_worker_connected).
+    def worker_replaced(self) -> None:
+        """This process replaced its workflow worker: the sidecar had stopped counting it."""
+
+    def sidecar_restart_requested(self) -> None:
+        """This process asked daprd to shut down (replacing the worker had not helped)."""
+
 
 class NoObserver:
     """Nobody is watching: every report is dropped."""
@@ -32,6 +42,15 @@ class NoObserver:
         return None
 
     def order_finished(self, outcome: str) -> None:
+        return None
+
+    def approval_waited(self, seconds: float) -> None:
+        return None
+
+    def worker_replaced(self) -> None:
+        return None
+
+    def sidecar_restart_requested(self) -> None:
         return None
 
 

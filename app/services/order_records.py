@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.domain.orders import OrderRecord
+from app.domain.orders import OrderRecord, approval_wait_seconds
 from app.errors import NotFound
+from app.services.in_flight import InFlightOrders
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.state_store import StateStore, compare_and_swap
 from app.workflows.contracts import OrderOutcome
@@ -15,6 +16,8 @@ class OrderRecords:
     def __init__(self, store: StateStore, observer: OrderObserver = NO_OBSERVER) -> None:
         self._store = store
         self._observer = observer
+        # An order is in flight from before its workflow is scheduled until its outcome is here.
+        self.in_flight = InFlightOrders(store)
 
     @staticmethod
     def key(order_id: str) -> str:
@@ -61,10 +64,15 @@ class OrderRecords:
             return record.model_copy(update={"outcome": outcome}).model_dump(mode="json")
 
         await compare_and_swap(self._store, self.key(outcome.order_id), apply)
+        # Also when a first run of this activity wrote the outcome and then died before this.
+        await self.in_flight.remove({outcome.order_id})
         if wrote:
             self._observer.order_finished(
                 "processed" if outcome.processed else outcome.reason or "unknown"
             )
+            waited = approval_wait_seconds(outcome)
+            if waited is not None:
+                self._observer.approval_waited(waited)
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""

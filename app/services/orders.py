@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MAX_ATTEMPTS: Final = 100
 _ACCEPTED_CACHE_SIZE: Final = 10_000
+# Engine reads at once when counting orders in flight by step (a scrape; see in_flight_by_step).
+_IN_FLIGHT_READS: Final = 16
 
 
 def _now() -> datetime:
@@ -167,6 +169,34 @@ class OrderService:
         except NotFound:
             return None
 
+    async def in_flight_by_step(self) -> dict[str, int]:
+        """How many unfinished orders are at each step, from the store's in-flight sets and the
+        engine (so every replica answers the same, and a restart forgets nothing). An order the
+        engine reports finished, or that has neither workflow nor record, is dropped from the
+        sets (a workflow that failed never records an outcome; a create that crashed left it)."""
+        ids = await self._records.in_flight.ids()
+        reads = asyncio.Semaphore(_IN_FLIGHT_READS)
+
+        async def step_of(order_id: str) -> str | None:
+            async with reads:
+                snapshot = await self._workflows.snapshot(order_id)
+                if snapshot is None:
+                    try:
+                        record, _ = await self._records.get(order_id)
+                    except NotFound:
+                        return None
+                    # Scheduled any moment now, or finished and purged.
+                    return None if record.outcome is not None else "pending"
+            if snapshot.finished:
+                return None
+            return snapshot.step or "pending"
+
+        steps = dict(zip(ids, await asyncio.gather(*map(step_of, ids)), strict=True))
+        finished = {order_id for order_id, step in steps.items() if step is None}
+        if finished:
+            await self._records.in_flight.remove(finished)
+        return dict(Counter(step for step in steps.values() if step is not None))
+
     # -- creating ---------------------------------------------------------------------------
 
     async def _unabandoned(self, work: Awaitable[T]) -> T:
@@ -241,6 +271,9 @@ class OrderService:
             approval_required=record.approval_required,
             approval_timeout_seconds=self._settings.approval_timeout_seconds,
         )
+        # In flight before it is scheduled: a crash between the two leaves an entry the metrics
+        # drop (no workflow, no record), never a running workflow nobody counts.
+        await self._records.in_flight.add(record.order_id)
         try:
             await self._workflows.schedule(WORKFLOW_NAME, record.order_id, payload)
         except DependencyUnavailable:
@@ -250,6 +283,7 @@ class OrderService:
             if created:  # undo: nothing half-written
                 self._accepted_cache.pop(record.order_id, None)
                 await self._records.delete(record.order_id)
+                await self._records.in_flight.remove({record.order_id})
             raise
         self._observer.order_accepted()
         log.info(

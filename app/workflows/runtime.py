@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import logging
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dapr.ext.workflow import WorkflowActivityContext, WorkflowRuntime
+from dapr.ext.workflow.logger import LoggerOptions
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from app.workflows.activities import OrderActivities
@@ -21,6 +24,11 @@ from app.workflows.selftest import (
 )
 
 Implementation = Callable[[BaseModel], Awaitable[Any]]
+# The SDK's loggers get a silent handler (it gives each a printing one of its own otherwise) and
+# propagate to the root logger: its lines come out once, in the app's format (LOG_FORMAT).
+SDK_LOGGING = LoggerOptions(log_handler=logging.NullHandler())
+# A no-op unless the app installed tracing (app.observability.tracing).
+_tracer = trace.get_tracer(__name__)
 
 
 def activity_implementation(activities: OrderActivities, name: ActivityName) -> Implementation:
@@ -43,8 +51,12 @@ def _order_activity(
 ) -> Callable[[WorkflowActivityContext, BaseModel], Awaitable[Any]]:
     # A fresh function per activity: the SDK tags the registered function object, so sharing or
     # decorating one would collide, and the OrderActivities methods stay plain and testable.
+    name = method.__name__
+
     async def activity(ctx: WorkflowActivityContext, request: BaseModel) -> Any:
-        return await method(request)
+        attributes = {"order.id": str(getattr(request, "order_id", "")), "activity.name": name}
+        with _tracer.start_as_current_span(f"activity {name}", attributes=attributes):
+            return await method(request)
 
     # The SDK reads this annotation to turn the JSON input into the method's model.
     activity.__annotations__ = {
@@ -75,7 +87,7 @@ def _selftest_activity() -> Callable[[WorkflowActivityContext, str], str]:
 
 
 def build_runtime(activities: OrderActivities, host: str, port: int) -> WorkflowRuntime:
-    runtime = WorkflowRuntime(host=host, port=str(port))
+    runtime = WorkflowRuntime(host=host, port=str(port), logger_options=SDK_LOGGING)
     runtime.register_workflow(_workflow(order_processing), name=WORKFLOW_NAME)
     runtime.register_workflow(_workflow(stack_selftest), name=SELFTEST_WORKFLOW)
     runtime.register_activity(_selftest_activity(), name=SELFTEST_ACTIVITY)

@@ -54,6 +54,22 @@ class Restartable(Protocol):
     def restart(self) -> None: ...
 
 
+class RemedyReport(Protocol):
+    """Who hears of the watchdog's remedies (the metrics' counters, wired by app.main)."""
+
+    def worker_replaced(self) -> None: ...
+
+    def sidecar_restart_requested(self) -> None: ...
+
+
+class _Unreported:
+    def worker_replaced(self) -> None:
+        return None
+
+    def sidecar_restart_requested(self) -> None:
+        return None
+
+
 async def keep_worker_connected(
     supervisor: Restartable,
     worker_missing: Callable[[], Awaitable[bool]],
@@ -61,6 +77,7 @@ async def keep_worker_connected(
     grace_seconds: float,
     restart_sidecar: Callable[[], Awaitable[None]] | None = None,
     replacements_before_sidecar: int = 2,
+    report: RemedyReport | None = None,
 ) -> None:
     """Replace the workflow worker when the sidecar has not counted it for `grace_seconds` (the
     SDK's own reconnect covers a lost stream, not a stream daprd no longer routes to).
@@ -71,6 +88,7 @@ async def keep_worker_connected(
     asks daprd to shut down; its supervisor (devstack under `make run`, the restart policy
     under compose, the kubelet on Kubernetes) starts it again and the worker reconnects.
     """
+    report = report or _Unreported()
     missing_since: float | None = None
     replacements = 0
     while True:
@@ -90,8 +108,10 @@ async def keep_worker_connected(
                 replacements,
             )
             await restart_sidecar()
+            report.sidecar_restart_requested()
             replacements = 0
             continue
         # restart() blocks until the new stream is open; keep the event loop free.
         await asyncio.to_thread(supervisor.restart)
+        report.worker_replaced()
         replacements += 1
