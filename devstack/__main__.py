@@ -14,6 +14,9 @@ from types import FrameType
 from devstack.dapr_build import DaprBuildError, build
 from devstack.docker_engine import DockerEngine, DockerEngineError
 from devstack.images import ImageBuildError, build_local_images
+from devstack.jaeger_build import JaegerBuildError
+from devstack.jaeger_build import build as build_jaeger
+from devstack.observability import supervisor_metrics
 from devstack.settings import StackSettings
 from devstack.stack import Stack, StackError
 
@@ -58,6 +61,7 @@ def ensure_tools(commands: list[str]) -> None:
 def run(settings: StackSettings) -> int:
     stop_requested = threading.Event()
     up = False
+    served = None
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop_requested.set()
@@ -84,6 +88,8 @@ def run(settings: StackSettings) -> int:
             if stack.proxied
             else ""
         )
+        # The supervisor's counters for Prometheus's `devstack` job (None: observability off).
+        served = supervisor_metrics(stack)
         print(
             f"\nOrder service is up (Dapr {stack.version}).\n"
             f"  API:      {stack.app_url}\n"
@@ -94,6 +100,7 @@ def run(settings: StackSettings) -> int:
             f"  Logs:     {settings.log_dir}/{{{','.join(stack.service_order)}}}.log\n"
             f"  Restarts: {settings.log_dir}/devstack.log (a component that exits or hangs is"
             " restarted)\n"
+            f"{observability_addresses(stack)}"
             "Press Ctrl-C to stop everything.\n",
             flush=True,
         )
@@ -109,7 +116,24 @@ def run(settings: StackSettings) -> int:
     finally:
         print("[devstack] stopping ...", file=sys.stderr, flush=True)
         stack.stop()
+        if served is not None:
+            served[0].shutdown()
         print("[devstack] stopped", file=sys.stderr, flush=True)
+
+
+def observability_addresses(stack: Stack) -> str:
+    """The `make run` banner's lines for the metrics, Prometheus and the trace UI."""
+    s = stack.settings
+    if not s.observability:
+        return ""
+    return (
+        f"  Metrics:    {stack.app_url}/metrics (daprd :{s.dapr_metrics_port},"
+        f" placement :{s.placement_metrics_port}, scheduler :{s.scheduler_metrics_port},"
+        f" supervisor :{s.supervisor_metrics_port})\n"
+        f"  Prometheus: http://127.0.0.1:{s.prometheus_port}/graph\n"
+        f"  Traces:     http://127.0.0.1:{s.jaeger_ui_port}/search (Jaeger; service"
+        " order-processor or daprd)\n"
+    )
 
 
 def _report(line: str) -> None:
@@ -144,10 +168,24 @@ def main() -> None:
         elif command == "images":
             images(settings)
         else:
-            ensure_tools(["redis-server", "nginx"] if settings.replicas > 1 else ["redis-server"])
+            ensure_tools(
+                [
+                    "redis-server",
+                    *(["nginx"] if settings.replicas > 1 else []),
+                    *(["prometheus"] if settings.observability else []),
+                ]
+            )
             build(settings)
+            if settings.observability:
+                build_jaeger(settings)
             raise SystemExit(run(settings))
-    except (StackError, DaprBuildError, DockerEngineError, ImageBuildError) as error:
+    except (
+        StackError,
+        DaprBuildError,
+        JaegerBuildError,
+        DockerEngineError,
+        ImageBuildError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -78,9 +78,7 @@ def build(settings: StackSettings) -> Path:
             raise JaegerBuildError("go build failed:\n" + built.stderr[-4000:])
         os.replace(Path(staging) / "jaeger", binary)
         (binary.parent / _STAMP).write_text(module_digest(GO_MODULE_DIR) + "\n")
-    print(
-        f"[jaeger-build] built in {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True
-    )
+    print(f"[jaeger-build] built in {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)
     return binary
 
 

@@ -67,6 +67,22 @@ class StackSettings(BaseSettings):
     # nginx's own health endpoint (the supervisor's probe: it must not depend on the apps).
     proxy_health_port: int = Field(default=18999, validation_alias="PROXY_HEALTH_PORT")
     nginx: str = Field(default="nginx", validation_alias="NGINX")
+    # Observability (`OBSERVABILITY=true make run`): Prometheus scraping the app and the Dapr
+    # processes, Jaeger receiving the app's and daprd's traces (devstack/observability.py).
+    observability: bool = Field(default=False, validation_alias="OBSERVABILITY")
+    prometheus_port: int = Field(default=9095, validation_alias="PROMETHEUS_PORT")
+    prometheus_scrape_seconds: int = Field(default=5, ge=1, validation_alias="PROMETHEUS_SCRAPE")
+    jaeger_ui_port: int = Field(default=16686, validation_alias="JAEGER_UI_PORT")
+    jaeger_query_grpc_port: int = Field(default=16685, validation_alias="JAEGER_QUERY_GRPC_PORT")
+    jaeger_otlp_grpc_port: int = Field(default=4317, validation_alias="JAEGER_OTLP_GRPC_PORT")
+    jaeger_otlp_http_port: int = Field(default=4318, validation_alias="JAEGER_OTLP_HTTP_PORT")
+    jaeger_health_port: int = Field(default=13133, validation_alias="JAEGER_HEALTH_PORT")
+    # The launcher's own metrics (the supervisor's restarts and watchdog remedies, `make run`).
+    supervisor_metrics_port: int = Field(default=9096, validation_alias="SUPERVISOR_METRICS_PORT")
+    # Share of requests daprd traces (Dapr's samplingRate) when observability is on.
+    tracing_sampling_rate: float = Field(
+        default=1.0, ge=0, le=1, validation_alias="TRACING_SAMPLING_RATE"
+    )
 
     startup_timeout_seconds: float = Field(default=90.0, validation_alias="STACK_STARTUP_TIMEOUT")
     # How long a finished order's workflow history stays in the state store (0: purged at once);
@@ -114,13 +130,30 @@ class StackSettings(BaseSettings):
 
     @property
     def dapr_config_file(self) -> Path:
-        """The Configuration daprd runs with (the same file under docker compose)."""
+        """The Configuration daprd runs with (the same file under docker compose); with
+        observability on, a copy with tracing switched on (devstack.observability writes it)."""
+        if self.observability:
+            return self.data_dir / "observability" / "daprd-config.yaml"
         return ROOT / "config" / "daprd-config.yaml"
 
     def ports(self) -> dict[str, int]:
-        """Every port the stack binds, keyed by the environment variable that moves it."""
+        """Every port the stack binds, keyed by the environment variable that moves it (the
+        observability ports only when it is on)."""
         return {
             str(field.validation_alias): getattr(self, name)
             for name, field in type(self).model_fields.items()
-            if name.endswith("_port")
+            if name.endswith("_port") and (self.observability or name not in OBSERVABILITY_PORTS)
         }
+
+
+OBSERVABILITY_PORTS = frozenset(
+    {
+        "prometheus_port",
+        "jaeger_ui_port",
+        "jaeger_query_grpc_port",
+        "jaeger_otlp_grpc_port",
+        "jaeger_otlp_http_port",
+        "jaeger_health_port",
+        "supervisor_metrics_port",
+    }
+)

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from devstack import observability
 from devstack.dapr_build import bin_dir
 from devstack.replicas import Replica, nginx_config, replica_block_size, replica_layout
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
@@ -203,6 +204,8 @@ class Stack:
         self.supervisor: Supervisor | None = None
         self.replicas = replica_layout(self.settings)
         self.services = {service.name: service for service in self._define_services()}
+        # Prometheus and Jaeger when OBSERVABILITY is on (devstack/observability.py).
+        observability.attach(self)
 
     # -- definition -------------------------------------------------------------------------
 
@@ -502,6 +505,8 @@ class Stack:
                 f"http://127.0.0.1:{s.scheduler_healthz_port}/healthz", 200, "/healthz"
             ),
         }
+        if name in observability.NAMES:
+            return lambda: observability.liveness(self, name)
         return probes[name]
 
     def expects_workflow_worker(self, replica: Replica | None = None) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +114,7 @@ class Supervisor:
         self.gave_up: str | None = None
         self.gave_up_on: str | None = None  # the component that failed too often
         self.remedies = 0
+        self.restarts: Counter[str] = Counter()  # by component, for the launcher's metrics
         # run() in a thread: stop asks it to stop acting, idle says it has, release lets it end.
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -154,6 +155,7 @@ class Supervisor:
                 except OSError as error:
                     self._failed(name, now, f"{name} could not be started: {error}")
                     return False
+                self.restarts[name] += 1
                 self._report(f"{name} restarted (pid {pid})")
             self._reset(state, now)
             return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -26,6 +26,15 @@ class RecordingObserver:
     def order_finished(self, outcome: str) -> None:
         self.reports.append(("finished", outcome))
 
+    def approval_waited(self, seconds: float) -> None:
+        self.reports.append(("approval waited", f"{seconds:g}"))
+
+    def worker_replaced(self) -> None:
+        self.reports.append(("worker replaced", ""))
+
+    def sidecar_restart_requested(self) -> None:
+        self.reports.append(("sidecar restart requested", ""))
+
 
 async def stored_order(store: InMemoryStateStore, order_id: str) -> None:
     await store.save(
@@ -42,13 +51,16 @@ async def stored_order(store: InMemoryStateStore, order_id: str) -> None:
     )
 
 
-def outcome(order_id: str, reason: str | None) -> OrderOutcome:
+def outcome(
+    order_id: str, reason: str | None, steps: list[tuple[str, datetime]] | None = None
+) -> OrderOutcome:
     return OrderOutcome.model_validate(
         {
             "order_id": order_id,
             "processed": reason is None,
             "reason": reason,
             "finished_at": FINISHED_AT,
+            "steps": [{"step": step, "at": at} for step, at in steps or []],
         }
     )
 
@@ -94,3 +106,45 @@ async def test_an_outcome_that_lost_a_race_is_reported_by_the_writer_only(
     await OrderRecords(store, observer).record_outcome(outcome("o1", None))
 
     assert observer.reports == []
+
+
+async def test_the_approval_wait_is_reported_from_the_workflows_step_times(
+    store: InMemoryStateStore,
+) -> None:
+    observer = RecordingObserver()
+    await stored_order(store, "o1")
+    waited_from = FINISHED_AT - timedelta(seconds=100)
+    steps = [
+        ("reserving_inventory", waited_from - timedelta(seconds=1)),
+        ("awaiting_approval", waited_from),
+        ("processing_payment", waited_from + timedelta(seconds=42)),
+    ]
+
+    await OrderRecords(store, observer).record_outcome(outcome("o1", None, steps))
+
+    assert observer.reports == [("finished", "processed"), ("approval waited", "42")]
+
+
+async def test_an_approval_timeout_waited_until_the_order_finished(
+    store: InMemoryStateStore,
+) -> None:
+    observer = RecordingObserver()
+    await stored_order(store, "o1")
+    steps = [("awaiting_approval", FINISHED_AT - timedelta(seconds=200))]
+
+    await OrderRecords(store, observer).record_outcome(outcome("o1", "approval_timeout", steps))
+
+    assert ("approval waited", "200") in observer.reports
+
+
+async def test_a_recorded_outcome_takes_the_order_out_of_flight(
+    store: InMemoryStateStore,
+) -> None:
+    await stored_order(store, "o1")
+    records = OrderRecords(store)
+    await records.in_flight.add("o1")
+    await records.in_flight.add("o2")
+
+    await records.record_outcome(outcome("o1", None))
+
+    assert await records.in_flight.ids() == {"o2"}
