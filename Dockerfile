@@ -6,9 +6,11 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
 
 # No .pyc clutter in a read-mostly image; unbuffered so logs reach `docker logs` at once.
+# JSON log lines (one object per line) for whatever collects the container's output.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LOG_FORMAT=json
 
 WORKDIR /srv
 

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr helm tools images lint typecheck unit integration compose bench bench-replicas bench-storage clean
+.PHONY: run test deps dapr helm jaeger tools images lint typecheck unit integration compose bench bench-replicas bench-storage clean
 
 $(DEPS_STAMP): requirements-dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ dapr: deps
 # deploy/helm with it.
 helm: deps
 	$(PY) -m devstack.helm_build
+
+# Builds Jaeger, the trace backend of OBSERVABILITY=true, from its Go module (cached the same way).
+jaeger: deps
+	$(PY) -m devstack.jaeger_build
 
 # Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
 # docker-compose and debootstrap for the container stack that the compose tests run;
@@ -56,7 +60,7 @@ unit: deps helm
 	$(PY) -m devstack ensure-tools chromium nginx
 	$(PY) -m pytest -m "not integration and not compose"
 
-integration: deps tools dapr
+integration: deps tools dapr jaeger
 	$(PY) -m pytest -m integration
 
 # The container stack: starts dockerd if none runs (and stops it after), builds the images.
@@ -64,7 +68,7 @@ compose: deps tools dapr
 	$(PY) -m pytest tests/compose
 
 # Every check; branch coverage of app/ is printed at the end.
-test: deps tools dapr helm lint typecheck
+test: deps tools dapr helm jaeger lint typecheck
 	$(PY) -m pytest --cov --cov-report=term
 
 bench: deps tools dapr

@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     # Tracing is on when this is set (an OTLP/gRPC collector, e.g. Jaeger's :4317): the standard
     # OpenTelemetry variable. Unset, no exporter and no instrumentation are installed.
     otel_exporter_otlp_endpoint: str | None = None
-    otel_service_name: str = "order-processor"
+    # Not the app id: daprd reports its spans under the app id, and the two should be told apart.
+    otel_service_name: str = "order-processor-app"
 
     @property
     def dapr_http_url(self) -> str:

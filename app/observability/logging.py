@@ -71,6 +71,8 @@ def configure_logging(level: str, log_format: LogFormat = "human") -> None:
             handler.addFilter(OrderContext())
         if log_format == "json":
             handler.setFormatter(json_formatter())
+        elif handler.formatter is None:
+            handler.setFormatter(logging.Formatter(HUMAN_FORMAT))
     if log_format == "json":
         for name in _OWN_HANDLERS:
             logger = logging.getLogger(name)
