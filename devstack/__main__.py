@@ -127,12 +127,12 @@ def observability_addresses(stack: Stack) -> str:
     if not s.observability:
         return ""
     return (
-        f"  Metrics:    {stack.app_url}/metrics (daprd :{s.dapr_metrics_port},"
+        f"  Metrics:  {stack.app_url}/metrics (daprd :{s.dapr_metrics_port},"
         f" placement :{s.placement_metrics_port}, scheduler :{s.scheduler_metrics_port},"
         f" supervisor :{s.supervisor_metrics_port})\n"
         f"  Prometheus: http://127.0.0.1:{s.prometheus_port}/graph\n"
-        f"  Traces:     http://127.0.0.1:{s.jaeger_ui_port}/search (Jaeger; service"
-        " order-processor or daprd)\n"
+        f"  Traces:   http://127.0.0.1:{s.jaeger_ui_port}/search (Jaeger: service"
+        " order-processor-app is the app, order-processor is daprd; tag order.id=<id>)\n"
     )
 
 

@@ -1,0 +1,109 @@
+"""OBSERVABILITY: what devstack adds to the stack, and the files it generates for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from devstack.jaeger_build import pinned_jaeger_version
+from devstack.settings import OBSERVABILITY_PORTS, StackSettings
+from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
+
+
+def observed(tmp_path: Path, on: bool = True) -> Stack:
+    return Stack(isolated_settings(tmp_path, OBSERVABILITY=on), dapr_bin_dir=tmp_path)
+
+
+def test_off_the_stack_is_unchanged_and_its_ports_are_not_claimed(tmp_path: Path) -> None:
+    stack = observed(tmp_path, on=False)
+
+    assert stack.order == SERVICE_ORDER
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in stack.services["app"].env
+    assert stack.settings.dapr_config_file.name == "daprd-config.yaml"
+    assert "config" in stack.settings.dapr_config_file.parts
+    claimed = set(stack.settings.ports())
+    assert not claimed & {"PROMETHEUS_PORT", "JAEGER_UI_PORT", "JAEGER_OTLP_GRPC_PORT"}
+
+
+def test_on_prometheus_and_jaeger_start_before_the_dapr_processes(tmp_path: Path) -> None:
+    stack = observed(tmp_path)
+
+    order = stack.order
+    assert order.index("jaeger") < order.index("daprd") < order.index("app")
+    assert order.index("prometheus") < order.index("daprd")
+    assert set(order) == {*SERVICE_ORDER, "jaeger", "prometheus"}
+    assert len(stack.settings.ports()) == len(set(stack.settings.ports().values()))
+    assert {name.upper() for name in OBSERVABILITY_PORTS} <= set(stack.settings.ports())
+
+
+def test_the_app_exports_to_jaeger(tmp_path: Path) -> None:
+    stack = observed(tmp_path)
+
+    assert stack.services["app"].env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+        f"http://127.0.0.1:{stack.settings.jaeger_otlp_grpc_port}"
+    )
+
+
+def test_daprd_runs_with_tracing_to_jaeger_and_the_rest_of_its_configuration(
+    tmp_path: Path,
+) -> None:
+    stack = observed(tmp_path)
+
+    config = yaml.safe_load(stack.settings.dapr_config_file.read_text())
+
+    tracing = config["spec"]["tracing"]
+    assert tracing["samplingRate"] == "1"
+    assert tracing["otel"] == {
+        "endpointAddress": f"127.0.0.1:{stack.settings.jaeger_otlp_grpc_port}",
+        "isSecure": False,
+        "protocol": "grpc",
+    }
+    # The retention policy of config/daprd-config.yaml is kept.
+    assert "stateRetentionPolicy" in config["spec"]["workflow"]
+    assert str(stack.settings.dapr_config_file) in stack.services["daprd"].argv
+
+
+def test_prometheus_scrapes_the_app_and_every_dapr_process_on_loopback(tmp_path: Path) -> None:
+    s = observed(tmp_path).settings
+
+    config = yaml.safe_load((s.data_dir / "observability" / "prometheus.yml").read_text())
+
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {
+        "order-processor": [f"127.0.0.1:{s.app_port}"],
+        "daprd": [f"127.0.0.1:{s.dapr_metrics_port}"],
+        "placement": [f"127.0.0.1:{s.placement_metrics_port}"],
+        "scheduler": [f"127.0.0.1:{s.scheduler_metrics_port}"],
+    }
+
+
+def test_under_make_run_prometheus_also_scrapes_the_supervisor(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path, OBSERVABILITY=True)
+    Stack(settings, dapr_bin_dir=tmp_path, supervise=True)
+
+    text = (settings.data_dir / "observability" / "prometheus.yml").read_text()
+
+    assert f"127.0.0.1:{settings.supervisor_metrics_port}" in text
+
+
+def test_jaeger_listens_on_loopback_only(tmp_path: Path) -> None:
+    s = observed(tmp_path).settings
+
+    config = yaml.safe_load((s.data_dir / "observability" / "jaeger.yaml").read_text())
+
+    endpoints = [
+        config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"],
+        config["receivers"]["otlp"]["protocols"]["http"]["endpoint"],
+        config["extensions"]["jaeger_query"]["http"]["endpoint"],
+        config["extensions"]["jaeger_query"]["grpc"]["endpoint"],
+        config["extensions"]["healthcheckv2"]["http"]["endpoint"],
+    ]
+    assert all(endpoint.startswith("127.0.0.1:") for endpoint in endpoints)
+
+
+def test_the_jaeger_pin_is_read_from_its_go_module() -> None:
+    assert pinned_jaeger_version() == "1.76.0"
+    assert StackSettings().jaeger_cache_dir.name == "jaeger"
