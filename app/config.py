@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # How often the one poller of a watched order (live events, app.events) reads it.
     order_events_poll_seconds: float = Field(default=0.5, gt=0)
     log_level: str = "INFO"
+    # Observability's per-order bookkeeping: the state store's in-flight sets behind the
+    # `orders_in_flight` gauge (two compare-and-swaps per order). Off, the gauge is absent and
+    # orders cost what they did; on, orders accepted while it was off are not in it.
+    observability: bool = False
     # "json": one JSON object per line (containers, log shippers); "human": readable lines.
     log_format: Literal["human", "json"] = "human"
     # Tracing is on when this is set (an OTLP/gRPC collector, e.g. Jaeger's :4317): the standard

@@ -23,6 +23,7 @@ from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
 from app.events.hub import OrderEventHub
 from app.services.engine import DaprWorkflowGateway
+from app.services.in_flight import InFlightOrders
 from app.services.inventory import InventoryService
 from app.services.manager_outbox import deliver_queued_actions
 from app.services.order_observer import NO_OBSERVER, OrderObserver
@@ -43,11 +44,13 @@ ServicesFactory = Callable[[Settings, str, OrderObserver], AbstractAsyncContextM
 
 
 def order_activities(
-    store: SidecarStateStore, observer: OrderObserver = NO_OBSERVER
+    store: SidecarStateStore,
+    observer: OrderObserver = NO_OBSERVER,
+    in_flight: InFlightOrders | None = None,
 ) -> OrderActivities:
     """The workflow's activities over `store` (the benchmark's engine-only runs use them too)."""
     return OrderActivities(
-        InventoryService(store), PaymentLedger(store), OrderRecords(store, observer)
+        InventoryService(store), PaymentLedger(store), OrderRecords(store, observer, in_flight)
     )
 
 
@@ -55,7 +58,8 @@ def workflow_worker(
     store: SidecarStateStore, settings: Settings, observer: OrderObserver = NO_OBSERVER
 ) -> WorkerSupervisor:
     """The workflow worker of this process, its activities over `store`."""
-    activities = order_activities(store, observer)
+    in_flight = InFlightOrders(store) if settings.observability else None
+    activities = order_activities(store, observer, in_flight)
     return WorkerSupervisor(
         lambda: build_runtime(activities, settings.dapr_host, settings.dapr_grpc_port)
     )

@@ -61,7 +61,10 @@ def attach(stack: Stack) -> None:
     (directory / "jaeger.yaml").write_text(jaeger_config(s))
     (directory / "prometheus.yml").write_text(prometheus_config(s, stack.supervise))
     stack.services.update({service.name: service for service in _services(stack)})
-    stack.services["app"].env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint(s))
+    app_env = stack.services["app"].env
+    app_env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint(s))
+    # The app's own switch: the per-order bookkeeping behind the in-flight gauge.
+    app_env.setdefault("OBSERVABILITY", "true")
 
 
 def otlp_endpoint(settings: StackSettings) -> str:

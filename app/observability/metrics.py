@@ -161,7 +161,8 @@ class StateGauges(Collector):
         in_flight = GaugeMetricFamily(
             "orders_in_flight",
             "Orders accepted and not finished, by the workflow step they are at (read from the "
-            "state store and the engine at scrape time); absent when they did not answer.",
+            "state store and the engine at scrape time); absent when they did not answer, or "
+            "the app keeps no in-flight sets (OBSERVABILITY off).",
             labels=["step"],
         )
         if self.in_flight is not None:

@@ -13,11 +13,17 @@ from app.workflows.contracts import OrderOutcome
 
 
 class OrderRecords:
-    def __init__(self, store: StateStore, observer: OrderObserver = NO_OBSERVER) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        observer: OrderObserver = NO_OBSERVER,
+        in_flight: InFlightOrders | None = None,
+    ) -> None:
         self._store = store
         self._observer = observer
-        # An order is in flight from before its workflow is scheduled until its outcome is here.
-        self.in_flight = InFlightOrders(store)
+        # An order is in flight from before its workflow is scheduled until its outcome is here
+        # (kept only with observability on: see Settings.observability).
+        self.in_flight = in_flight
 
     @staticmethod
     def key(order_id: str) -> str:
@@ -64,8 +70,9 @@ class OrderRecords:
             return record.model_copy(update={"outcome": outcome}).model_dump(mode="json")
 
         await compare_and_swap(self._store, self.key(outcome.order_id), apply)
-        # Also when a first run of this activity wrote the outcome and then died before this.
-        await self.in_flight.remove({outcome.order_id})
+        if self.in_flight is not None:
+            # Also when a first run of this activity wrote the outcome and died before this.
+            await self.in_flight.remove({outcome.order_id})
         if wrote:
             self._observer.order_finished(
                 "processed" if outcome.processed else outcome.reason or "unknown"

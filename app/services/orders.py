@@ -32,6 +32,7 @@ from app.domain.orders import (
 from app.errors import AppError, DependencyUnavailable, NotFound
 from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.engine import WorkflowGateway
+from app.services.in_flight import InFlightOrders
 from app.services.manager_outbox import ManagerOutbox
 from app.services.order_index import NewOrders, OrderIndex
 from app.services.order_observer import NO_OBSERVER, OrderObserver
@@ -74,7 +75,9 @@ class OrderService:
         self._settings = settings
         self._clock = clock
         self._observer = observer
-        self._records = OrderRecords(store)
+        self._records = OrderRecords(
+            store, in_flight=InFlightOrders(store) if settings.observability else None
+        )
         self._index = OrderIndex(store)
         self.outbox = ManagerOutbox(store, self._records, workflows)
         self._accepted_cache: OrderedDict[str, OrderRecord] = OrderedDict()
@@ -169,12 +172,16 @@ class OrderService:
         except NotFound:
             return None
 
-    async def in_flight_by_step(self) -> dict[str, int]:
+    async def in_flight_by_step(self) -> dict[str, int] | None:
         """How many unfinished orders are at each step, from the store's in-flight sets and the
         engine (so every replica answers the same, and a restart forgets nothing). An order the
         engine reports finished, or that has neither workflow nor record, is dropped from the
-        sets (a workflow that failed never records an outcome; a create that crashed left it)."""
-        ids = await self._records.in_flight.ids()
+        sets (a workflow that failed never records an outcome; a create that crashed left it).
+        None when the sets are not kept (observability off)."""
+        in_flight = self._records.in_flight
+        if in_flight is None:
+            return None
+        ids = await in_flight.ids()
         reads = asyncio.Semaphore(_IN_FLIGHT_READS)
 
         async def step_of(order_id: str) -> str | None:
@@ -194,7 +201,7 @@ class OrderService:
         steps = dict(zip(ids, await asyncio.gather(*map(step_of, ids)), strict=True))
         finished = {order_id for order_id, step in steps.items() if step is None}
         if finished:
-            await self._records.in_flight.remove(finished)
+            await in_flight.remove(finished)
         return dict(Counter(step for step in steps.values() if step is not None))
 
     # -- creating ---------------------------------------------------------------------------
@@ -273,7 +280,8 @@ class OrderService:
         )
         # In flight before it is scheduled: a crash between the two leaves an entry the metrics
         # drop (no workflow, no record), never a running workflow nobody counts.
-        await self._records.in_flight.add(record.order_id)
+        if self._records.in_flight is not None:
+            await self._records.in_flight.add(record.order_id)
         try:
             await self._workflows.schedule(WORKFLOW_NAME, record.order_id, payload)
         except DependencyUnavailable:
@@ -283,7 +291,8 @@ class OrderService:
             if created:  # undo: nothing half-written
                 self._accepted_cache.pop(record.order_id, None)
                 await self._records.delete(record.order_id)
-                await self._records.in_flight.remove({record.order_id})
+                if self._records.in_flight is not None:
+                    await self._records.in_flight.remove({record.order_id})
             raise
         self._observer.order_accepted()
         log.info(

@@ -83,6 +83,7 @@ async def test_prometheus_scrapes_the_order_series_after_an_order_ran(
         assert {r["metric"]["job"] for r in up} >= SCRAPE_JOBS
         # The HTTP histograms and the state gauges come through the same scrape.
         assert await query('http_request_duration_seconds_count{route="/orders"}')
+        # Read from the store's in-flight sets, which the app keeps with OBSERVABILITY on.
         assert await query("orders_in_flight")
 
 

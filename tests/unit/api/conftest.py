@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -26,8 +28,10 @@ def request_timeout_seconds() -> float:
     return REQUEST_TIMEOUT_SECONDS
 
 
-@pytest.fixture
-async def api(store: InMemoryStateStore, request_timeout_seconds: float) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def running_api(
+    store: InMemoryStateStore, request_timeout_seconds: float, **settings_overrides: Any
+) -> AsyncIterator[Api]:
     workflows, sidecar = FakeWorkflowGateway(), FakeSidecar()
     settings = Settings(
         manager_token=MANAGER_TOKEN,
@@ -36,6 +40,7 @@ async def api(store: InMemoryStateStore, request_timeout_seconds: float) -> Asyn
         request_timeout_seconds=request_timeout_seconds,
         order_events_poll_seconds=EVENTS_POLL_SECONDS,
         log_level="WARNING",
+        **settings_overrides,
     )
     app = create_app(settings, services=fake_services(store, workflows, sidecar))
     # ASGITransport does not run the lifespan; the manager does, and hands its state (the
@@ -47,6 +52,21 @@ async def api(store: InMemoryStateStore, request_timeout_seconds: float) -> Asyn
         ) as client,
     ):
         yield Api(client, app, store, workflows, sidecar)
+
+
+@pytest.fixture
+async def api(store: InMemoryStateStore, request_timeout_seconds: float) -> AsyncIterator[Api]:
+    async with running_api(store, request_timeout_seconds) as running:
+        yield running
+
+
+@pytest.fixture
+async def observed_api(
+    store: InMemoryStateStore, request_timeout_seconds: float
+) -> AsyncIterator[Api]:
+    """The app with OBSERVABILITY on: it keeps the in-flight sets."""
+    async with running_api(store, request_timeout_seconds, observability=True) as running:
+        yield running
 
 
 @pytest.fixture

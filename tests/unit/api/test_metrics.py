@@ -150,40 +150,49 @@ async def test_every_known_outcome_and_decision_is_reported_from_zero(api: Api) 
 
 
 async def test_orders_in_flight_are_counted_by_step_from_the_store_and_the_engine(
-    api: Api,
+    observed_api: Api,
 ) -> None:
-    await api.client.post("/orders", json={**BIG_ORDER, "order_id": "o1"})
-    await api.client.post("/orders", json={**SMALL_ORDER, "order_id": "o2"})
-    api.workflows.set("o1", "RUNNING", "awaiting_approval")
-    api.workflows.set("o2", "RUNNING", "processing_payment")
+    await observed_api.client.post("/orders", json={**BIG_ORDER, "order_id": "o1"})
+    await observed_api.client.post("/orders", json={**SMALL_ORDER, "order_id": "o2"})
+    observed_api.workflows.set("o1", "RUNNING", "awaiting_approval")
+    observed_api.workflows.set("o2", "RUNNING", "processing_payment")
     # Accepted by another replica (or before a restart): this process never saw it.
-    await api.store.save(shard_key(0), {"order_ids": ["elsewhere"]}, None)
-    api.workflows.set("elsewhere", "RUNNING", "awaiting_approval")
+    await observed_api.store.save(shard_key(0), {"order_ids": ["elsewhere"]}, None)
+    observed_api.workflows.set("elsewhere", "RUNNING", "awaiting_approval")
 
-    text = await scrape(api)
+    text = await scrape(observed_api)
 
     assert value(text, "orders_in_flight", step="awaiting_approval") == 2
     assert value(text, "orders_in_flight", step="processing_payment") == 1
     assert value(text, "orders_in_flight", step="reserving_inventory") == 0
 
 
-async def test_a_finished_order_leaves_the_in_flight_gauge(api: Api) -> None:
-    await api.client.post("/orders", json={**SMALL_ORDER, "order_id": "o1"})
-    api.workflows.set("o1", "RUNNING", "processing_payment")
-    assert value(await scrape(api), "orders_in_flight", step="processing_payment") == 1
+async def test_a_finished_order_leaves_the_in_flight_gauge(observed_api: Api) -> None:
+    await observed_api.client.post("/orders", json={**SMALL_ORDER, "order_id": "o1"})
+    observed_api.workflows.set("o1", "RUNNING", "processing_payment")
+    assert value(await scrape(observed_api), "orders_in_flight", step="processing_payment") == 1
 
     # A workflow that failed never records an outcome: the engine's word is enough.
-    api.workflows.set("o1", "FAILED")
+    observed_api.workflows.set("o1", "FAILED")
 
-    assert value(await scrape(api), "orders_in_flight", step="processing_payment") == 0
-    stored = api.snapshot_of_store()
+    assert value(await scrape(observed_api), "orders_in_flight", step="processing_payment") == 0
+    stored = observed_api.snapshot_of_store()
     assert all(
         "o1" not in stored.get(shard_key(shard), {"order_ids": []})["order_ids"]
         for shard in range(SHARDS)
     )
 
 
-async def test_in_flight_is_left_out_when_the_store_does_not_answer(api: Api) -> None:
-    api.store.frozen = True
+async def test_in_flight_is_left_out_when_the_store_does_not_answer(observed_api: Api) -> None:
+    observed_api.store.frozen = True
 
-    assert value(await scrape(api), "orders_in_flight", step="awaiting_approval") is None
+    assert value(await scrape(observed_api), "orders_in_flight", step="awaiting_approval") is None
+
+
+async def test_without_observability_no_in_flight_sets_are_kept(api: Api) -> None:
+    await api.client.post("/orders", json={**SMALL_ORDER, "order_id": "o1"})
+
+    text = await scrape(api)
+
+    assert value(text, "orders_in_flight", step="pending") is None
+    assert not any(key.startswith("orders:in-flight") for key in api.snapshot_of_store())

@@ -20,6 +20,7 @@ def test_off_the_stack_is_unchanged_and_its_ports_are_not_claimed(tmp_path: Path
 
     assert stack.order == SERVICE_ORDER
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in stack.services["app"].env
+    assert "OBSERVABILITY" not in stack.services["app"].env
     assert stack.settings.dapr_config_file.name == "daprd-config.yaml"
     assert "config" in stack.settings.dapr_config_file.parts
     claimed = set(stack.settings.ports())
@@ -37,12 +38,14 @@ def test_on_prometheus_and_jaeger_start_before_the_dapr_processes(tmp_path: Path
     assert {name.upper() for name in OBSERVABILITY_PORTS} <= set(stack.settings.ports())
 
 
-def test_the_app_exports_to_jaeger(tmp_path: Path) -> None:
+def test_the_app_exports_to_jaeger_and_keeps_its_in_flight_sets(tmp_path: Path) -> None:
     stack = observed(tmp_path)
 
-    assert stack.services["app"].env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+    env = stack.services["app"].env
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
         f"http://127.0.0.1:{stack.settings.jaeger_otlp_grpc_port}"
     )
+    assert env["OBSERVABILITY"] == "true"
 
 
 def test_daprd_runs_with_tracing_to_jaeger_and_the_rest_of_its_configuration(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.services.in_flight import InFlightOrders
 from app.services.order_records import OrderRecords
 from app.workflows.contracts import OrderOutcome
 from tests.fixtures.fakes import InMemoryStateStore
@@ -141,10 +142,10 @@ async def test_a_recorded_outcome_takes_the_order_out_of_flight(
     store: InMemoryStateStore,
 ) -> None:
     await stored_order(store, "o1")
-    records = OrderRecords(store)
-    await records.in_flight.add("o1")
-    await records.in_flight.add("o2")
+    in_flight = InFlightOrders(store)
+    await in_flight.add("o1")
+    await in_flight.add("o2")
 
-    await records.record_outcome(outcome("o1", None))
+    await OrderRecords(store, in_flight=in_flight).record_outcome(outcome("o1", None))
 
-    assert await records.in_flight.ids() == {"o2"}
+    assert await in_flight.ids() == {"o2"}
