@@ -54,7 +54,8 @@ def _order_activity(
     name = method.__name__
 
     async def activity(ctx: WorkflowActivityContext, request: BaseModel) -> Any:
-        attributes = {"order.id": str(getattr(request, "order_id", "")), "activity.name": name}
+        # The workflow instance is the order (its id is the order id).
+        attributes = {"order.id": ctx.workflow_id, "activity.name": name}
         with _tracer.start_as_current_span(f"activity {name}", attributes=attributes):
             return await method(request)
 

@@ -132,7 +132,7 @@ def whole_order(trace: dict[str, Any]) -> bool:
     daprd = operations_of(trace, DAPRD_SERVICE)
     return (
         {"POST /orders", "schedule workflow", "/TaskHubSidecarService/StartInstance"} <= app
-        and {"activity reserve_inventory", "activity record_outcome"} <= app
+        and {"activity reserve_inventory", "activity finish_order"} <= app
         and "/TaskHubSidecarService/StartInstance" in daprd
         and any(operation.startswith("orchestration||") for operation in daprd)
     )

@@ -72,10 +72,12 @@ def test_the_sdk_workers_lines_go_through_the_same_formatter_once(output: io.Str
     # As the SDK's worker makes its logger, with the handler the app's runtime hands it.
     worker_log = get_logger("worker", SDK_LOGGING.log_handler, SDK_LOGGING.log_formatter)
 
-    worker_log.info("Starting gRPC worker")
+    # At INFO it logs a line per workflow turn, so it is kept at WARNING (configure_logging).
+    worker_log.info("a workflow turn")
+    worker_log.warning("connection lost, reconnecting")
 
-    assert [(line["logger"], line["message"]) for line in lines(output)] == [
-        ("durabletask-worker", "Starting gRPC worker")
+    assert [(line["level"], line["logger"], line["message"]) for line in lines(output)] == [
+        ("WARNING", "durabletask-worker", "connection lost, reconnecting")
     ]
 
 
