@@ -76,8 +76,10 @@ def configure_logging(level: str, log_format: LogFormat = "human") -> None:
     if log_format == "json":
         for name in _OWN_HANDLERS:
             logger = logging.getLogger(name)
-            logger.handlers.clear()
-            logger.propagate = True
+            # A logger uvicorn silenced (`--no-access-log`: no handler, no propagation) stays so.
+            if logger.handlers:
+                logger.handlers.clear()
+                logger.propagate = True
     # One line per sidecar call drowns the order lines that matter.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The SDK's worker logs a line per workflow turn at INFO, and it builds summaries of every

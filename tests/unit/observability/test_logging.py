@@ -89,3 +89,23 @@ def test_the_human_format_stays_the_default(output: io.StringIO) -> None:
     text = output.getvalue()
     assert " INFO app: order o1: accepted" in text
     assert not text.startswith("{")
+
+
+def test_uvicorns_lines_become_json_and_a_silenced_access_log_stays_silent(
+    output: io.StringIO,
+) -> None:
+    server, access = logging.getLogger("uvicorn"), logging.getLogger("uvicorn.access")
+    saved = [(server.handlers[:], server.propagate), (access.handlers[:], access.propagate)]
+    # As uvicorn leaves them with --no-access-log: its own handler on one, the other silenced.
+    server.handlers, server.propagate = [logging.StreamHandler(io.StringIO())], False
+    access.handlers, access.propagate = [], False
+    try:
+        configure_logging("INFO", "json")
+        logging.getLogger("uvicorn.error").info("Application startup complete.")
+        access.info('"GET /healthz HTTP/1.1" 200')
+    finally:
+        (server.handlers, server.propagate), (access.handlers, access.propagate) = saved
+
+    assert [(line["logger"], line["message"]) for line in lines(output)] == [
+        ("uvicorn.error", "Application startup complete.")
+    ]
