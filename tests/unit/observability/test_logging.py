@@ -94,17 +94,25 @@ def test_the_human_format_stays_the_default(output: io.StringIO) -> None:
 def test_uvicorns_lines_become_json_and_a_silenced_access_log_stays_silent(
     output: io.StringIO,
 ) -> None:
-    server, access = logging.getLogger("uvicorn"), logging.getLogger("uvicorn.access")
-    saved = [(server.handlers[:], server.propagate), (access.handlers[:], access.propagate)]
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg.handlers[:], lg.propagate, lg.level, lg.disabled) for lg in loggers]
+    server, error, access = loggers
     # As uvicorn leaves them with --no-access-log: its own handler on one, the other silenced.
+    # (Other tests in the session may have run uvicorn at another level: set every field.)
     server.handlers, server.propagate = [logging.StreamHandler(io.StringIO())], False
+    error.handlers, error.propagate = [], True
     access.handlers, access.propagate = [], False
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+        logger.disabled = False
     try:
         configure_logging("INFO", "json")
-        logging.getLogger("uvicorn.error").info("Application startup complete.")
+        error.info("Application startup complete.")
         access.info('"GET /healthz HTTP/1.1" 200')
     finally:
-        (server.handlers, server.propagate), (access.handlers, access.propagate) = saved
+        for logger, (handlers, propagate, level, disabled) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate, logger.disabled = handlers, propagate, disabled
+            logger.setLevel(level)
 
     assert [(line["logger"], line["message"]) for line in lines(output)] == [
         ("uvicorn.error", "Application startup complete.")
