@@ -18,7 +18,7 @@ def observed(tmp_path: Path, on: bool = True) -> Stack:
 def test_off_the_stack_is_unchanged_and_its_ports_are_not_claimed(tmp_path: Path) -> None:
     stack = observed(tmp_path, on=False)
 
-    assert stack.order == SERVICE_ORDER
+    assert stack.service_order == SERVICE_ORDER
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in stack.services["app"].env
     assert "OBSERVABILITY" not in stack.services["app"].env
     assert stack.settings.dapr_config_file.name == "daprd-config.yaml"
@@ -30,7 +30,7 @@ def test_off_the_stack_is_unchanged_and_its_ports_are_not_claimed(tmp_path: Path
 def test_on_prometheus_and_jaeger_start_before_the_dapr_processes(tmp_path: Path) -> None:
     stack = observed(tmp_path)
 
-    order = stack.order
+    order = stack.service_order
     assert order.index("jaeger") < order.index("daprd") < order.index("app")
     assert order.index("prometheus") < order.index("daprd")
     assert set(order) == {*SERVICE_ORDER, "jaeger", "prometheus"}
@@ -110,3 +110,19 @@ def test_jaeger_listens_on_loopback_only(tmp_path: Path) -> None:
 def test_the_jaeger_pin_is_read_from_its_go_module() -> None:
     assert pinned_jaeger_version() == "1.76.0"
     assert StackSettings().jaeger_cache_dir.name == "jaeger"
+
+
+def test_with_replicas_every_app_and_daprd_is_scraped_and_exports(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path, OBSERVABILITY=True, REPLICAS=2)
+    stack = Stack(settings, dapr_bin_dir=tmp_path)
+
+    config = yaml.safe_load((settings.data_dir / "observability" / "prometheus.yml").read_text())
+
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets["order-processor"] == [f"127.0.0.1:{r.app_port}" for r in stack.replicas]
+    assert targets["daprd"] == [f"127.0.0.1:{r.dapr_metrics_port}" for r in stack.replicas]
+    assert len(stack.replicas) == 2
+    for replica in stack.replicas:
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in stack.services[replica.app_name].env
