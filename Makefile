@@ -71,7 +71,7 @@ compose: deps tools dapr
 test: deps tools dapr helm jaeger lint typecheck
 	$(PY) -m pytest --cov --cov-report=term
 
-bench: deps tools dapr
+bench: deps tools dapr jaeger
 	$(PY) -m bench
 
 # Throughput with 1, 2 and 3 replicas behind the proxy (README, Scale out).
