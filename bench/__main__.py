@@ -46,9 +46,10 @@ from app.services.order_records import OrderRecords
 from app.workflows.contracts import WORKFLOW_NAME, OrderInput
 from app.workflows.runtime import build_runtime
 from app.workflows.worker import WorkerSupervisor
+from bench import observability
 from bench.engine import SERIES_LENGTH, SERIES_WORKFLOW, register_series
 from bench.load import Meter, OneOrder, Run, closed_loop, open_loop
-from bench.report import report
+from bench.report import cost_table, latency_table, report
 from bench.service import TOKEN, restock, service_order, warm_up
 from devstack.dapr_build import build
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
@@ -192,6 +193,10 @@ async def main() -> None:
             help=f"extra command-line flags for {name} (to compare its settings), e.g. "
             + ("'--log-level warn'" if name == "daprd" else "'--etcd-backend-batch-interval 500ms'"),
         )  # fmt: skip
+    parser.add_argument(
+        "--no-observability", action="store_true",
+        help="skip the observability on/off comparison (four more stacks, about 4 minutes)",
+    )  # fmt: skip
     args = parser.parse_args()
     levels: list[int] = numbers(args.clients, int)
     fractions: list[float] = numbers(args.fractions, float)
@@ -217,6 +222,9 @@ async def main() -> None:
                 runs += await measure_service(stack, levels, args.seconds, rates, args.open_seconds)
         finally:
             stack.stop()
+    watched = []
+    if not args.engine_only and not args.no_observability:
+        watched = await observability.measure(TOKEN, max(levels), args.seconds)
     print(f"\nMachine: {platform.node()} ({os.cpu_count()} cores, {platform.machine()}), "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Dapr {stack.version}, command: `make bench` "
           f"(python -m bench --seconds {args.seconds:g} --clients {args.clients} "
@@ -225,6 +233,10 @@ async def main() -> None:
           f"{f' --scheduler-args {args.scheduler_args!r}' if args.scheduler_args else ''}); "
           f"engine workflow: {SERIES_LENGTH} activities in series\n")  # fmt: skip
     print(report(runs, fractions))
+    if watched:
+        print(f"\nObservability (service, {max(levels)} clients, {args.seconds:g} s per stack):\n")
+        print(latency_table(watched) + "\n\n" + cost_table(watched))
+        print("\n" + observability.summary(watched))
 
 
 if __name__ == "__main__":

@@ -327,10 +327,23 @@ async def test_losing_a_replica_loses_no_order_and_it_takes_work_again_when_back
         )
         back_at, back_at_wall = time.monotonic(), time.time()
         before = await activities_run(victim)
-        again = [new_id("again") for _ in range(15)]
-        # A create with its own id is safe to repeat: what a client does on a 503.
-        await asyncio.gather(*(traffic.place(order_id) for order_id in again))
-        await asyncio.gather(*(wait_until_finished(api, order_id) for order_id in again))
+        again: list[str] = []
+
+        async def victim_took_work() -> bool:
+            # Ready is not yet in the proxy's rotation: a request it refused while starting
+            # keeps it out for the proxy's fail_timeout. So orders keep coming until it serves.
+            batch = [new_id("again") for _ in range(5)]
+            again.extend(batch)
+            # A create with its own id is safe to repeat: what a client does on a 503.
+            await asyncio.gather(*(traffic.place(order_id) for order_id in batch))
+            await asyncio.gather(*(wait_until_finished(api, order_id) for order_id in batch))
+            served = served_by(stack, victim, back_at_wall) > 0
+            return served and await activities_run(victim) > before
+
+        await eventually(
+            victim_took_work, bool, deadline_seconds=RECOVERY_SECONDS, interval=0.0,
+            what=f"replica {victim.number} serving requests and running activities again",
+        )  # fmt: skip
     finally:
         traffic.stop.set()
         await asyncio.gather(*clients)
@@ -361,7 +374,8 @@ async def test_losing_a_replica_loses_no_order_and_it_takes_work_again_when_back
     for item in ("cars", "paperclip"):
         assert assert_invariant(stack, item)["reserved"] == 0
 
-    # The replica is back in service: the proxy sends it requests, placement sends it work.
+    # The replica is back in service (waited for above): the proxy sends it requests, placement
+    # sends it work.
     assert served_by(stack, victim, back_at_wall) > 0
     assert await activities_run(victim) > before
 
