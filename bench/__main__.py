@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from dapr.conf import settings as dapr_sdk_settings
 from dapr.ext.workflow import WorkflowRuntime, WorkflowStatus
 from dapr.ext.workflow.aio import DaprWorkflowClient
@@ -50,7 +49,7 @@ from bench import observability
 from bench.engine import SERIES_LENGTH, SERIES_WORKFLOW, register_series
 from bench.load import Meter, OneOrder, Run, closed_loop, open_loop
 from bench.report import cost_table, latency_table, report
-from bench.service import TOKEN, restock, service_order, warm_up
+from bench.service import TOKEN, service_order, stocked_api, warm_up
 from devstack.dapr_build import build
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
 
@@ -155,10 +154,7 @@ async def measure_service(
 ) -> list[Run]:
     runs = []
     costs = meter(stack, SERVICE_ORDER)
-    async with httpx.AsyncClient(
-        base_url=stack.app_url, timeout=60, limits=httpx.Limits(max_connections=None)
-    ) as api:
-        await restock(api)
+    async with stocked_api(stack.app_url) as api:
         one = service_order(api)
         await closed_loop(warm_up(), one, costs)
         for level in levels:

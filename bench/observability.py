@@ -8,10 +8,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import httpx
-
 from bench.load import Meter, Run, closed_loop
-from bench.service import restock, service_order, warm_up
+from bench.service import service_order, stocked_api, warm_up
 from devstack.stack import Stack, isolated_settings
 
 ROUNDS = 2
@@ -24,10 +22,7 @@ async def _one_stack(observability: bool, token: str, clients: int, seconds: flo
             # Prometheus and Jaeger too, when on: what observability costs includes them.
             pids = {name: stack.pid(name) for name in stack.service_order}
             costs = Meter(pids, settings.redis_port, settings.dapr_metrics_port)
-            async with httpx.AsyncClient(
-                base_url=stack.app_url, timeout=60, limits=httpx.Limits(max_connections=None)
-            ) as api:
-                await restock(api)
+            async with stocked_api(stack.app_url) as api:
                 one = service_order(api)
                 await closed_loop(warm_up(), one, costs)
                 mode = f"observability {'on' if observability else 'off'}"

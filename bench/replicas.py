@@ -17,10 +17,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 from bench.load import Meter, Run, closed_loop, percentile
-from bench.service import TOKEN, restock, service_order, warm_up
+from bench.service import TOKEN, service_order, stocked_api, warm_up
 from devstack.dapr_build import build
 from devstack.stack import Stack, isolated_settings
 
@@ -35,8 +33,7 @@ async def measure(replicas: int, clients: int, seconds: float) -> Run:
         stack = Stack(settings, app_env={"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"})
         stack.start()
         try:
-            async with httpx.AsyncClient(base_url=stack.app_url, timeout=60) as api:
-                await restock(api)
+            async with stocked_api(stack.app_url) as api:
                 pids = {name: stack.pid(name) for name in stack.service_order}
                 # Sidecar calls are counted on replica 1's daprd only (the table leaves them out).
                 meter = Meter(

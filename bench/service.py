@@ -4,6 +4,8 @@ through the API, with the stock topped up first so that every order can complete
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 import httpx
@@ -11,6 +13,17 @@ import httpx
 from bench.load import OneOrder, Run
 
 TOKEN = "bench-token"
+
+
+@asynccontextmanager
+async def stocked_api(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the service at `url` (no cap on connections: each benchmark client holds
+    one), with the paperclips topped up."""
+    async with httpx.AsyncClient(
+        base_url=url, timeout=60, limits=httpx.Limits(max_connections=None)
+    ) as api:
+        await restock(api)
+        yield api
 
 
 async def restock(api: httpx.AsyncClient) -> None:
