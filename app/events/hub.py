@@ -51,6 +51,9 @@ class _Watch:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     latest: Order | None = None
+    # Each state that moved the order on, in order (one per position: a dozen at most), so a
+    # stream slower than the poller still sends every move the poller saw.
+    moves: list[Order] = field(default_factory=list)
     error: AppError | None = None
     ended: bool = False
     holders: int = 0
@@ -105,20 +108,27 @@ class OrderEventHub:
 
     async def follow(self, order_id: str, after: int = -1) -> AsyncGenerator[Order, None]:
         """Every change of the order whose position (see `progress`) is past `after`, its
-        current state first, ending with the finished order (or when the hub closes)."""
+        current state first, ending with the finished order (or when the hub closes). A stream
+        that falls behind the poller still gets each move the poller saw, in order."""
         watch = self._watch(order_id)
         watch.holders += 1
         sent = after
+        # From the current state on: the moves before this stream joined are not its to send.
+        first = max(len(watch.moves) - 1, 0)
         try:
             while True:
                 async with watch.changed:
                     await watch.changed.wait_for(partial(watch.moved_past, sent))
+                    unsent = [order for order in watch.moves[first:] if progress(order) > sent]
                     latest = watch.latest
-                if latest is not None and progress(latest) > sent:
-                    sent = progress(latest)
-                    yield latest
+                if unsent and latest is not None and progress(latest) == progress(unsent[-1]):
+                    unsent[-1] = latest  # the freshest state of the last move (a decision)
+                for order in unsent:
+                    sent = progress(order)
+                    yield order
                     if sent == FINISHED:
                         return
+                if unsent:
                     continue
                 if watch.ended:
                     if watch.error is not None:
@@ -233,6 +243,7 @@ class OrderEventHub:
             # woken only when the order moves on.
             watch.latest = order
             if advanced:
+                watch.moves.append(order)
                 watch.changed.notify_all()
         if advanced:
             for queue in self._firehoses:

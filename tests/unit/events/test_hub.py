@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -56,6 +56,13 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         return condition()
 
     await eventually(holds, bool, deadline_seconds=10, interval=0.001, what=what)
+
+
+async def read_after(hub: OrderEventHub, change: Awaitable[None], what: str) -> None:
+    """Make `change` and wait until the poller has read the order after it."""
+    target = hub.reads + 1
+    await change
+    await until(lambda: hub.reads >= target, f"the poller's read after {what}")
 
 
 async def watch(hub: OrderEventHub, order_id: str, seen: list[Order], after: int = -1) -> None:
@@ -268,3 +275,21 @@ async def test_the_manager_feed_sees_orders_another_replica_accepted(
     assert [order.order_id for order in everything] == [order_id, order_id]
     await hub.aclose()
     await asyncio.wait_for(feed, 5)
+
+
+async def test_a_stream_slower_than_the_poller_still_gets_every_move_it_saw(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    [order_id] = await place(orders, 1)
+    stream = hub.follow(order_id)
+    first = await anext(stream)  # joined; then the stream reads nothing while the order moves
+    for step in STEPS:
+        await read_after(hub, move(hub, gateway, order_id, step), step)
+    await finish(hub, gateway, order_id)
+
+    rest = [order async for order in stream]
+
+    assert first.step is None
+    assert [order.step for order in rest] == [*STEPS, Step.DONE]
+    assert rest[-1].result is not None
+    assert rest[-1].result.processed
