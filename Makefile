@@ -35,8 +35,10 @@ jaeger: deps
 tools: deps
 	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap chromium nginx prometheus
 
-# Local stand-ins for the compose file's images, for machines without registry access.
-# Prints the exports that select them: eval "$$(make -s images)"; docker compose up --build
+# Local stand-ins for the compose files' images, for machines without registry access
+# (Dapr's and Jaeger's from the binaries `make dapr` and `make jaeger` build, which it builds
+# itself if need be: a prerequisite would print their paths into the exports). Prints the
+# exports that select them: eval "$$(make -s images)"; docker compose up --build
 images: deps tools
 	@$(PY) -m devstack images
 
@@ -64,7 +66,7 @@ integration: deps tools dapr jaeger
 	$(PY) -m pytest -m integration
 
 # The container stack: starts dockerd if none runs (and stops it after), builds the images.
-compose: deps tools dapr
+compose: deps tools dapr jaeger
 	$(PY) -m pytest tests/compose
 
 # Every check; branch coverage of app/ is printed at the end.

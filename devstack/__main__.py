@@ -146,7 +146,7 @@ def images(settings: StackSettings) -> None:
     The engine is started if none answers, and left running: the user's compose needs it.
     """
     with DockerEngine(_report, keep=True):
-        local = build_local_images(build(settings), _report)
+        local = build_local_images(build(settings), build_jaeger(settings), _report)
     for name, value in local.compose_env().items():
         print(f"export {name}={value}")
 

@@ -3,7 +3,11 @@
 - `daprd`, `placement`, `scheduler`: the statically linked binaries devstack builds from Dapr's
   Go module, in an image laid out like the official one (binary in `/`, user 65532, a writable
   `/tmp` and `/var/lock`), made with `docker import` from a tar written here.
-- Redis, nginx (the replicas' proxy) and the Python base: Debian's packages (`debootstrap --variant=minbase`), imported.
+- `jaeger` (the trace backend of docker-compose.observability.yml): the static binary devstack
+  builds from Jaeger's Go module, laid out like the official image (entrypoint
+  `/cmd/jaeger/jaeger-linux`, user 10001), made the same way.
+- Redis, nginx (the replicas' proxy), Prometheus (docker-compose.observability.yml) and the
+  Python base: Debian's packages (`debootstrap --variant=minbase`), imported.
   Debian's Python is made to behave like the official image for the Dockerfile's steps: `pip`
   installs system-wide, and it trusts the CA bundle the host's pip uses, so PyPI is reachable
   from the build on networks that re-sign TLS. That bundle lives only in this local image; the
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.dapr_build import BINARIES
+from devstack.jaeger_build import release_version
 from devstack.settings import pinned_dapr_version
 
 REPOSITORY = "localhost/order-processor"
@@ -38,6 +43,9 @@ RECIPE = "3"
 # Debian's release whose python3 is 3.11, the version the Dockerfile's default image has.
 DEBIAN_SUITE = "bookworm"
 DAPR_USER = 65532  # the official images' non-root user
+JAEGER_USER = 10001  # the official Jaeger image's
+JAEGER_ENTRYPOINT = "cmd/jaeger/jaeger-linux"  # where the official Jaeger image has it
+NOBODY = 65534  # the official Prometheus image runs as nobody
 HOST_CA_CANDIDATES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -55,6 +63,8 @@ class LocalImages:
     redis: str
     python: str
     nginx: str
+    prometheus: str
+    jaeger: str
 
     def compose_env(self) -> dict[str, str]:
         return {
@@ -62,6 +72,8 @@ class LocalImages:
             "REDIS_IMAGE": self.redis,
             "PYTHON_IMAGE": self.python,
             "NGINX_IMAGE": self.nginx,
+            "PROMETHEUS_IMAGE": self.prometheus,
+            "JAEGER_IMAGE": self.jaeger,
         }
 
 
@@ -108,37 +120,47 @@ def _import(tag: str, tar_stream: bytes | Path, digest: str, changes: list[str])
         _docker(*args, "-", tag, stdin=tar_stream)
 
 
-# -- Dapr ------------------------------------------------------------------------------------
+# -- Dapr and Jaeger: one static binary each -------------------------------------------------
 
 
 def _dapr_rootfs(binary: Path) -> bytes:
     """The official layout: the binary in `/`, user 65532, world-writable /tmp and /var/lock."""
+    return _static_rootfs(binary, binary.name, ("nonroot", DAPR_USER))
+
+
+def _static_rootfs(binary: Path, target: str, user: tuple[str, int]) -> bytes:
+    """A root filesystem for one static binary at `target`, run as `user` (name, uid), with
+    world-writable /tmp and /var/lock."""
+    name, uid = user
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
 
-        def add_dir(name: str, mode: int, uid: int = 0) -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, uid
+        def add_dir(path: str, mode: int, owner: int = 0) -> None:
+            info = tarfile.TarInfo(path)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, owner, owner
             tar.addfile(info)
 
-        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
-            info = tarfile.TarInfo(name)
+        def add_file(path: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(path)
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
 
-        for name in ("etc", "home", "var"):
-            add_dir(name, 0o755)
+        for path in ("etc", "home", "var"):
+            add_dir(path, 0o755)
         add_dir("tmp", 0o1777)
         add_dir("var/lock", 0o1777)
-        add_dir("home/nonroot", 0o700, DAPR_USER)
+        add_dir(f"home/{name}", 0o700, uid)
         add_file(
             "etc/passwd",
             b"root:x:0:0:root:/root:/sbin/nologin\n"
-            b"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+            + f"{name}:x:{uid}:{uid}:{name}:/home/{name}:/sbin/nologin\n".encode(),
         )
-        add_file("etc/group", b"root:x:0:\nnonroot:x:65532:\n")
+        add_file("etc/group", f"root:x:0:\n{name}:x:{uid}:\n".encode())
         add_file("etc/nsswitch.conf", b"hosts: files dns\n")
-        add_file(binary.name, binary.read_bytes(), 0o755)
+        parents = Path(target).parent.parts
+        for depth in range(1, len(parents) + 1):
+            add_dir("/".join(parents[:depth]), 0o755)
+        add_file(target, binary.read_bytes(), 0o755)
     return buffer.getvalue()
 
 
@@ -156,6 +178,25 @@ def build_dapr_images(bin_dir: Path, version: str, report: Callable[[str], None]
         _import(tag, rootfs, digest, [f"USER {DAPR_USER}:{DAPR_USER}", "WORKDIR /"])
         report(f"built {tag} in {time.monotonic() - started:.1f}s")
     return REPOSITORY
+
+
+def build_jaeger_image(binary: Path, report: Callable[[str], None]) -> str:
+    """The official Jaeger image's layout around the binary devstack built (`make jaeger`)."""
+    if not binary.is_file():
+        raise ImageBuildError(f"{binary} is missing; run `make jaeger`")
+    tag = f"{REPOSITORY}/jaeger:{release_version()}"
+    rootfs = _static_rootfs(binary, JAEGER_ENTRYPOINT, ("jaeger", JAEGER_USER))
+    changes = [
+        f"USER {JAEGER_USER}:{JAEGER_USER}",
+        "WORKDIR /",
+        f'ENTRYPOINT ["/{JAEGER_ENTRYPOINT}"]',
+    ]
+    digest = _digest([RECIPE.encode(), *(change.encode() for change in changes), rootfs])
+    if image_digest_label(tag) != digest:
+        started = time.monotonic()
+        _import(tag, rootfs, digest, changes)
+        report(f"built {tag} in {time.monotonic() - started:.1f}s")
+    return tag
 
 
 # -- Debian ----------------------------------------------------------------------------------
@@ -234,6 +275,13 @@ def _prepare_redis(rootfs: Path) -> None:
     os.chown(data, int(match.group(1)), int(match.group(2)))
 
 
+def _prepare_prometheus(rootfs: Path) -> None:
+    # The official image's data directory, writable by the user it runs as.
+    data = rootfs / "prometheus"
+    data.mkdir(exist_ok=True)
+    os.chown(data, NOBODY, NOBODY)
+
+
 def _prepare_python(ca_bundle: bytes) -> Callable[[Path], None]:
     def prepare(rootfs: Path) -> None:
         # Debian marks its Python externally managed (PEP 668); the official image does not,
@@ -261,6 +309,21 @@ def debian_images() -> list[DebianImage]:
             ("nginx",),
             (f"ENV PATH={SEARCH_PATH}", 'CMD ["nginx", "-g", "daemon off;"]'),
             lambda rootfs: None,
+        ),
+        DebianImage(
+            "prometheus",
+            f"2.42-{DEBIAN_SUITE}",
+            ("prometheus",),
+            # As the official image: the binary as entrypoint, run as nobody in /prometheus.
+            (
+                f"ENV PATH={SEARCH_PATH}",
+                f"USER {NOBODY}:{NOBODY}",
+                "WORKDIR /prometheus",
+                'ENTRYPOINT ["/usr/bin/prometheus"]',
+                'CMD ["--config.file=/etc/prometheus/prometheus.yml",'
+                ' "--storage.tsdb.path=/prometheus"]',
+            ),
+            _prepare_prometheus,
         ),
         DebianImage(
             "python",
@@ -321,8 +384,18 @@ def build_debian_images(report: Callable[[str], None]) -> dict[str, str]:
     return references
 
 
-def build_local_images(bin_dir: Path, report: Callable[[str], None]) -> LocalImages:
+def build_local_images(
+    bin_dir: Path, jaeger_binary: Path, report: Callable[[str], None]
+) -> LocalImages:
     """Make sure every local image is current (building only what changed) and say which."""
     dapr_repository = build_dapr_images(bin_dir, pinned_dapr_version(), report)
+    jaeger = build_jaeger_image(jaeger_binary, report)
     debian = build_debian_images(report)
-    return LocalImages(dapr_repository, debian["redis"], debian["python"], debian["nginx"])
+    return LocalImages(
+        dapr_repository,
+        debian["redis"],
+        debian["python"],
+        debian["nginx"],
+        debian["prometheus"],
+        jaeger,
+    )

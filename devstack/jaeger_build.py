@@ -19,6 +19,15 @@ def pinned_jaeger_version(go_mod: Path = GO_MODULE_DIR / "go.mod") -> str:
     return required_version("github.com/jaegertracing/jaeger", go_mod)
 
 
+def release_version() -> str:
+    """The Jaeger v2 release of the pinned module: Jaeger tags each release twice, v1.N.P for
+    the Go module and v2.(N-63).P for the binaries and images (v1.76.0 is v2.13.0)."""
+    major, minor, patch = pinned_jaeger_version().split(".")
+    if major != "1":
+        raise JaegerBuildError(f"unexpected Jaeger module version {pinned_jaeger_version()}")
+    return f"2.{int(minor) - 63}.{patch}"
+
+
 def jaeger_binary(settings: StackSettings) -> Path:
     return settings.jaeger_cache_dir / pinned_jaeger_version() / "jaeger"
 

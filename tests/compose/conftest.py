@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,8 +21,9 @@ import pytest
 from devstack.dapr_build import build
 from devstack.docker_engine import DockerEngine
 from devstack.images import LocalImages, build_local_images
+from devstack.jaeger_build import build as build_jaeger
 from devstack.settings import ROOT, StackSettings
-from tests.compose.project import ComposeProject
+from tests.compose.project import ComposeProject, ProjectFactory
 
 MANAGER_TOKEN = "compose-manager-token"
 # One tag per checkout: runs from two worktrees on one engine never swap each other's app.
@@ -56,7 +58,8 @@ def _report(line: str) -> None:
 def local_images() -> Iterator[LocalImages]:
     with DockerEngine(_report):
         started = time.monotonic()
-        images = build_local_images(build(StackSettings()), _report)
+        settings = StackSettings()
+        images = build_local_images(build(settings), build_jaeger(settings), _report)
         record(f"local images current after {time.monotonic() - started:.1f}s")
         builder = ComposeProject("opbuild", _compose_env(images))
         started = time.monotonic()
@@ -94,14 +97,12 @@ def wait_ready(project: ComposeProject, seconds: float = READY_SECONDS) -> float
 
 
 @pytest.fixture(scope="module")
-def project_factory(
-    local_images: LocalImages,
-) -> Iterator[Callable[[str], ComposeProject]]:
+def project_factory(local_images: LocalImages) -> Iterator[ProjectFactory]:
     """Projects made in a module are torn down (containers, network, volumes) after it."""
     made: list[ComposeProject] = []
 
-    def make(prefix: str) -> ComposeProject:
-        project = ComposeProject(prefix, _compose_env(local_images))
+    def make(prefix: str, overrides: tuple[Path, ...] = ()) -> ComposeProject:
+        project = ComposeProject(prefix, _compose_env(local_images), overrides)
         made.append(project)
         return project
 
@@ -111,7 +112,7 @@ def project_factory(
 
 
 @pytest.fixture(scope="module")
-def project(project_factory: Callable[[str], ComposeProject]) -> ComposeProject:
+def project(project_factory: ProjectFactory) -> ComposeProject:
     """A running project shared by a module's tests."""
     running = project_factory("opcompose")
     started = time.monotonic()

@@ -15,12 +15,15 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from devstack.settings import APP_ID, ROOT
 from devstack.stack import free_ports
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# Prometheus and Jaeger, and tracing on in the apps and sidecars, on top of COMPOSE_FILE.
+OBSERVABILITY_FILE = ROOT / "docker-compose.observability.yml"
 # Debian's Compose 1.29 (see README, Docker section); COMPOSE_COMMAND runs the same tests with
 # another implementation, e.g. COMPOSE_COMMAND="docker compose" for a Compose v2 plugin.
 COMPOSE_TOOL = shlex.split(os.environ.get("COMPOSE_COMMAND", "docker-compose"))
@@ -29,19 +32,28 @@ PASSED_THROUGH = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "LANG")
 
 
 class ComposeProject:
-    def __init__(self, prefix: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, prefix: str, env: Mapping[str, str], overrides: tuple[Path, ...] = ()
+    ) -> None:
+        """A project of COMPOSE_FILE with the compose files `overrides` on top, in order."""
         self.name = f"{prefix}{uuid.uuid4().hex[:8]}"
-        app_port, dapr_port, proxy_port = free_ports(3)
+        self.files = (COMPOSE_FILE, *overrides)
+        app_port, dapr_port, proxy_port, prometheus_port, jaeger_port = free_ports(5)
         self.app_url = f"http://127.0.0.1:{app_port}"
         self.dapr_url = f"http://127.0.0.1:{dapr_port}"
         # The replicas' proxy (profile "replicas"), in front of app, app-2 and app-3.
         self.proxy_url = f"http://127.0.0.1:{proxy_port}"
+        # Prometheus and Jaeger's UI and query API (OBSERVABILITY_FILE).
+        self.prometheus_url = f"http://127.0.0.1:{prometheus_port}"
+        self.jaeger_url = f"http://127.0.0.1:{jaeger_port}"
         self.api_token = secrets.token_hex(16)
         self.env = {
             **{key: os.environ[key] for key in PASSED_THROUGH if key in os.environ},
             "APP_HOST_PORT": str(app_port),
             "DAPR_HTTP_HOST_PORT": str(dapr_port),
             "PROXY_HOST_PORT": str(proxy_port),
+            "PROMETHEUS_HOST_PORT": str(prometheus_port),
+            "JAEGER_UI_HOST_PORT": str(jaeger_port),
             "DAPR_API_TOKEN": self.api_token,
             **env,
         }
@@ -51,8 +63,9 @@ class ComposeProject:
     def compose(
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
     ) -> str:
+        files = [argument for path in self.files for argument in ("--file", str(path))]
         result = subprocess.run(
-            [*COMPOSE_TOOL, "--project-name", self.name, "--file", str(COMPOSE_FILE), *args],
+            [*COMPOSE_TOOL, "--project-name", self.name, *files, *args],
             cwd=ROOT,
             env={**self.env, **(env or {})},
             capture_output=True,
@@ -147,3 +160,9 @@ class ComposeProject:
         prefix = f"{APP_ID}||"
         listed = self.redis_cli("--scan", "--pattern", f"{prefix}{pattern}").split()
         return [key.removeprefix(prefix) for key in listed]
+
+
+class ProjectFactory(Protocol):
+    """Makes a project (see the `project_factory` fixture) torn down after the test module."""
+
+    def __call__(self, prefix: str, overrides: tuple[Path, ...] = ()) -> ComposeProject: ...

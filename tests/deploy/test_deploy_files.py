@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.jaeger_build import release_version
+from devstack.observability import COMPOSE_APPS, COMPOSE_FILES, COMPOSE_SIDECARS
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from devstack.stack import Stack, isolated_settings
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+OBSERVABILITY_FILE = ROOT / "docker-compose.observability.yml"
 DAPR_RUN_FILE = ROOT / "dapr.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DAPR_IMAGES = ("daprd", "placement", "scheduler")
@@ -29,7 +32,13 @@ SHELL_OVERRIDES = {
     "DAPR_IMAGE_REPO",
     "REDIS_IMAGE",
     "PYTHON_IMAGE",
+    "NGINX_IMAGE",
+    "PROMETHEUS_IMAGE",
+    "JAEGER_IMAGE",
     "APP_IMAGE",
+    "TRACING_SAMPLING_RATE",
+    "COMPOSE_FILE",
+    "COMPOSE_PROFILES",
 }
 
 
@@ -50,7 +59,9 @@ def _flag(command: list[str], name: str) -> str:
 
 
 def _run_compose(
-    *args: str, api_token: str | None = "deploy-file-check"
+    *args: str,
+    api_token: str | None = "deploy-file-check",
+    files: tuple[Path, ...] = (COMPOSE_FILE,),
 ) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("docker-compose")
     if tool is None:
@@ -61,7 +72,7 @@ def _run_compose(
     if api_token is not None:
         env["DAPR_API_TOKEN"] = api_token
     return subprocess.run(
-        [tool, "-f", str(COMPOSE_FILE), *args],
+        [tool, *(argument for path in files for argument in ("-f", str(path))), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -92,8 +103,8 @@ def test_compose_file_validates_with_a_real_compose_tool() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _resolved() -> dict[str, Any]:
-    result = _run_compose("config")
+def _resolved(files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict[str, Any]:
+    result = _run_compose("config", files=files)
     assert result.returncode == 0, result.stderr
     services: dict[str, Any] = yaml.safe_load(result.stdout)["services"]
     return services
@@ -133,8 +144,11 @@ def test_api_token_comes_from_the_shell_for_app_and_sidecar(compose: dict[str, A
         assert token.startswith("${DAPR_API_TOKEN:?"), token
 
 
-def test_published_ports_are_loopback_only() -> None:
-    for name, service in _resolved().items():
+@pytest.mark.parametrize(
+    "files", [(COMPOSE_FILE,), (COMPOSE_FILE, OBSERVABILITY_FILE)], ids=["compose", "observed"]
+)
+def test_published_ports_are_loopback_only(files: tuple[Path, ...]) -> None:
+    for name, service in _resolved(files).items():
         for port in service.get("ports", []):
             # Compose 1.29 prints `host_ip:published:target/proto`, v2 the long syntax.
             host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
@@ -248,3 +262,66 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     installs = [arg for keyword, arg in instructions if keyword == "RUN" and "pip install" in arg]
     assert installs
     assert all("--require-hashes" in arg for arg in installs)
+
+
+# -- docker-compose.observability.yml -------------------------------------------------------
+
+OBSERVED = (COMPOSE_FILE, OBSERVABILITY_FILE)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path of a resolved service's bind mounts (either syntax)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            mounts[volume["target"]] = volume["source"]
+        else:
+            source, target = str(volume).split(":")[:2]
+            mounts[target] = source
+    return mounts
+
+
+def test_observability_file_validates_on_top_of_the_compose_file() -> None:
+    result = _run_compose("config", "-q", files=OBSERVED)
+    assert result.returncode == 0, result.stderr
+
+
+def test_without_the_observability_file_nothing_traces(compose: dict[str, Any]) -> None:
+    services = _resolved()
+    assert not {"prometheus", "jaeger"} & set(services)
+    for app in COMPOSE_APPS:
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in services[app]["environment"]
+        assert "OBSERVABILITY" not in services[app]["environment"]
+    for daprd in COMPOSE_SIDECARS:
+        assert "/config/daprd-config.yaml" not in _mounts(services[daprd])
+
+
+def test_every_app_and_sidecar_is_traced_with_the_observability_file(
+    compose: dict[str, Any],
+) -> None:
+    # The services devstack's generated Prometheus config scrapes are the compose file's.
+    apps = {
+        name for name, s in compose["services"].items() if "DAPR_HOST" in s.get("environment", {})
+    }
+    sidecars = {
+        name for name, s in compose["services"].items() if s.get("command", [""])[0] == "./daprd"
+    }
+    assert (apps, sidecars) == (set(COMPOSE_APPS), set(COMPOSE_SIDECARS))
+    services = _resolved(OBSERVED)
+    for app in apps:
+        assert services[app]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+        assert services[app]["environment"]["OBSERVABILITY"] == "true"
+    traced = (ROOT / COMPOSE_FILES["daprd"]).resolve()
+    for daprd in sidecars:
+        config_path = _flag(services[daprd]["command"], "--config")
+        assert Path(_mounts(services[daprd])[config_path]).resolve() == traced
+        assert services[daprd]["environment"]["TRACING_SAMPLING_RATE"] == "1"
+
+
+def test_observability_images_default_to_the_official_ones_at_the_pinned_versions() -> None:
+    services = _resolved(OBSERVED)
+    assert services["jaeger"]["image"] == f"jaegertracing/jaeger:{release_version()}"
+    # Debian's package (the local stand-in) is 2.42.
+    assert services["prometheus"]["image"] == "prom/prometheus:v2.42.0"
+    for name, path in (("jaeger", "jaeger"), ("prometheus", "prometheus")):
+        assert str((ROOT / COMPOSE_FILES[path]).resolve()) in _mounts(services[name]).values()

@@ -10,9 +10,13 @@ import pytest
 
 from devstack.images import (
     DAPR_USER,
+    JAEGER_ENTRYPOINT,
+    JAEGER_USER,
     DebianImage,
     ImageBuildError,
+    LocalImages,
     _dapr_rootfs,
+    _static_rootfs,
     debian_images,
     debian_mirror,
     host_ca_bundle,
@@ -97,3 +101,40 @@ def test_dapr_image_has_the_official_layout(tmp_path: Path) -> None:
     assert f"nonroot:x:{DAPR_USER}:{DAPR_USER}:" in users
     # Same input, same bytes: the digest of the tar decides whether to re-import.
     assert _dapr_rootfs(binary) == _dapr_rootfs(binary)
+
+
+def test_jaeger_image_has_the_official_layout(tmp_path: Path) -> None:
+    binary = tmp_path / "jaeger"
+    binary.write_bytes(b"\x7fELF static")
+    rootfs = _static_rootfs(binary, JAEGER_ENTRYPOINT, ("jaeger", JAEGER_USER))
+    with tarfile.open(fileobj=io.BytesIO(rootfs)) as tar:
+        members = {member.name: member for member in tar.getmembers()}
+        passwd = tar.extractfile("etc/passwd")
+        assert passwd is not None
+        users = passwd.read().decode()
+    assert JAEGER_ENTRYPOINT == "cmd/jaeger/jaeger-linux"
+    assert members["cmd/jaeger/jaeger-linux"].mode == 0o755
+    assert members["cmd/jaeger"].isdir()
+    assert members["tmp"].mode == 0o1777
+    assert f"jaeger:x:{JAEGER_USER}:{JAEGER_USER}:" in users
+
+
+def test_every_image_the_compose_files_select_is_exported() -> None:
+    images = LocalImages("repo", "redis", "python", "nginx", "prometheus", "jaeger")
+
+    assert set(images.compose_env()) == {
+        "DAPR_IMAGE_REPO",
+        "REDIS_IMAGE",
+        "PYTHON_IMAGE",
+        "NGINX_IMAGE",
+        "PROMETHEUS_IMAGE",
+        "JAEGER_IMAGE",
+    }
+
+
+def test_prometheus_image_is_debians_package_run_like_the_official_image() -> None:
+    prometheus = next(image for image in debian_images() if image.name == "prometheus")
+
+    assert prometheus.packages == ("prometheus",)
+    assert 'ENTRYPOINT ["/usr/bin/prometheus"]' in prometheus.changes
+    assert "WORKDIR /prometheus" in prometheus.changes

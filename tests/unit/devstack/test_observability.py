@@ -6,8 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from devstack.jaeger_build import pinned_jaeger_version
-from devstack.settings import OBSERVABILITY_PORTS, StackSettings
+from devstack.jaeger_build import pinned_jaeger_version, release_version
+from devstack.observability import COMPOSE_FILES, compose_files, jaeger_config
+from devstack.settings import OBSERVABILITY_PORTS, ROOT, StackSettings
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
 
 
@@ -109,6 +110,7 @@ def test_jaeger_listens_on_loopback_only(tmp_path: Path) -> None:
 
 def test_the_jaeger_pin_is_read_from_its_go_module() -> None:
     assert pinned_jaeger_version() == "1.76.0"
+    assert release_version() == "2.13.0"  # Jaeger's own pairing of its v1 and v2 tags
     assert StackSettings().jaeger_cache_dir.name == "jaeger"
 
 
@@ -126,3 +128,46 @@ def test_with_replicas_every_app_and_daprd_is_scraped_and_exports(tmp_path: Path
     assert len(stack.replicas) == 2
     for replica in stack.replicas:
         assert "OTEL_EXPORTER_OTLP_ENDPOINT" in stack.services[replica.app_name].env
+
+
+def test_the_compose_configuration_files_are_the_generated_ones() -> None:
+    for path, text in compose_files().items():
+        assert (ROOT / path).read_text() == text, (
+            f"{path} is stale; regenerate: .venv/bin/python -m devstack.observability"
+        )
+
+
+def test_compose_daprd_traces_to_jaeger_by_name_at_the_rate_from_its_environment() -> None:
+    text = compose_files()[COMPOSE_FILES["daprd"]]
+
+    config = yaml.safe_load(text)
+
+    assert config["spec"]["tracing"] == {
+        "samplingRate": "${TRACING_SAMPLING_RATE}",
+        "otel": {"endpointAddress": "jaeger:4317", "isSecure": False, "protocol": "grpc"},
+    }
+    # The retention policy of config/daprd-config.yaml is kept.
+    assert "stateRetentionPolicy" in config["spec"]["workflow"]
+
+
+def test_compose_prometheus_scrapes_every_app_and_dapr_process_by_service_name() -> None:
+    config = yaml.safe_load(compose_files()[COMPOSE_FILES["prometheus"]])
+
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {
+        "order-processor": ["app:8000", "app-2:8000", "app-3:8000"],
+        "daprd": ["daprd:9090", "daprd-2:9090", "daprd-3:9090"],
+        "placement": ["placement:9090"],
+        "scheduler": ["scheduler:9090"],
+    }
+
+
+def test_compose_jaeger_listens_on_its_default_ports_in_its_container() -> None:
+    config = yaml.safe_load(compose_files()[COMPOSE_FILES["jaeger"]])
+
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
+    # Otherwise the same pipeline as `make run`'s Jaeger.
+    assert config["service"] == yaml.safe_load(jaeger_config(StackSettings()))["service"]
