@@ -286,7 +286,7 @@ def test_observability_file_validates_on_top_of_the_compose_file() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_without_the_observability_file_nothing_traces(compose: dict[str, Any]) -> None:
+def test_without_the_observability_file_nothing_traces() -> None:
     services = _resolved()
     assert not {"prometheus", "jaeger"} & set(services)
     for app in COMPOSE_APPS:
