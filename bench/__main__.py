@@ -166,10 +166,6 @@ async def measure_service(
     return runs
 
 
-def numbers(text: str, kind: type[float] | type[int]) -> list:  # type: ignore[type-arg]
-    return [kind(value) for value in text.split(",")]
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=20.0, help="each closed-loop run")
@@ -194,8 +190,8 @@ async def main() -> None:
         help="skip the observability on/off comparison (four more stacks, about 4 minutes)",
     )  # fmt: skip
     args = parser.parse_args()
-    levels: list[int] = numbers(args.clients, int)
-    fractions: list[float] = numbers(args.fractions, float)
+    levels = [int(level) for level in args.clients.split(",")]
+    fractions = [float(fraction) for fraction in args.fractions.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-") as data_dir:
         settings = isolated_settings(Path(data_dir))
         build(settings)
