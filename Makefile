@@ -7,9 +7,14 @@ DEPS_STAMP := $(VENV)/.deps-stamp
 
 .PHONY: run test deps dapr helm jaeger tools images lint typecheck unit integration compose bench bench-replicas bench-storage clean
 
+# The lock is installed as it is, resolving nothing (--no-deps): an older pip (Python 3.11's
+# bundled 23.2) otherwise resolves extras such as coverage[toml] itself and can pick a release
+# newer than the lock. `pip check` then proves the lock complete: every requirement of every
+# locked package is itself locked.
 $(DEPS_STAMP): requirements-dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.lock
+	$(PY) -m pip check --disable-pip-version-check >&2
 	@touch $@
 
 deps: $(DEPS_STAMP)
