@@ -12,8 +12,8 @@ DEPS_STAMP := $(VENV)/.deps-stamp
 # newer than the lock. `pip check` then proves the lock complete: every requirement of every
 # locked package is itself locked.
 $(DEPS_STAMP): requirements-dev.lock
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.lock >&2
 	$(PY) -m pip check --disable-pip-version-check >&2
 	@touch $@
 
@@ -41,10 +41,13 @@ tools: deps
 	$(PY) -m devstack ensure-tools redis-server docker-compose dockerd debootstrap chromium nginx prometheus
 
 # Local stand-ins for the compose files' images, for machines without registry access
-# (Dapr's and Jaeger's from the binaries `make dapr` and `make jaeger` build, which it builds
-# itself if need be: a prerequisite would print their paths into the exports). Prints the
-# exports that select them: eval "$$(make -s images)"; docker compose up --build
-images: deps tools
+# (Dapr's from the binaries `make dapr` builds, which it builds itself if need be). Prints the
+# exports that select them and nothing else on standard output (all progress goes to standard
+# error): eval "$$(make -s images)"; docker compose up --build
+# OBSERVABILITY=true adds docker-compose.observability.yml's Prometheus and Jaeger images
+# (Jaeger built from its Go module first: several minutes cold).
+images: deps
+	@$(PY) -m devstack ensure-tools docker-compose dockerd debootstrap
 	@$(PY) -m devstack images
 
 run: deps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -15,8 +16,11 @@ class Settings(BaseSettings):
     # The quickstart's rule: orders above this total wait for a manager.
     approval_threshold: int = Field(default=50_000, ge=0)
     approval_timeout_seconds: float = Field(default=200.0, gt=0)
-    # Unset means "generate one at start-up and log it once": no configuration lets anyone approve.
+    # The manager endpoints' bearer token. Unset: read from `manager_token_file`, which is
+    # created with a new token if it does not exist (app.manager_token); neither set, the
+    # service refuses to start: no configuration lets anyone approve.
     manager_token: SecretStr | None = None
+    manager_token_file: Path | None = None
 
     dapr_host: str = "127.0.0.1"
     # Sent to daprd on every call when set (daprd started with the same DAPR_API_TOKEN refuses

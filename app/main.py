@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -22,6 +21,7 @@ from app.api.openapi import document_errors
 from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
 from app.events.hub import OrderEventHub
+from app.manager_token import manager_token
 from app.services.engine import DaprWorkflowGateway
 from app.services.in_flight import InFlightOrders
 from app.services.inventory import InventoryService
@@ -151,14 +151,6 @@ async def _running(
             await asyncio.to_thread(supervisor.shutdown)
 
 
-def _manager_token(settings: Settings) -> str:
-    if settings.manager_token is not None and settings.manager_token.get_secret_value():
-        return settings.manager_token.get_secret_value()
-    token = secrets.token_urlsafe(24)
-    log.warning("MANAGER_TOKEN is not set; manager token for this process: %s", token)
-    return token
-
-
 def create_app(
     settings: Settings | None = None, services: ServicesFactory = dapr_services
 ) -> FastAPI:
@@ -168,7 +160,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         # `observer` is bound below by observability.install, before the app can start.
-        async with services(settings, _manager_token(settings), observer) as built:
+        async with services(settings, manager_token(settings), observer) as built:
             yield State(services=built)
 
     # FastAPIOffline is FastAPI whose /docs loads Swagger UI from the app itself

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 from devstack.dapr_build import DaprBuildError, build
@@ -43,19 +45,30 @@ def ensure_tools(commands: list[str]) -> None:
     if unknown:
         raise StackError(f"unknown tools {unknown}; known: {sorted(DEBIAN_PACKAGES)}")
     missing = [DEBIAN_PACKAGES[command] for command in commands if shutil.which(command) is None]
-    if not missing:
-        return
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    if missing:
+        install_debian_packages(missing)
+
+
+def install_debian_packages(packages: list[str], simulate: bool = False) -> None:
+    """`apt-get update` and `apt-get install` (as root), every line they print on standard
+    error: `eval "$(make -s images)"` reads standard output as shell code, and apt writes its
+    progress there. `simulate`: apt only says what it would do (the tests' way to run apt)."""
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
     if os.geteuid() != 0:
         raise StackError(
-            f"missing: {', '.join(missing)}. Install with:\n  sudo apt-get update && sudo {' '.join(install)}"
+            f"missing: {', '.join(packages)}. Install with:\n"
+            f"  sudo apt-get update && sudo {' '.join(install)}"
         )
     print(
-        f"[devstack] installing {', '.join(missing)} (Debian packages)", file=sys.stderr, flush=True
+        f"[devstack] installing {', '.join(packages)} (Debian packages)",
+        file=sys.stderr,
+        flush=True,
     )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(install, check=True, env=env)
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=sys.stderr)
+    subprocess.run(
+        [*install, *(["--simulate"] if simulate else [])], check=True, env=env, stdout=sys.stderr
+    )
 
 
 def run(settings: StackSettings) -> int:
@@ -94,7 +107,7 @@ def run(settings: StackSettings) -> int:
             f"\nOrder service is up (Dapr {stack.version}).\n"
             f"  API:      {stack.app_url}\n"
             f"  Docs:     {stack.app_url}/docs\n"
-            f"  Console:  {stack.app_url}/console (manager token)\n"
+            f"  Console:  {stack.app_url}/console ({manager_token_hint(stack)})\n"
             f"{replicas}"
             f"  Sidecar:  {stack.dapr_http_url}/v1.0/healthz\n"
             f"  Logs:     {settings.log_dir}/{{{','.join(stack.service_order)}}}.log\n"
@@ -121,6 +134,13 @@ def run(settings: StackSettings) -> int:
         print("[devstack] stopped", file=sys.stderr, flush=True)
 
 
+def manager_token_hint(stack: Stack) -> str:
+    """Where the manager token is, never the token itself: the banner may end up in a log."""
+    if os.environ.get("MANAGER_TOKEN") or stack.app_env.get("MANAGER_TOKEN"):
+        return "manager token: your MANAGER_TOKEN"
+    return f"manager token: cat {stack.manager_token_file}"
+
+
 def observability_addresses(stack: Stack) -> str:
     """The `make run` banner's lines for the metrics, Prometheus and the trace UI."""
     s = stack.settings
@@ -141,14 +161,32 @@ def _report(line: str) -> None:
 
 
 def images(settings: StackSettings) -> None:
-    """Build the local images (only what changed) and print the exports that select them.
+    """Build the local images (only what changed) and print the exports that select them;
+    the observability images (Prometheus, Jaeger) only with OBSERVABILITY=true.
 
     The engine is started if none answers, and left running: the user's compose needs it.
+    Standard output carries the exports and nothing else (`eval "$(make -s images)"`).
     """
-    with DockerEngine(_report, keep=True):
-        local = build_local_images(build(settings), build_jaeger(settings), _report)
+    with _stdout_to_stderr(), DockerEngine(_report, keep=True):
+        jaeger = build_jaeger(settings) if settings.observability else None
+        local = build_local_images(build(settings), _report, jaeger)
     for name, value in local.compose_env().items():
-        print(f"export {name}={value}")
+        print(f"export {name}={value}", flush=True)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at standard error meanwhile, for this process and every child
+    it starts (builds, debootstrap, dockerd): whatever they print cannot reach an `eval`."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def main() -> None:

@@ -63,11 +63,12 @@ class LocalImages:
     redis: str
     python: str
     nginx: str
-    prometheus: str
-    jaeger: str
+    # docker-compose.observability.yml's two: built only when asked for (None: not built).
+    prometheus: str | None = None
+    jaeger: str | None = None
 
     def compose_env(self) -> dict[str, str]:
-        return {
+        env = {
             "DAPR_IMAGE_REPO": self.dapr_repository,
             "REDIS_IMAGE": self.redis,
             "PYTHON_IMAGE": self.python,
@@ -75,6 +76,7 @@ class LocalImages:
             "PROMETHEUS_IMAGE": self.prometheus,
             "JAEGER_IMAGE": self.jaeger,
         }
+        return {name: value for name, value in env.items() if value is not None}
 
 
 def _docker(*args: str, stdin: bytes | None = None, check: bool = True) -> str:
@@ -293,9 +295,10 @@ def _prepare_python(ca_bundle: bytes) -> Callable[[Path], None]:
     return prepare
 
 
-def debian_images() -> list[DebianImage]:
+def debian_images(observability: bool = True) -> list[DebianImage]:
+    """The Debian-based images; Prometheus's only with `observability`."""
     ca_bundle = host_ca_bundle().read_bytes()
-    return [
+    images = [
         DebianImage(
             "redis",
             f"7-{DEBIAN_SUITE}",
@@ -339,6 +342,7 @@ def debian_images() -> list[DebianImage]:
             (ca_bundle,),
         ),
     ]
+    return [image for image in images if observability or image.name != "prometheus"]
 
 
 def _debootstrap(image: DebianImage, work: Path, mirror: str) -> Path:
@@ -365,9 +369,11 @@ def _debootstrap(image: DebianImage, work: Path, mirror: str) -> Path:
     return tarball
 
 
-def build_debian_images(report: Callable[[str], None]) -> dict[str, str]:
+def build_debian_images(
+    report: Callable[[str], None], observability: bool = True
+) -> dict[str, str]:
     references: dict[str, str] = {}
-    for image in debian_images():
+    for image in debian_images(observability):
         references[image.name] = image.reference
         digest = image.digest()
         if image_digest_label(image.reference) == digest:
@@ -385,17 +391,21 @@ def build_debian_images(report: Callable[[str], None]) -> dict[str, str]:
 
 
 def build_local_images(
-    bin_dir: Path, jaeger_binary: Path, report: Callable[[str], None]
+    bin_dir: Path, report: Callable[[str], None], jaeger_binary: Path | None = None
 ) -> LocalImages:
-    """Make sure every local image is current (building only what changed) and say which."""
+    """Make sure every local image is current (building only what changed) and say which.
+
+    The observability images (Prometheus, and Jaeger from `jaeger_binary`) only when a Jaeger
+    binary is given: the plain compose file needs neither, and Jaeger's cold build is long."""
+    observability = jaeger_binary is not None
     dapr_repository = build_dapr_images(bin_dir, pinned_dapr_version(), report)
-    jaeger = build_jaeger_image(jaeger_binary, report)
-    debian = build_debian_images(report)
+    jaeger = build_jaeger_image(jaeger_binary, report) if jaeger_binary is not None else None
+    debian = build_debian_images(report, observability)
     return LocalImages(
         dapr_repository,
         debian["redis"],
         debian["python"],
         debian["nginx"],
-        debian["prometheus"],
+        debian.get("prometheus"),
         jaeger,
     )

@@ -84,6 +84,9 @@ class StackSettings(BaseSettings):
         default=1.0, ge=0, le=1, validation_alias="TRACING_SAMPLING_RATE"
     )
 
+    # A port held only by a connection (not a listener) frees itself: wait this long for it
+    # before refusing to start. A listener is refused at once, named with its pid and command.
+    port_wait_seconds: float = Field(default=10.0, ge=0, validation_alias="PORT_WAIT")
     startup_timeout_seconds: float = Field(default=90.0, validation_alias="STACK_STARTUP_TIMEOUT")
     # How long a finished order's workflow history stays in the state store (0: purged at once);
     # the order itself keeps its outcome. Goes into the Dapr Configuration daprd runs with.

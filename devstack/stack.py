@@ -28,6 +28,7 @@ from typing import Any
 
 from devstack import observability
 from devstack.dapr_build import bin_dir
+from devstack.ports import PortsBusy, port_in_use, wait_until_free
 from devstack.replicas import Replica, nginx_config, replica_block_size, replica_layout
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from devstack.supervisor import Condition, Policy, Probe, Supervisor
@@ -56,16 +57,6 @@ def _die_with_parent() -> None:
     # If the launcher is killed outright (no chance to clean up), the kernel stops its children:
     # no orphaned daprd holding ports after a crashed test run or a `kill -9` of `make run`.
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def _ephemeral_ports_start() -> int:
@@ -239,6 +230,11 @@ class Stack:
         return None
 
     @property
+    def manager_token_file(self) -> Path:
+        """Where the apps keep a generated manager token (mode 0600), MANAGER_TOKEN unset."""
+        return self.settings.data_dir / "manager-token"
+
+    @property
     def dapr_http_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.dapr_http_port}"
 
@@ -351,6 +347,9 @@ class Stack:
                     "DAPR_GRPC_PORT": str(replica.dapr_grpc_port),
                     "REDIS_HOST": self.redis_address,
                     **self._token_env(),
+                    # Used when MANAGER_TOKEN is not set: every replica reads the same token
+                    # from there, and the first to start generates it (app.manager_token).
+                    "MANAGER_TOKEN_FILE": str(self.manager_token_file),
                     **self.app_env,
                 },
             ),
@@ -396,13 +395,12 @@ class Stack:
         return {name: port for port, name in by_port.items()}
 
     def check_ports_free(self) -> None:
-        busy = [f"{port} ({name})" for name, port in self.ports().items() if port_in_use(port)]
-        if busy:
-            raise StackError(
-                "port already in use: "
-                + ", ".join(busy)
-                + ". Stop whatever holds it, or set the named variable to a free port."
-            )
+        """Every port free, after waiting a little for those only connections hold (an
+        outgoing connection can take a port of Dapr's, which lie in the ephemeral range)."""
+        try:
+            wait_until_free(self.ports(), self.settings.port_wait_seconds, self._report)
+        except PortsBusy as error:
+            raise StackError(str(error)) from None
 
     def check_binaries(self) -> None:
         missing = [

@@ -59,7 +59,7 @@ def local_images() -> Iterator[LocalImages]:
     with DockerEngine(_report):
         started = time.monotonic()
         settings = StackSettings()
-        images = build_local_images(build(settings), build_jaeger(settings), _report)
+        images = build_local_images(build(settings), _report, build_jaeger(settings))
         record(f"local images current after {time.monotonic() - started:.1f}s")
         builder = ComposeProject("opbuild", _compose_env(images))
         started = time.monotonic()

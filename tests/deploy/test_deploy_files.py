@@ -61,6 +61,7 @@ def _flag(command: list[str], name: str) -> str:
 def _run_compose(
     *args: str,
     api_token: str | None = "deploy-file-check",
+    manager_token: str | None = "deploy-file-manager",
     files: tuple[Path, ...] = (COMPOSE_FILE,),
 ) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("docker-compose")
@@ -71,6 +72,8 @@ def _run_compose(
     env = {k: v for k, v in os.environ.items() if k not in SHELL_OVERRIDES}
     if api_token is not None:
         env["DAPR_API_TOKEN"] = api_token
+    if manager_token is not None:
+        env["MANAGER_TOKEN"] = manager_token
     return subprocess.run(
         [tool, *(argument for path in files for argument in ("-f", str(path))), *args],
         cwd=ROOT,
@@ -136,6 +139,13 @@ def test_compose_tool_refuses_to_start_without_an_api_token() -> None:
     result = _run_compose("config", "-q", api_token=None)
     assert result.returncode != 0
     assert "DAPR_API_TOKEN" in result.stderr
+
+
+def test_compose_tool_refuses_to_start_without_a_manager_token() -> None:
+    # A generated token would have to be shown in a log, where log shippers collect it.
+    result = _run_compose("config", "-q", manager_token=None)
+    assert result.returncode != 0
+    assert "set MANAGER_TOKEN in your shell" in result.stderr
 
 
 def test_api_token_comes_from_the_shell_for_app_and_sidecar(compose: dict[str, Any]) -> None:
@@ -241,7 +251,9 @@ def test_redis_persists_with_aof(compose: dict[str, Any]) -> None:
 
 
 def test_manager_token_is_never_hardcoded(compose: dict[str, Any]) -> None:
-    assert compose["services"]["app"]["environment"]["MANAGER_TOKEN"] == "${MANAGER_TOKEN:-}"
+    assert compose["services"]["app"]["environment"]["MANAGER_TOKEN"] == (
+        "${MANAGER_TOKEN:?set MANAGER_TOKEN in your shell (a random secret)}"
+    )
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
