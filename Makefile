@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr helm jaeger tools images lint typecheck unit integration compose bench bench-replicas bench-storage clean
+.PHONY: run test deps dapr helm jaeger tools images lint typecheck unit integration newcomer compose bench bench-replicas bench-storage clean
 
 # The lock is installed as it is, resolving nothing (--no-deps): an older pip (Python 3.11's
 # bundled 23.2) otherwise resolves extras such as coverage[toml] itself and can pick a release
@@ -68,10 +68,14 @@ typecheck: deps
 # (test_console.py, marked integration and browser) and run with `make integration`.
 unit: deps helm
 	$(PY) -m devstack ensure-tools chromium nginx
-	$(PY) -m pytest -m "not integration and not compose"
+	$(PY) -m pytest -m "not integration and not compose and not newcomer"
 
 integration: deps tools dapr jaeger
 	$(PY) -m pytest -m integration
+
+# README's first commands from a fresh copy, with a new venv for every supported Python.
+newcomer: deps dapr
+	$(PY) -m pytest tests/newcomer
 
 # The container stack: starts dockerd if none runs (and stops it after), builds the images.
 compose: deps tools dapr jaeger
