@@ -18,12 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.dapr_build import build
 from devstack.docker_engine import DockerEngine
-from devstack.images import LocalImages, build_local_images
-from devstack.jaeger_build import build as build_jaeger
-from devstack.settings import ROOT, StackSettings
+from devstack.settings import ROOT
 from tests.compose.project import ComposeProject, ProjectFactory
+from tests.fixtures.images import exports_of_make_images
 
 MANAGER_TOKEN = "compose-manager-token"
 # One tag per checkout: runs from two worktrees on one engine never swap each other's app.
@@ -55,11 +53,12 @@ def _report(line: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def local_images() -> Iterator[LocalImages]:
+def local_images() -> Iterator[dict[str, str]]:
+    """The images README's words select: `eval "$(make -s images)"` (with the observability
+    images too), whose standard output must be the exports and nothing else."""
     with DockerEngine(_report):
         started = time.monotonic()
-        settings = StackSettings()
-        images = build_local_images(build(settings), _report, build_jaeger(settings))
+        images = exports_of_make_images({"OBSERVABILITY": "true"})
         record(f"local images current after {time.monotonic() - started:.1f}s")
         builder = ComposeProject("opbuild", _compose_env(images))
         started = time.monotonic()
@@ -68,9 +67,9 @@ def local_images() -> Iterator[LocalImages]:
         yield images
 
 
-def _compose_env(images: LocalImages) -> dict[str, str]:
+def _compose_env(images: dict[str, str]) -> dict[str, str]:
     return {
-        **images.compose_env(),
+        **images,
         "APP_IMAGE": APP_IMAGE,
         "MANAGER_TOKEN": MANAGER_TOKEN,
         "APPROVAL_TIMEOUT_SECONDS": APPROVAL_TIMEOUT_SECONDS,
@@ -97,7 +96,7 @@ def wait_ready(project: ComposeProject, seconds: float = READY_SECONDS) -> float
 
 
 @pytest.fixture(scope="module")
-def project_factory(local_images: LocalImages) -> Iterator[ProjectFactory]:
+def project_factory(local_images: dict[str, str]) -> Iterator[ProjectFactory]:
     """Projects made in a module are torn down (containers, network, volumes) after it."""
     made: list[ComposeProject] = []
 

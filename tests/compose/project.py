@@ -91,9 +91,10 @@ class ComposeProject:
     def down(self, volumes: bool = False) -> None:
         self.compose("down", "--remove-orphans", *(["--volumes"] if volumes else []))
 
-    def logs(self) -> str:
+    def logs(self, tail: str = "60") -> str:
+        """The containers' logs, the last `tail` lines of each ("all": everything)."""
         try:
-            return self.compose("logs", "--no-color", "--tail", "60", timeout=60)
+            return self.compose("logs", "--no-color", "--tail", tail, timeout=60)
         except (AssertionError, subprocess.TimeoutExpired) as error:
             return f"(no logs: {error})"
 

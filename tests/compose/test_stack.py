@@ -39,3 +39,15 @@ async def test_sidecar_answers_calls_with_the_api_token(project: ComposeProject)
         )
     assert metadata.status_code == 200, metadata.text
     assert metadata.json()["workflows"]["connectedWorkers"] >= 1
+
+
+def test_no_container_log_holds_a_token(project: ComposeProject) -> None:
+    # Log shippers collect container output: neither secret may be in it, from start-up on.
+    logs = project.logs(tail="all")
+
+    services = {
+        line.split("|", 1)[0].strip().split("_")[-2] for line in logs.splitlines() if "|" in line
+    }
+    assert {"app", "daprd", "redis"} <= services, sorted(services)
+    assert MANAGER_TOKEN not in logs
+    assert project.api_token not in logs
