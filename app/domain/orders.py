@@ -65,6 +65,10 @@ class OrderRecord(BaseModel):
     decision: ManagerDecision | None = None
     # Events owed to the workflow (name -> payload) until it has them; see services.manager_outbox.
     pending_events: dict[str, Any] = Field(default_factory=dict)
+    # The point of no return: set by the workflow's payment activity, by compare-and-swap on this
+    # record, before it charges anything, and only while no cancel is recorded. A cancel is
+    # recorded (by compare-and-swap too) only while it is unset. So exactly one of the two wins.
+    payment_started: bool = False
     # Written by the workflow's last activity; from then on the record alone answers for the
     # order (its workflow history is purged after the retention period).
     outcome: OrderOutcome | None = None
@@ -93,6 +97,14 @@ class OrderRecord(BaseModel):
         one write."""
         pending = {**self.pending_events, event: data}
         return self.model_copy(update={"decision": decision, "pending_events": pending})
+
+    def may_start_payment(self) -> bool:
+        """Payment may start unless a manager stopped the order first (cancel, or a rejection
+        that an order needing approval would never get past)."""
+        return self.decision is None or self.decision.decision == "approved"
+
+    def with_payment_started(self) -> OrderRecord:
+        return self.model_copy(update={"payment_started": True})
 
     def accepted(self) -> OrderRecord:
         """All a poll needs from the record: everything but the outbox bookkeeping."""
@@ -148,13 +160,20 @@ def check_can_decide(
 ) -> None:
     """One decision per order: nothing once a decision is recorded (the one that won is named to
     whoever comes second, even once the order has finished), nothing on a finished order,
-    approve and reject only where approval is needed, cancel only before payment."""
+    approve and reject only where approval is needed, cancel only before payment.
+
+    Whether payment has started is the record's to say (`payment_started`, written by the
+    workflow by compare-and-swap on this same record): the engine's step shows the payment only
+    once the workflow's turn is saved, and may not answer at all. The step is a second, earlier
+    reason to refuse, never a reason to accept."""
     if record.decision is not None:
         raise DecisionAlreadyMade(record.decision.describe())
     _check_unfinished(record, snapshot)
     if decision != "cancelled" and not record.approval_required:
         raise Conflict(f"order {record.order_id!r} does not need approval")
-    if decision == "cancelled" and snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS:
+    if decision == "cancelled" and (
+        record.payment_started or (snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS)
+    ):
         raise Conflict(f"order {record.order_id!r} is past payment and can no longer be cancelled")
 
 

@@ -81,6 +81,27 @@ class OrderRecords:
             if waited is not None:
                 self._observer.approval_waited(waited)
 
+    async def start_payment(self, order_id: str) -> bool:
+        """The point of no return, one compare-and-swap on the order record: mark the payment
+        started unless a cancel is recorded. True when payment may go ahead (marked now, or by an
+        earlier run of the same activity), False when a cancel was recorded first (nothing is
+        written). The service records a cancel only while the mark is absent, on the same
+        record, so one of the two wins and the other sees it."""
+        allowed = False
+
+        def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
+            nonlocal allowed
+            if doc is None:
+                raise NotFound(f"order {order_id!r} not found")
+            record = OrderRecord.model_validate(doc)
+            allowed = record.payment_started or record.may_start_payment()
+            if record.payment_started or not allowed:
+                return None
+            return record.with_payment_started().model_dump(mode="json")
+
+        await compare_and_swap(self._store, self.key(order_id), apply)
+        return allowed
+
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""
         record, _ = await self.get(order_id)

@@ -1,5 +1,6 @@
 """The order workflow's activities. Each may run more than once, so each is idempotent:
-reservations are keyed by order id, the payment ledger keeps one entry per order.
+reservations are keyed by order id, the payment ledger keeps one entry per order, the payment's
+start is one mark on the order record.
 
 The activities need stock and payments, not the services that provide them: the two protocols
 below say what they need, and the composition root (app.main) passes the services in. So the
@@ -35,6 +36,8 @@ class OrderBook(Protocol):
 
     async def recorded_decision(self, order_id: str) -> str | None: ...
 
+    async def start_payment(self, order_id: str) -> bool: ...
+
     async def record_outcome(self, outcome: OrderOutcome) -> None: ...
 
 
@@ -62,6 +65,17 @@ class OrderActivities:
 
     async def process_payment(self, request: ActivityRequest) -> None:
         await self._payments.charge(request.order_id, request.amount)
+
+    async def pay_unless_cancelled(self, request: ActivityRequest) -> bool:
+        """Charge the order unless a cancel was recorded on it first; False when it was (nothing
+        charged). Marking the payment started on the order record is what closes the door to
+        cancels, so a run again after a crash finds it marked and charges (the ledger keeps one
+        entry per order)."""
+        if not await self._orders.start_payment(request.order_id):
+            log.info("order %s: cancelled before payment; nothing charged", request.order_id)
+            return False
+        await self._payments.charge(request.order_id, request.amount)
+        return True
 
     async def commit_inventory(self, request: ActivityRequest) -> None:
         await self._stock.commit(request.order_id, request.item)

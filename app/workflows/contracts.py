@@ -42,7 +42,9 @@ class ActivityName(StrEnum):
     NOTIFY = "notify"
     RESERVE_INVENTORY = "reserve_inventory"
     REQUEST_APPROVAL = "request_approval"
+    # Orders started before the PAY_UNLESS_CANCELLED patch pay with this one.
     PROCESS_PAYMENT = "process_payment"
+    PAY_UNLESS_CANCELLED = "pay_unless_cancelled"
     COMMIT_INVENTORY = "commit_inventory"
     RELEASE_INVENTORY = "release_inventory"
     REFUND_PAYMENT = "refund_payment"

@@ -2,8 +2,9 @@
 
 Deterministic by construction: no clock, randomness or I/O here; every side effect is an
 activity and every wait is a durable timer or an external event, so a replay after a crash takes
-exactly the same path. A cancel is honoured at each step boundary before payment and during the
-approval wait; past payment the order runs to its end.
+exactly the same path. A cancel is honoured at each step boundary before payment, during the
+approval wait, and at the payment itself (the activity that starts it refuses if a cancel is
+recorded on the order); once the payment has started the order runs to its end.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ Steps = Generator[Any, Any, OrderResult]
 # FINISH_WITH_NOTICE: the completion notice is sent by the activity that records the outcome
 # (FINISH_ORDER) instead of a notify activity of its own: one engine round trip less per order.
 FINISH_WITH_NOTICE = "finish-with-notice"
+# PAY_UNLESS_CANCELLED: payment is the point of no return, and it is one compare-and-swap on the
+# order record (PAY_UNLESS_CANCELLED the activity): it charges only if no cancel is recorded, and
+# the service records a cancel only if the payment has not started. Without it a cancel recorded
+# after the workflow's last check before payment was accepted (202) and the order was paid.
+PAY_UNLESS_CANCELLED = "pay-unless-cancelled"
 
 
 def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
@@ -112,8 +118,9 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         cancel = ctx.wait_for_external_event(CANCEL_EVENT)  # a stray cancel: keep listening
         return False
 
-    # Asked once, first: an order started before the patch takes the old path on every replay.
+    # Asked once, first: an order started before a patch takes the old path on every replay.
     finish_with_notice = ctx.is_patched(FINISH_WITH_NOTICE)
+    pay_unless_cancelled = ctx.is_patched(PAY_UNLESS_CANCELLED)
 
     def finish(reason: Reason | None, notice: str | None = None) -> Steps:
         # The outcome goes onto the order record before the workflow ends: the engine purges
@@ -185,10 +192,17 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         if refused is not None:
             return (yield from give_up(refused))
 
+    payment = (
+        ActivityName.PAY_UNLESS_CANCELLED if pay_unless_cancelled else ActivityName.PROCESS_PAYMENT
+    )
     try:
-        yield run(Step.PROCESSING_PAYMENT, ActivityName.PROCESS_PAYMENT)
+        paid = yield run(Step.PROCESSING_PAYMENT, payment)
     except TaskFailedError:
         return (yield from give_up("payment_failed"))
+    if pay_unless_cancelled and not paid:
+        # A cancel was recorded before the payment could start: it is the outcome. (Its event
+        # may not have arrived yet; the record is what counts.)
+        return (yield from give_up("cancelled"))
 
     try:
         yield run(Step.UPDATING_INVENTORY, ActivityName.COMMIT_INVENTORY)

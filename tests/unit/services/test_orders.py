@@ -694,6 +694,71 @@ async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
     assert record(store, "o1")["decision"]["decision"] == "cancelled"
 
 
+# -- the point of no return: payment and cancel on one record ---------------------------------
+
+
+async def test_cancel_once_the_payment_started_is_a_conflict_even_when_the_engine_cannot_say(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    assert await OrderRecords(store).start_payment("o1")
+    gateway.unavailable_reads = True
+
+    with pytest.raises(Conflict, match="past payment"):
+        await orders.cancel("o1")
+
+    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+
+
+async def test_payment_does_not_start_once_a_cancel_is_recorded(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    await orders.cancel("o1")
+
+    assert await OrderRecords(store).start_payment("o1") is False
+    assert record(store, "o1")["payment_started"] is False
+
+
+async def test_starting_the_payment_again_finds_it_started(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    # The activity ran again after a crash: the mark it left lets it go on (the ledger keeps
+    # one entry per order).
+    await create(orders, "o1", "paperclip", 3)
+    records = OrderRecords(store)
+
+    assert [await records.start_payment("o1"), await records.start_payment("o1")] == [True, True]
+    assert record(store, "o1")["payment_started"] is True
+
+
+async def test_a_cancel_losing_the_race_to_the_payment_start_is_refused(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    gateway.set("o1", "RUNNING", Step.RESERVING)  # the engine does not show the payment yet
+    # The workflow marks the payment started between the cancel's read and its write.
+    store.before_next_save = lambda: OrderRecords(store).start_payment("o1")
+
+    with pytest.raises(Conflict, match="past payment"):
+        await orders.cancel("o1")
+
+    assert record(store, "o1")["decision"] is None
+    assert gateway.events == []
+
+
+async def test_a_payment_start_losing_the_race_to_a_cancel_charges_nothing(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    # The cancel is recorded between the payment start's read and its write.
+    store.before_next_save = lambda: orders.cancel("o1")
+
+    assert await OrderRecords(store).start_payment("o1") is False
+    assert record(store, "o1")["decision"]["decision"] == "cancelled"
+    assert record(store, "o1")["payment_started"] is False
+
+
 class _WorkerAway(FakeWorkflowGateway):
     """daprd is up but the app's worker is not connected: Dapr can neither report the
     workflow's state nor take an event for it."""

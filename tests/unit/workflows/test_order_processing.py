@@ -15,13 +15,14 @@ from app.workflows.contracts import (
     OrderInput,
     Step,
 )
-from app.workflows.order_processing import ACTIVITY_RETRY
+from app.workflows.order_processing import ACTIVITY_RETRY, FINISH_WITH_NOTICE
 from tests.fixtures.workflow_driver import Script, ScriptedContext, run_workflow
 
 NOTIFY = ActivityName.NOTIFY
 RESERVE = ActivityName.RESERVE_INVENTORY
 REQUEST_APPROVAL = ActivityName.REQUEST_APPROVAL
-PAY = ActivityName.PROCESS_PAYMENT
+PAY = ActivityName.PAY_UNLESS_CANCELLED
+OLD_PAY = ActivityName.PROCESS_PAYMENT  # before the PAY_UNLESS_CANCELLED patch
 COMMIT = ActivityName.COMMIT_INVENTORY
 RELEASE = ActivityName.RELEASE_INVENTORY
 REFUND = ActivityName.REFUND_PAYMENT
@@ -199,6 +200,16 @@ def test_cancel_during_payment_is_too_late_and_the_order_completes() -> None:
     assert RELEASE not in run.context.activity_names
 
 
+def test_a_cancel_recorded_before_the_payment_started_is_the_outcome() -> None:
+    # Its event had not arrived at the last boundary (or not at all): the payment activity found
+    # the cancel on the order record and charged nothing.
+    run = run_workflow(small_order(), Script(results={PAY: False}))
+
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, RELEASE, FINISH]
+    assert run.context.steps[-3:] == [Step.PROCESSING_PAYMENT, Step.RELEASING, Step.DONE]
+
+
 def test_payment_failure_releases_without_committing() -> None:
     run = run_workflow(small_order(), Script(results={PAY: RuntimeError("card declined")}))
 
@@ -302,7 +313,18 @@ def test_an_order_started_before_the_patch_keeps_its_notify_and_record_activitie
     ctx = ScriptedContext("order-7", patched=False)
     run = run_workflow(small_order(), Script(), ctx)
 
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, NOTIFY, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, OLD_PAY, COMMIT, NOTIFY, RECORD]
     assert Step.NOTIFYING_COMPLETION in run.context.steps
     assert run.context.calls[-1].input["processed"] is True
+    assert run.result == {"processed": True, "reason": None}
+
+
+def test_an_order_started_between_the_two_patches_pays_as_it_started() -> None:
+    """Started with finish_order but before pay_unless_cancelled: its history holds a
+    process_payment task at the payment step, so it keeps calling that one (whose result it
+    never read), and still finishes with finish_order."""
+    ctx = ScriptedContext("order-7", patched=frozenset({FINISH_WITH_NOTICE}))
+    run = run_workflow(small_order(), Script(), ctx)
+
+    assert run.context.activity_names == [NOTIFY, RESERVE, OLD_PAY, COMMIT, FINISH]
     assert run.result == {"processed": True, "reason": None}

@@ -21,6 +21,7 @@ from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from app.workflows.activities import OrderActivities
 from app.workflows.contracts import APPROVAL_EVENT, WORKFLOW_NAME, ActivityName, OrderInput, Step
+from app.workflows.order_processing import FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED
 from app.workflows.runtime import build_runtime
 
 INSTANCE = "order-replay-1"
@@ -109,8 +110,8 @@ class Engine:
             helpers.new_task_scheduled_event(action.id, task.name, task.input.value)
         )
         result = None
-        if task.name == ActivityName.RESERVE_INVENTORY:
-            result = json.dumps(True)
+        if task.name in (ActivityName.RESERVE_INVENTORY, ActivityName.PAY_UNLESS_CANCELLED):
+            result = json.dumps(True)  # reserved; paid (no cancel recorded)
         elif task.name == ActivityName.CHECK_DECISION:  # what the service recorded
             result = json.dumps("approved" if self.approve else "rejected")
         self._new.append(helpers.new_task_completed_event(action.id, result))
@@ -138,7 +139,7 @@ def test_an_approved_order_replays_to_completion_through_the_sdk_executor() -> N
         ActivityName.RESERVE_INVENTORY,
         ActivityName.REQUEST_APPROVAL,
         ActivityName.CHECK_DECISION,
-        ActivityName.PROCESS_PAYMENT,
+        ActivityName.PAY_UNLESS_CANCELLED,
         ActivityName.COMMIT_INVENTORY,
         ActivityName.FINISH_ORDER,
     ]
@@ -203,3 +204,47 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
     completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
     assert completions == [completion]
     assert not replayed.patches
+
+
+def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recorded by a worker that knew finish_order's patch but not pay_unless_cancelled: its
+    history holds a process_payment task and only the first patch. Today's code replays it
+    through process_payment, the patch it lacks stays off, and it completes the same."""
+    real_is_patched = durable_worker._RuntimeOrchestrationContext.is_patched
+
+    def without_pay_unless_cancelled(self: Any, name: str) -> bool:
+        return False if name == PAY_UNLESS_CANCELLED else real_is_patched(self, name)
+
+    monkeypatch.setattr(
+        durable_worker._RuntimeOrchestrationContext, "is_patched", without_pay_unless_cancelled
+    )
+    old = Engine(_order(15_000, approval_required=False), approve=None)
+    completion = old.run()
+    last_turn = old.turns[-1]
+    monkeypatch.undo()
+
+    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
+    replayed = executor.execute(INSTANCE, old.history[:last_turn], old.history[last_turn:])
+
+    assert [name for name, _ in old.scheduled] == [
+        ActivityName.NOTIFY,
+        ActivityName.RESERVE_INVENTORY,
+        ActivityName.PROCESS_PAYMENT,
+        ActivityName.COMMIT_INVENTORY,
+        ActivityName.FINISH_ORDER,
+    ]
+    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
+    assert completions == [completion]
+    assert json.loads(completion.result.value) == {"processed": True, "reason": None}
+    assert list(replayed.patches) == [FINISH_WITH_NOTICE]
+
+
+def test_a_new_order_records_that_it_pays_unless_cancelled() -> None:
+    """The patch goes into the first turn's history, so every later replay of the order (after a
+    worker restart, say) takes the pay_unless_cancelled path too."""
+    engine = Engine(_order(15_000, approval_required=False), approve=None)
+    first = engine.turn()
+
+    assert set(first.patches) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}
