@@ -69,6 +69,9 @@ class OrderRecord(BaseModel):
     # record, before it charges anything, and only while no cancel is recorded. A cancel is
     # recorded (by compare-and-swap too) only while it is unset. So exactly one of the two wins.
     payment_started: bool = False
+    # The approval wait's end by its timer: set by the workflow, by compare-and-swap on this
+    # record, only while no decision is recorded; a decision is recorded only while it is unset.
+    approval_timed_out: bool = False
     # Written by the workflow's last activity; from then on the record alone answers for the
     # order (its workflow history is purged after the retention period).
     outcome: OrderOutcome | None = None
@@ -105,6 +108,9 @@ class OrderRecord(BaseModel):
 
     def with_payment_started(self) -> OrderRecord:
         return self.model_copy(update={"payment_started": True})
+
+    def with_approval_timed_out(self) -> OrderRecord:
+        return self.model_copy(update={"approval_timed_out": True})
 
     def accepted(self) -> OrderRecord:
         """All a poll needs from the record: everything but the outbox bookkeeping."""
@@ -162,12 +168,15 @@ def check_can_decide(
     whoever comes second, even once the order has finished), nothing on a finished order,
     approve and reject only where approval is needed, cancel only before payment.
 
-    Whether payment has started is the record's to say (`payment_started`, written by the
-    workflow by compare-and-swap on this same record): the engine's step shows the payment only
-    once the workflow's turn is saved, and may not answer at all. The step is a second, earlier
-    reason to refuse, never a reason to accept."""
+    Whether payment has started, or the approval wait timed out, is the record's to say
+    (`payment_started`, `approval_timed_out`: written by the workflow by compare-and-swap on this
+    same record): the engine's step shows either only once the workflow's turn is saved, and may
+    not answer at all. The step is a second, earlier reason to refuse, never a reason to
+    accept."""
     if record.decision is not None:
         raise DecisionAlreadyMade(record.decision.describe())
+    if record.approval_timed_out:
+        raise Conflict(f"order {record.order_id!r} timed out waiting for approval")
     _check_unfinished(record, snapshot)
     if decision != "cancelled" and not record.approval_required:
         raise Conflict(f"order {record.order_id!r} does not need approval")

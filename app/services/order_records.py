@@ -102,6 +102,26 @@ class OrderRecords:
         await compare_and_swap(self._store, self.key(order_id), apply)
         return allowed
 
+    async def time_out_approval(self, order_id: str) -> str | None:
+        """The approval timer fired: one compare-and-swap on the order record that either finds
+        the decision a manager recorded first (returned, nothing written: it is the outcome,
+        its event may still be on the way) or marks the wait timed out (None), after which the
+        service refuses every decision. Repeating it finds the mark and answers None again."""
+        found: str | None = None
+
+        def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
+            nonlocal found
+            if doc is None:
+                raise NotFound(f"order {order_id!r} not found")
+            record = OrderRecord.model_validate(doc)
+            found = None if record.decision is None else record.decision.decision
+            if found is not None or record.approval_timed_out:
+                return None
+            return record.with_approval_timed_out().model_dump(mode="json")
+
+        await compare_and_swap(self._store, self.key(order_id), apply)
+        return found
+
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""
         record, _ = await self.get(order_id)

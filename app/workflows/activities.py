@@ -38,6 +38,8 @@ class OrderBook(Protocol):
 
     async def start_payment(self, order_id: str) -> bool: ...
 
+    async def time_out_approval(self, order_id: str) -> str | None: ...
+
     async def record_outcome(self, outcome: OrderOutcome) -> None: ...
 
 
@@ -101,5 +103,17 @@ class OrderActivities:
             log.warning(
                 "order %s: a manager event arrived with no decision recorded; ignored",
                 request.order_id,
+            )
+        return decision
+
+    async def time_out_approval(self, request: ActivityRequest) -> str | None:
+        """The approval timer fired: the decision a manager recorded before it (the outcome), or
+        None once the wait is marked timed out on the order (no decision is taken after)."""
+        decision = await self._orders.time_out_approval(request.order_id)
+        if decision is not None:
+            log.info(
+                "order %s: %s was recorded before the approval timed out; it stands",
+                request.order_id,
+                decision,
             )
         return decision

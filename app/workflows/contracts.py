@@ -52,6 +52,7 @@ class ActivityName(StrEnum):
     RECORD_OUTCOME = "record_outcome"
     FINISH_ORDER = "finish_order"
     CHECK_DECISION = "check_decision"
+    TIME_OUT_APPROVAL = "time_out_approval"
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.

@@ -69,6 +69,13 @@ ACTIVITY_RETRY = RetryPolicy(
 
 Steps = Generator[Any, Any, OrderResult]
 
+# A manager's recorded decision, as the approval wait's result: None goes on to payment.
+DECIDED: dict[str, Reason | None] = {
+    "approved": None,
+    "rejected": "rejected",
+    "cancelled": "cancelled",
+}
+
 # Workflow changes that would make an order started before them replay differently go behind a
 # patch (the engine records in each instance's history which patches it ran with).
 # FINISH_WITH_NOTICE: the completion notice is sent by the activity that records the outcome
@@ -79,6 +86,11 @@ FINISH_WITH_NOTICE = "finish-with-notice"
 # the service records a cancel only if the payment has not started. Without it a cancel recorded
 # after the workflow's last check before payment was accepted (202) and the order was paid.
 PAY_UNLESS_CANCELLED = "pay-unless-cancelled"
+# TIMEOUT_BY_RECORD: when the approval timer wins, the wait ends by one compare-and-swap on the
+# order record too (TIME_OUT_APPROVAL): a decision recorded before it is the outcome (its event
+# may not have arrived), otherwise the record is marked and the service refuses every decision.
+# Without it an approval accepted (202) as the timer fired ended the order approval_timeout.
+TIMEOUT_BY_RECORD = "timeout-by-record"
 
 
 def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
@@ -121,6 +133,7 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
     # Asked once, first: an order started before a patch takes the old path on every replay.
     finish_with_notice = ctx.is_patched(FINISH_WITH_NOTICE)
     pay_unless_cancelled = ctx.is_patched(PAY_UNLESS_CANCELLED)
+    timeout_by_record = ctx.is_patched(TIMEOUT_BY_RECORD)
 
     def finish(reason: Reason | None, notice: str | None = None) -> Steps:
         # The outcome goes onto the order record before the workflow ends: the engine purges
@@ -158,14 +171,15 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         while True:
             winner = yield when_any([approval, timeout, cancel])
             if winner is timeout:
-                return "approval_timeout"
+                if not timeout_by_record:
+                    return "approval_timeout"
+                decision = yield ctx.call_activity(
+                    ActivityName.TIME_OUT_APPROVAL, input=request, retry_policy=ACTIVITY_RETRY
+                )
+                return "approval_timeout" if decision is None else DECIDED[decision]
             decision = yield from recorded_decision()
-            if decision == "approved":
-                return None
-            if decision == "rejected":
-                return "rejected"
-            if decision == "cancelled":
-                return "cancelled"
+            if decision in DECIDED:
+                return DECIDED[decision]
             # No decision recorded: a stray or forged event, ignored (the activity logged it).
             if winner is approval:
                 approval = ctx.wait_for_external_event(APPROVAL_EVENT)

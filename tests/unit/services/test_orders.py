@@ -759,6 +759,75 @@ async def test_a_payment_start_losing_the_race_to_a_cancel_charges_nothing(
     assert record(store, "o1")["payment_started"] is False
 
 
+# -- the approval deadline: the timer and a manager's decision on one record -------------------
+
+
+@pytest.mark.parametrize("decide", ["approve", "reject", "cancel"])
+async def test_a_decision_once_the_approval_timed_out_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore, decide: str
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    assert await OrderRecords(store).time_out_approval("o1") is None
+    gateway.unavailable_reads = True  # nor does the engine have to say so
+
+    decision = (
+        orders.cancel("o1")
+        if decide == "cancel"
+        else orders.approve("o1", decide == "approve", None)
+    )
+
+    with pytest.raises(Conflict, match="timed out waiting for approval"):
+        await decision
+
+    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+
+
+async def test_the_timeout_finds_a_decision_recorded_before_it(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    await orders.approve("o1", True, "alice")
+
+    assert await OrderRecords(store).time_out_approval("o1") == "approved"
+    assert record(store, "o1")["approval_timed_out"] is False
+
+
+async def test_timing_out_again_finds_it_timed_out(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    records = OrderRecords(store)
+
+    assert [await records.time_out_approval("o1"), await records.time_out_approval("o1")] == [
+        None,
+        None,
+    ]
+    assert record(store, "o1")["approval_timed_out"] is True
+
+
+async def test_an_approval_losing_the_race_to_the_timeout_is_refused(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)  # the engine still shows the wait
+    store.before_next_save = lambda: OrderRecords(store).time_out_approval("o1")
+
+    with pytest.raises(Conflict, match="timed out"):
+        await orders.approve("o1", True, "alice")
+
+    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+
+
+async def test_a_timeout_losing_the_race_to_an_approval_finds_it(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    store.before_next_save = lambda: orders.approve("o1", True, "alice")
+
+    assert await OrderRecords(store).time_out_approval("o1") == "approved"
+    assert record(store, "o1")["approval_timed_out"] is False
+
+
 class _WorkerAway(FakeWorkflowGateway):
     """daprd is up but the app's worker is not connected: Dapr can neither report the
     workflow's state nor take an event for it."""

@@ -15,7 +15,11 @@ from app.workflows.contracts import (
     OrderInput,
     Step,
 )
-from app.workflows.order_processing import ACTIVITY_RETRY, FINISH_WITH_NOTICE
+from app.workflows.order_processing import (
+    ACTIVITY_RETRY,
+    FINISH_WITH_NOTICE,
+    PAY_UNLESS_CANCELLED,
+)
 from tests.fixtures.workflow_driver import Script, ScriptedContext, run_workflow
 
 NOTIFY = ActivityName.NOTIFY
@@ -29,6 +33,7 @@ REFUND = ActivityName.REFUND_PAYMENT
 RECORD = ActivityName.RECORD_OUTCOME  # before the FINISH_WITH_NOTICE patch
 FINISH = ActivityName.FINISH_ORDER
 CHECK = ActivityName.CHECK_DECISION
+TIME_OUT = ActivityName.TIME_OUT_APPROVAL
 
 
 def small_order(**changes: Any) -> dict[str, Any]:
@@ -124,6 +129,31 @@ def test_rejected_order_releases_its_reservation() -> None:
 
 def test_approval_timeout_releases_the_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="timeout"))
+
+    assert run.result == {"processed": False, "reason": "approval_timeout"}
+    assert run.context.activity_names == [
+        NOTIFY, RESERVE, REQUEST_APPROVAL, TIME_OUT, RELEASE, FINISH,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reason"),
+    [("approved", None), ("rejected", "rejected"), ("cancelled", "cancelled")],
+)
+def test_a_decision_recorded_before_the_timer_fired_is_the_outcome(
+    recorded: str, reason: str | None
+) -> None:
+    # Its event had not reached the workflow when the timer won: the record has it.
+    run = run_workflow(large_order(), Script(decision="timeout", results={TIME_OUT: recorded}))
+
+    assert run.result == {"processed": reason is None, "reason": reason}
+    assert CHECK not in run.context.activity_names
+    assert (PAY in run.context.activity_names) == (reason is None)
+
+
+def test_an_order_waiting_before_the_timeout_patch_times_out_without_asking_its_record() -> None:
+    ctx = ScriptedContext("order-7", patched=frozenset({FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}))
+    run = run_workflow(large_order(), Script(decision="timeout"), ctx)
 
     assert run.result == {"processed": False, "reason": "approval_timeout"}
     assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, FINISH]

@@ -21,7 +21,11 @@ from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from app.workflows.activities import OrderActivities
 from app.workflows.contracts import APPROVAL_EVENT, WORKFLOW_NAME, ActivityName, OrderInput, Step
-from app.workflows.order_processing import FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED
+from app.workflows.order_processing import (
+    FINISH_WITH_NOTICE,
+    PAY_UNLESS_CANCELLED,
+    TIMEOUT_BY_RECORD,
+)
 from app.workflows.runtime import build_runtime
 
 INSTANCE = "order-replay-1"
@@ -53,8 +57,11 @@ def _timer_created(action: pb.WorkflowAction) -> pb.HistoryEvent:
 class Engine:
     """Records history the way daprd does and answers what the workflow asks for."""
 
-    def __init__(self, order: OrderInput, approve: bool | None) -> None:
+    def __init__(self, order: OrderInput, approve: bool | None, time_out: bool = False) -> None:
         self.history: list[pb.HistoryEvent] = []
+        # time_out: no manager answers; the approval timer fires instead.
+        self.time_out = time_out
+        self._timers: list[pb.WorkflowAction] = []
         self.turns: list[int] = []  # where each turn's new events start in the history
         self.scheduled: list[tuple[str, dict[str, Any]]] = []
         self.statuses: list[str] = []
@@ -93,9 +100,15 @@ class Engine:
                     self._answer_activity(action)
                 elif action.HasField("createTimer"):
                     self.history.append(_timer_created(action))
+                    self._timers.append(action)
             if self.statuses[-1] == Step.AWAITING_APPROVAL and not self._event_sent:
-                assert self.approve is not None, "the workflow waits for an approval"
                 self._event_sent = True
+                if self.time_out:
+                    timer = self._timers[-1]
+                    fired = pb.TimerFiredEvent(fireAt=timer.createTimer.fireAt, timerId=timer.id)
+                    self._new.append(pb.HistoryEvent(eventId=-1, timerFired=fired))
+                    continue
+                assert self.approve is not None, "the workflow waits for an approval"
                 payload = {"approval": self.approve, "approver": "alice"}
                 self._new.append(
                     helpers.new_event_raised_event(APPROVAL_EVENT, json.dumps(payload))
@@ -114,6 +127,8 @@ class Engine:
             result = json.dumps(True)  # reserved; paid (no cancel recorded)
         elif task.name == ActivityName.CHECK_DECISION:  # what the service recorded
             result = json.dumps("approved" if self.approve else "rejected")
+        elif task.name == ActivityName.TIME_OUT_APPROVAL:  # no decision came before the timer
+            result = json.dumps(None)
         self._new.append(helpers.new_task_completed_event(action.id, result))
 
 
@@ -209,16 +224,16 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
 def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_started(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Recorded by a worker that knew finish_order's patch but not pay_unless_cancelled: its
-    history holds a process_payment task and only the first patch. Today's code replays it
-    through process_payment, the patch it lacks stays off, and it completes the same."""
+    """Recorded by a worker that knew finish_order's patch but not the later ones: its history
+    holds a process_payment task and only the first patch. Today's code replays it through
+    process_payment, the patches it lacks stay off, and it completes the same."""
     real_is_patched = durable_worker._RuntimeOrchestrationContext.is_patched
 
-    def without_pay_unless_cancelled(self: Any, name: str) -> bool:
-        return False if name == PAY_UNLESS_CANCELLED else real_is_patched(self, name)
+    def only_finish_with_notice(self: Any, name: str) -> bool:
+        return real_is_patched(self, name) if name == FINISH_WITH_NOTICE else False
 
     monkeypatch.setattr(
-        durable_worker._RuntimeOrchestrationContext, "is_patched", without_pay_unless_cancelled
+        durable_worker._RuntimeOrchestrationContext, "is_patched", only_finish_with_notice
     )
     old = Engine(_order(15_000, approval_required=False), approve=None)
     completion = old.run()
@@ -238,13 +253,55 @@ def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_sta
     completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
     assert completions == [completion]
     assert json.loads(completion.result.value) == {"processed": True, "reason": None}
-    assert list(replayed.patches) == [FINISH_WITH_NOTICE]
+    assert replayed.patches == [FINISH_WITH_NOTICE]
 
 
-def test_a_new_order_records_that_it_pays_unless_cancelled() -> None:
-    """The patch goes into the first turn's history, so every later replay of the order (after a
-    worker restart, say) takes the pay_unless_cancelled path too."""
+def test_a_new_order_records_the_patches_it_started_with() -> None:
+    """They go into the first turn's history, so every later replay of the order (after a worker
+    restart, say) takes the same paths."""
     engine = Engine(_order(15_000, approval_required=False), approve=None)
     first = engine.turn()
 
-    assert set(first.patches) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}
+    assert set(first.patches or ()) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, TIMEOUT_BY_RECORD}
+
+
+def test_a_timed_out_order_closes_the_wait_on_its_record_through_the_sdk_executor() -> None:
+    engine = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
+
+    completion = engine.run()
+
+    assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
+    assert [name for name, _ in engine.scheduled][-4:] == [
+        ActivityName.REQUEST_APPROVAL,
+        ActivityName.TIME_OUT_APPROVAL,
+        ActivityName.RELEASE_INVENTORY,
+        ActivityName.FINISH_ORDER,
+    ]
+
+
+def test_an_order_waiting_before_timeout_by_record_replays_its_timeout_as_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started (and timed out) by a worker without the timeout-by-record patch: its history goes
+    from the timer straight to the release. Today's code replays it without the new activity."""
+    real_is_patched = durable_worker._RuntimeOrchestrationContext.is_patched
+
+    def without_timeout_by_record(self: Any, name: str) -> bool:
+        return False if name == TIMEOUT_BY_RECORD else real_is_patched(self, name)
+
+    monkeypatch.setattr(
+        durable_worker._RuntimeOrchestrationContext, "is_patched", without_timeout_by_record
+    )
+    old = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
+    completion = old.run()
+    last_turn = old.turns[-1]
+    monkeypatch.undo()
+
+    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
+    replayed = executor.execute(INSTANCE, old.history[:last_turn], old.history[last_turn:])
+
+    assert ActivityName.TIME_OUT_APPROVAL not in [name for name, _ in old.scheduled]
+    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
+    assert completions == [completion]
+    assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
+    assert set(replayed.patches or ()) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}

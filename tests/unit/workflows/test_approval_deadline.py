@@ -1,0 +1,128 @@
+"""A manager's decision racing the approval timeout: the service and the workflow's real
+activities on one store.
+
+The approval timer and a manager's request can land at the same moment. Whatever the service
+answers must be what happens: a decision it accepted (202) is the outcome even when the timer
+fired before its event reached the workflow, and once the workflow has timed the wait out, every
+decision is refused (409). As at the payment, the engine's view cannot tell: it still shows
+`awaiting_approval` after the timer fired, or does not answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from app.workflows.contracts import Step
+from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
+from tests.fixtures.shop import ORDER_ID, Shop
+from tests.fixtures.workflow_driver import (
+    ActivityCall,
+    ScriptedContext,
+    run_with_activities,
+)
+
+
+def engine_is_behind(gateway: FakeWorkflowGateway) -> None:
+    gateway.set(ORDER_ID, "RUNNING", Step.AWAITING_APPROVAL)
+
+
+def engine_read_fails(gateway: FakeWorkflowGateway) -> None:
+    gateway.unavailable_reads = True
+
+
+ENGINE_VIEWS = pytest.mark.parametrize(
+    "engine_view", [engine_is_behind, engine_read_fails], ids=["wait-still-shown", "read-fails"]
+)
+
+Decide = Callable[[Shop], Awaitable[object]]
+DECISIONS: dict[str, tuple[Decide, dict[str, object]]] = {
+    "approve": (
+        lambda shop: shop.orders.approve(ORDER_ID, True, "alice"),
+        {"processed": True, "reason": None},
+    ),
+    "reject": (
+        lambda shop: shop.orders.approve(ORDER_ID, False, "alice"),
+        {"processed": False, "reason": "rejected"},
+    ),
+    "cancel": (
+        lambda shop: shop.orders.cancel(ORDER_ID, "alice"),
+        {"processed": False, "reason": "cancelled"},
+    ),
+}
+
+
+async def large_order(shop: Shop) -> dict[str, object]:
+    order_input = await shop.place("cars", 4)
+    assert order_input["approval_required"] is True
+    return order_input
+
+
+def fire_timer(ctx: ScriptedContext) -> None:
+    ctx.timers[-1][1].complete(None)
+
+
+@ENGINE_VIEWS
+@pytest.mark.parametrize("decision", sorted(DECISIONS))
+async def test_a_decision_accepted_as_the_timer_fires_is_the_outcome(
+    store: InMemoryStateStore,
+    engine_view: Callable[[FakeWorkflowGateway], None],
+    decision: str,
+) -> None:
+    shop = Shop(store)
+    order_input = await large_order(shop)
+    engine_view(shop.gateway)
+    decide, outcome = DECISIONS[decision]
+
+    async def decided_then_timer(ctx: ScriptedContext) -> None:
+        # Recorded on the order (202); the timer fires before its event reaches the workflow.
+        await shop.answer(lambda: decide(shop))
+        fire_timer(ctx)
+
+    run = await run_with_activities(
+        order_input,
+        shop.activities,
+        raised_events=shop.raised_events,
+        at_approval_wait=decided_then_timer,
+    )
+
+    assert shop.answers == ["202"]
+    assert run.result == outcome
+
+
+@ENGINE_VIEWS
+@pytest.mark.parametrize("decision", sorted(DECISIONS))
+async def test_a_decision_once_the_wait_timed_out_is_refused(
+    store: InMemoryStateStore,
+    engine_view: Callable[[FakeWorkflowGateway], None],
+    decision: str,
+) -> None:
+    shop = Shop(store)
+    order_input = await large_order(shop)
+    engine_view(shop.gateway)
+    decide, _ = DECISIONS[decision]
+    waited = False
+
+    async def timer(ctx: ScriptedContext) -> None:
+        nonlocal waited
+        waited = True
+        fire_timer(ctx)
+
+    async def decide_after_the_timeout(ctx: ScriptedContext, call: ActivityCall) -> None:
+        # The first activity the workflow runs once the timer won.
+        if waited and not shop.answers:
+            await shop.answer(lambda: decide(shop))
+
+    run = await run_with_activities(
+        order_input,
+        shop.activities,
+        raised_events=shop.raised_events,
+        at_approval_wait=timer,
+        after_activity=decide_after_the_timeout,
+    )
+
+    assert len(shop.answers) == 1
+    assert shop.answers[0].startswith("409 "), shop.answers
+    assert run.result == {"processed": False, "reason": "approval_timeout"}
+    assert await shop.nothing_paid_or_held("cars")
