@@ -101,15 +101,20 @@ class OrderRecord(BaseModel):
         pending = {**self.pending_events, event: data}
         return self.model_copy(update={"decision": decision, "pending_events": pending})
 
-    def may_start_payment(self) -> bool:
-        """Payment may start unless a manager stopped the order first (cancel, or a rejection
-        that an order needing approval would never get past)."""
-        return self.decision is None or self.decision.decision == "approved"
-
-    def with_payment_started(self) -> OrderRecord:
+    def starting_payment(self) -> OrderRecord | None:
+        """The record with its payment started; None when there is nothing to write: it already
+        has, or a manager stopped the order first (a cancel; a rejection, which an order needing
+        approval never gets past anyway)."""
+        stopped = self.decision is not None and self.decision.decision != "approved"
+        if self.payment_started or stopped:
+            return None
         return self.model_copy(update={"payment_started": True})
 
-    def with_approval_timed_out(self) -> OrderRecord:
+    def timing_out(self) -> OrderRecord | None:
+        """The record with its approval wait timed out; None when there is nothing to write: a
+        manager's decision came first (it stands), or the wait is already marked."""
+        if self.decision is not None or self.approval_timed_out:
+            return None
         return self.model_copy(update={"approval_timed_out": True})
 
     def accepted(self) -> OrderRecord:

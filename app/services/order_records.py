@@ -44,15 +44,20 @@ class OrderRecords:
         """Write over the version read with `etag`: EtagMismatch when someone wrote since."""
         await self._store.save(self.key(record.order_id), record.model_dump(mode="json"), etag)
 
-    async def update(self, order_id: str, change: Callable[[OrderRecord], OrderRecord]) -> None:
-        """Apply `change` to the current record by compare-and-swap."""
+    async def update(
+        self, order_id: str, change: Callable[[OrderRecord], OrderRecord | None]
+    ) -> OrderRecord:
+        """Apply `change` to the current record by compare-and-swap (None from it: nothing to
+        write). Returns the record as it now stands."""
 
-        def apply(doc: dict[str, object] | None) -> dict[str, object]:
+        def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
             if doc is None:
                 raise NotFound(f"order {order_id!r} not found")
-            return change(OrderRecord.model_validate(doc)).model_dump(mode="json")
+            changed = change(OrderRecord.model_validate(doc))
+            return None if changed is None else changed.model_dump(mode="json")
 
-        await compare_and_swap(self._store, self.key(order_id), apply)
+        stored = await compare_and_swap(self._store, self.key(order_id), apply)
+        return OrderRecord.model_validate(stored)
 
     async def record_outcome(self, outcome: OrderOutcome) -> None:
         """Keep how the order ended on its record; the first recording stays (activities may run
@@ -87,40 +92,15 @@ class OrderRecords:
         earlier run of the same activity), False when a cancel was recorded first (nothing is
         written). The service records a cancel only while the mark is absent, on the same
         record, so one of the two wins and the other sees it."""
-        allowed = False
-
-        def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
-            nonlocal allowed
-            if doc is None:
-                raise NotFound(f"order {order_id!r} not found")
-            record = OrderRecord.model_validate(doc)
-            allowed = record.payment_started or record.may_start_payment()
-            if record.payment_started or not allowed:
-                return None
-            return record.with_payment_started().model_dump(mode="json")
-
-        await compare_and_swap(self._store, self.key(order_id), apply)
-        return allowed
+        return (await self.update(order_id, OrderRecord.starting_payment)).payment_started
 
     async def time_out_approval(self, order_id: str) -> str | None:
         """The approval timer fired: one compare-and-swap on the order record that either finds
         the decision a manager recorded first (returned, nothing written: it is the outcome,
         its event may still be on the way) or marks the wait timed out (None), after which the
         service refuses every decision. Repeating it finds the mark and answers None again."""
-        found: str | None = None
-
-        def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
-            nonlocal found
-            if doc is None:
-                raise NotFound(f"order {order_id!r} not found")
-            record = OrderRecord.model_validate(doc)
-            found = None if record.decision is None else record.decision.decision
-            if found is not None or record.approval_timed_out:
-                return None
-            return record.with_approval_timed_out().model_dump(mode="json")
-
-        await compare_and_swap(self._store, self.key(order_id), apply)
-        return found
+        record = await self.update(order_id, OrderRecord.timing_out)
+        return None if record.decision is None else record.decision.decision
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""
