@@ -15,26 +15,15 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from app.workflows.contracts import Step
-from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
-from tests.fixtures.shop import ORDER_ID, Shop
+from tests.fixtures.fakes import InMemoryStateStore
+from tests.fixtures.shop import ORDER_ID, EngineView, Shop, engine_views
 from tests.fixtures.workflow_driver import (
     ActivityCall,
     ScriptedContext,
     run_with_activities,
 )
 
-
-def engine_is_behind(gateway: FakeWorkflowGateway) -> None:
-    gateway.set(ORDER_ID, "RUNNING", Step.AWAITING_APPROVAL)
-
-
-def engine_read_fails(gateway: FakeWorkflowGateway) -> None:
-    gateway.unavailable_reads = True
-
-
-ENGINE_VIEWS = pytest.mark.parametrize(
-    "engine_view", [engine_is_behind, engine_read_fails], ids=["wait-still-shown", "read-fails"]
-)
+ENGINE_VIEWS = engine_views(Step.AWAITING_APPROVAL)
 
 Decide = Callable[[Shop], Awaitable[object]]
 DECISIONS: dict[str, tuple[Decide, dict[str, object]]] = {
@@ -67,7 +56,7 @@ def fire_timer(ctx: ScriptedContext) -> None:
 @pytest.mark.parametrize("decision", sorted(DECISIONS))
 async def test_a_decision_accepted_as_the_timer_fires_is_the_outcome(
     store: InMemoryStateStore,
-    engine_view: Callable[[FakeWorkflowGateway], None],
+    engine_view: EngineView,
     decision: str,
 ) -> None:
     shop = Shop(store)
@@ -95,7 +84,7 @@ async def test_a_decision_accepted_as_the_timer_fires_is_the_outcome(
 @pytest.mark.parametrize("decision", sorted(DECISIONS))
 async def test_a_decision_once_the_wait_timed_out_is_refused(
     store: InMemoryStateStore,
-    engine_view: Callable[[FakeWorkflowGateway], None],
+    engine_view: EngineView,
     decision: str,
 ) -> None:
     shop = Shop(store)

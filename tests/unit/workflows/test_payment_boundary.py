@@ -10,13 +10,9 @@ payment, and with the engine read failing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytest
-
 from app.workflows.contracts import Step
-from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
-from tests.fixtures.shop import ORDER_ID, Shop
+from tests.fixtures.fakes import InMemoryStateStore
+from tests.fixtures.shop import ORDER_ID, EngineView, Shop, engine_views
 from tests.fixtures.workflow_driver import (
     ActivityCall,
     ActivityHook,
@@ -24,18 +20,7 @@ from tests.fixtures.workflow_driver import (
     run_with_activities,
 )
 
-
-def engine_is_behind(gateway: FakeWorkflowGateway) -> None:
-    gateway.set(ORDER_ID, "RUNNING", Step.RESERVING)
-
-
-def engine_read_fails(gateway: FakeWorkflowGateway) -> None:
-    gateway.unavailable_reads = True
-
-
-ENGINE_VIEWS = pytest.mark.parametrize(
-    "engine_view", [engine_is_behind, engine_read_fails], ids=["step-not-visible", "read-fails"]
-)
+ENGINE_VIEWS = engine_views(Step.RESERVING)
 
 
 def cancel_at_payment(shop: Shop) -> ActivityHook:
@@ -56,7 +41,7 @@ async def small_order(shop: Shop) -> dict[str, object]:
 
 @ENGINE_VIEWS
 async def test_a_cancel_accepted_just_before_payment_ends_the_order_cancelled(
-    store: InMemoryStateStore, engine_view: Callable[[FakeWorkflowGateway], None]
+    store: InMemoryStateStore, engine_view: EngineView
 ) -> None:
     shop = Shop(store)
     order_input = await small_order(shop)
@@ -77,7 +62,7 @@ async def test_a_cancel_accepted_just_before_payment_ends_the_order_cancelled(
 
 @ENGINE_VIEWS
 async def test_a_cancel_once_payment_has_started_is_refused_and_the_order_goes_through(
-    store: InMemoryStateStore, engine_view: Callable[[FakeWorkflowGateway], None]
+    store: InMemoryStateStore, engine_view: EngineView
 ) -> None:
     shop = Shop(store)
     order_input = await small_order(shop)

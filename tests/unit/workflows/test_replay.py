@@ -183,17 +183,40 @@ def test_a_rejected_order_releases_its_stock_and_reports_why() -> None:
     assert engine.scheduled[-1][1]["outcome"]["reason"] == "rejected"
 
 
+def _recorded_without(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, later: set[str]
+) -> pb.CompleteWorkflowAction:
+    """Run `engine` as a worker from before the `later` patches would have: they stay off and
+    out of the history it records."""
+    real_is_patched = durable_worker._RuntimeOrchestrationContext.is_patched
+
+    def known_then(self: Any, name: str) -> bool:
+        return False if name in later else real_is_patched(self, name)
+
+    monkeypatch.setattr(durable_worker._RuntimeOrchestrationContext, "is_patched", known_then)
+    try:
+        return engine.run()
+    finally:
+        monkeypatch.undo()
+
+
+def _replayed_by_todays_code(engine: Engine) -> durable_worker.ExecutionResults:
+    """What a worker that restarted on today's code does: everything but the last turn is old
+    history, replayed."""
+    last_turn = engine.turns[-1]
+    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
+    return executor.execute(INSTANCE, engine.history[:last_turn], engine.history[last_turn:])
+
+
+def _completions(results: durable_worker.ExecutionResults) -> list[pb.CompleteWorkflowAction]:
+    return [a.completeWorkflow for a in results.actions if a.HasField("completeWorkflow")]
+
+
 def test_replaying_the_recorded_history_in_one_go_gives_the_same_completion() -> None:
     engine = Engine(_order(15_000, approval_required=False), approve=None)
     completion = engine.run()
-    last_turn = engine.turns[-1]
 
-    # A worker that restarted sees everything but the last turn as old history.
-    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
-    replayed = executor.execute(INSTANCE, engine.history[:last_turn], engine.history[last_turn:])
-
-    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
-    assert completions == [completion]
+    assert _completions(_replayed_by_todays_code(engine)) == [completion]
 
 
 def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
@@ -201,23 +224,18 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
 ) -> None:
     """Its history, recorded by a worker without the patch, has no patch on it: replayed by
     today's code it still notifies and records the outcome as it did, and completes."""
-    monkeypatch.setattr(
-        durable_worker._RuntimeOrchestrationContext, "is_patched", lambda self, name: False
-    )
     old = Engine(_order(15_000, approval_required=False), approve=None)
-    completion = old.run()
-    last_turn = old.turns[-1]
-    monkeypatch.undo()
+    completion = _recorded_without(
+        monkeypatch, old, {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, TIMEOUT_BY_RECORD}
+    )
 
-    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
-    replayed = executor.execute(INSTANCE, old.history[:last_turn], old.history[last_turn:])
+    replayed = _replayed_by_todays_code(old)
 
     assert [name for name, _ in old.scheduled][-2:] == [
         ActivityName.NOTIFY,
         ActivityName.RECORD_OUTCOME,
     ]
-    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
-    assert completions == [completion]
+    assert _completions(replayed) == [completion]
     assert not replayed.patches
 
 
@@ -227,21 +245,10 @@ def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_sta
     """Recorded by a worker that knew finish_order's patch but not the later ones: its history
     holds a process_payment task and only the first patch. Today's code replays it through
     process_payment, the patches it lacks stay off, and it completes the same."""
-    real_is_patched = durable_worker._RuntimeOrchestrationContext.is_patched
-
-    def only_finish_with_notice(self: Any, name: str) -> bool:
-        return real_is_patched(self, name) if name == FINISH_WITH_NOTICE else False
-
-    monkeypatch.setattr(
-        durable_worker._RuntimeOrchestrationContext, "is_patched", only_finish_with_notice
-    )
     old = Engine(_order(15_000, approval_required=False), approve=None)
-    completion = old.run()
-    last_turn = old.turns[-1]
-    monkeypatch.undo()
+    completion = _recorded_without(monkeypatch, old, {PAY_UNLESS_CANCELLED, TIMEOUT_BY_RECORD})
 
-    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
-    replayed = executor.execute(INSTANCE, old.history[:last_turn], old.history[last_turn:])
+    replayed = _replayed_by_todays_code(old)
 
     assert [name for name, _ in old.scheduled] == [
         ActivityName.NOTIFY,
@@ -250,8 +257,7 @@ def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_sta
         ActivityName.COMMIT_INVENTORY,
         ActivityName.FINISH_ORDER,
     ]
-    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
-    assert completions == [completion]
+    assert _completions(replayed) == [completion]
     assert json.loads(completion.result.value) == {"processed": True, "reason": None}
     assert replayed.patches == [FINISH_WITH_NOTICE]
 
@@ -284,24 +290,12 @@ def test_an_order_waiting_before_timeout_by_record_replays_its_timeout_as_it_sta
 ) -> None:
     """Started (and timed out) by a worker without the timeout-by-record patch: its history goes
     from the timer straight to the release. Today's code replays it without the new activity."""
-    real_is_patched = durable_worker._RuntimeOrchestrationContext.is_patched
-
-    def without_timeout_by_record(self: Any, name: str) -> bool:
-        return False if name == TIMEOUT_BY_RECORD else real_is_patched(self, name)
-
-    monkeypatch.setattr(
-        durable_worker._RuntimeOrchestrationContext, "is_patched", without_timeout_by_record
-    )
     old = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
-    completion = old.run()
-    last_turn = old.turns[-1]
-    monkeypatch.undo()
+    completion = _recorded_without(monkeypatch, old, {TIMEOUT_BY_RECORD})
 
-    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
-    replayed = executor.execute(INSTANCE, old.history[:last_turn], old.history[last_turn:])
+    replayed = _replayed_by_todays_code(old)
 
     assert ActivityName.TIME_OUT_APPROVAL not in [name for name, _ in old.scheduled]
-    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
-    assert completions == [completion]
+    assert _completions(replayed) == [completion]
     assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
     assert set(replayed.patches or ()) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}
