@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from app.workflows.contracts import (
     WorkflowSnapshot,
 )
 from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
+from tests.fixtures.waiting import eventually
 
 THRESHOLD = 50_000
 TIMEOUT_SECONDS = 30.0
@@ -692,6 +695,31 @@ async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
 
     assert gateway.events == [("o1", CANCEL_EVENT, {})]
     assert record(store, "o1")["decision"]["decision"] == "cancelled"
+
+
+async def test_a_cancel_given_up_before_it_was_recorded_records_nothing(
+    store: InMemoryStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The request deadline answered 503 while the engine read hung: the shielded change goes on
+    # but must not record what its caller was told did not happen.
+    caplog.set_level(logging.INFO, logger="app.services.orders")
+    gateway = FakeWorkflowGateway()
+    orders = OrderService(store, gateway, Settings(request_timeout_seconds=0.2))
+    await create(orders, "o1", "paperclip", 3)
+    gateway.hanging = True
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(orders.cancel("o1"), timeout=0.01)
+
+    async def settled() -> tuple[object, bool]:
+        given_up = "given up before it was recorded" in caplog.text
+        return record(store, "o1")["decision"], given_up
+
+    decision, _ = await eventually(
+        settled, lambda seen: seen != (None, False), deadline_seconds=5, what="the change settled"
+    )
+    assert decision is None
+    assert gateway.events == []
 
 
 # -- the point of no return: payment and cancel on one record ---------------------------------
