@@ -10,7 +10,7 @@ payment, and with the engine read failing.
 
 from __future__ import annotations
 
-from app.workflows.contracts import Step
+from app.workflows.contracts import ActivityRequest, Step
 from tests.fixtures.fakes import InMemoryStateStore
 from tests.fixtures.shop import ORDER_ID, EngineView, Shop, engine_views
 from tests.fixtures.workflow_driver import (
@@ -80,3 +80,24 @@ async def test_a_cancel_once_payment_has_started_is_refused_and_the_order_goes_t
     assert "past payment" in shop.answers[0]
     assert run.result == {"processed": True, "reason": None}
     assert await shop.payments.entry(ORDER_ID) is not None
+
+
+async def test_the_payment_activity_run_again_goes_on_paying(store: InMemoryStateStore) -> None:
+    # At least once: a worker that died after marking the payment started runs it again. It
+    # must not read its own mark as a reason to stop (the ledger keeps the one entry).
+    shop = Shop(store)
+    order_input = await small_order(shop)
+    request = ActivityRequest(order_id=ORDER_ID, amount=int(str(order_input["total_cost"])))
+
+    first = await shop.activities.pay_unless_cancelled(request)
+    again = await shop.activities.pay_unless_cancelled(request)
+
+    assert (first, again) == (True, True)
+    assert await shop.payments.entry(ORDER_ID) == {
+        "order_id": ORDER_ID,
+        "amount": 15,
+        "status": "paid",
+    }
+    await shop.answer(lambda: shop.orders.cancel(ORDER_ID))
+    assert len(shop.answers) == 1
+    assert "past payment" in shop.answers[0]
