@@ -19,6 +19,7 @@ from app.workflows.contracts import (
     PAST_PAYMENT_STEPS,
     OrderOutcome,
     OrderResult,
+    Reason,
     Step,
     WorkflowSnapshot,
 )
@@ -69,9 +70,11 @@ class OrderRecord(BaseModel):
     # record, before it charges anything, and only while no cancel is recorded. A cancel is
     # recorded (by compare-and-swap too) only while it is unset. So exactly one of the two wins.
     payment_started: bool = False
-    # The approval wait's end by its timer: set by the workflow, by compare-and-swap on this
-    # record, only while no decision is recorded; a decision is recorded only while it is unset.
-    approval_timed_out: bool = False
+    # Why the workflow ends the order on its own (the approval timer, too little stock): set by
+    # the workflow, by compare-and-swap on this record, only while no decision is recorded; a
+    # decision is recorded only while it is unset. So a decision either came first and is the
+    # outcome, or it is refused.
+    decisions_closed: Reason | None = None
     # Written by the workflow's last activity; from then on the record alone answers for the
     # order (its workflow history is purged after the retention period).
     outcome: OrderOutcome | None = None
@@ -110,12 +113,12 @@ class OrderRecord(BaseModel):
             return None
         return self.model_copy(update={"payment_started": True})
 
-    def timing_out(self) -> OrderRecord | None:
-        """The record with its approval wait timed out; None when there is nothing to write: a
-        manager's decision came first (it stands), or the wait is already marked."""
-        if self.decision is not None or self.approval_timed_out:
+    def closing_decisions(self, reason: Reason) -> OrderRecord | None:
+        """The record closed to decisions, for `reason`; None when there is nothing to write: a
+        manager's decision came first (it stands), or it is closed already."""
+        if self.decision is not None or self.decisions_closed is not None:
             return None
-        return self.model_copy(update={"approval_timed_out": True})
+        return self.model_copy(update={"decisions_closed": reason})
 
     def accepted(self) -> OrderRecord:
         """All a poll needs from the record: everything but the outbox bookkeeping."""
@@ -173,15 +176,17 @@ def check_can_decide(
     whoever comes second, even once the order has finished), nothing on a finished order,
     approve and reject only where approval is needed, cancel only before payment.
 
-    Whether payment has started, or the approval wait timed out, is the record's to say
-    (`payment_started`, `approval_timed_out`: written by the workflow by compare-and-swap on this
+    Whether payment has started, or the workflow ends the order on its own, is the record's to say
+    (`payment_started`, `decisions_closed`: written by the workflow by compare-and-swap on this
     same record): the engine's step shows either only once the workflow's turn is saved, and may
     not answer at all. The step is a second, earlier reason to refuse, never a reason to
     accept."""
     if record.decision is not None:
         raise DecisionAlreadyMade(record.decision.describe())
-    if record.approval_timed_out:
-        raise Conflict(f"order {record.order_id!r} timed out waiting for approval")
+    if record.decisions_closed is not None:
+        raise Conflict(
+            f"order {record.order_id!r} takes no decision any more: {record.decisions_closed}"
+        )
     _check_unfinished(record, snapshot)
     if decision != "cancelled" and not record.approval_required:
         raise Conflict(f"order {record.order_id!r} does not need approval")

@@ -9,7 +9,7 @@ from app.errors import NotFound
 from app.services.in_flight import InFlightOrders
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.state_store import StateStore, compare_and_swap
-from app.workflows.contracts import OrderOutcome
+from app.workflows.contracts import OrderOutcome, Reason
 
 
 class OrderRecords:
@@ -94,12 +94,13 @@ class OrderRecords:
         record, so one of the two wins and the other sees it."""
         return (await self.update(order_id, OrderRecord.starting_payment)).payment_started
 
-    async def time_out_approval(self, order_id: str) -> str | None:
-        """The approval timer fired: one compare-and-swap on the order record that either finds
-        the decision a manager recorded first (returned, nothing written: it is the outcome,
-        its event may still be on the way) or marks the wait timed out (None), after which the
-        service refuses every decision. Repeating it finds the mark and answers None again."""
-        record = await self.update(order_id, OrderRecord.timing_out)
+    async def close_decisions(self, order_id: str, reason: Reason) -> str | None:
+        """The workflow is ending the order on its own (the approval timer, too little stock):
+        one compare-and-swap on the order record that either finds the decision a manager
+        recorded first (returned, nothing written: it is the outcome, its event may still be on
+        the way) or closes the record to decisions (None), after which the service refuses
+        every one. Repeating it finds the record closed and answers None again."""
+        record = await self.update(order_id, lambda record: record.closing_decisions(reason))
         return None if record.decision is None else record.decision.decision
 
     async def recorded_decision(self, order_id: str) -> str | None:

@@ -12,7 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from app.workflows.contracts import ActivityRequest, Completion, OrderOutcome
+from app.workflows.contracts import (
+    ActivityRequest,
+    Completion,
+    DecisionsClosing,
+    OrderOutcome,
+    Reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +44,7 @@ class OrderBook(Protocol):
 
     async def start_payment(self, order_id: str) -> bool: ...
 
-    async def time_out_approval(self, order_id: str) -> str | None: ...
+    async def close_decisions(self, order_id: str, reason: Reason) -> str | None: ...
 
     async def record_outcome(self, outcome: OrderOutcome) -> None: ...
 
@@ -106,14 +112,15 @@ class OrderActivities:
             )
         return decision
 
-    async def time_out_approval(self, request: ActivityRequest) -> str | None:
-        """The approval timer fired: the decision a manager recorded before it (the outcome), or
-        None once the wait is marked timed out on the order (no decision is taken after)."""
-        decision = await self._orders.time_out_approval(request.order_id)
+    async def close_decisions(self, closing: DecisionsClosing) -> str | None:
+        """The workflow ends the order on its own (`closing.reason`): the decision a manager
+        recorded before (it is the outcome), or None once the order is closed to decisions."""
+        decision = await self._orders.close_decisions(closing.order_id, closing.reason)
         if decision is not None:
             log.info(
-                "order %s: %s was recorded before the approval timed out; it stands",
-                request.order_id,
+                "order %s: %s was recorded before %s; it stands",
+                closing.order_id,
                 decision,
+                closing.reason,
             )
         return decision

@@ -52,7 +52,7 @@ class ActivityName(StrEnum):
     RECORD_OUTCOME = "record_outcome"
     FINISH_ORDER = "finish_order"
     CHECK_DECISION = "check_decision"
-    TIME_OUT_APPROVAL = "time_out_approval"
+    CLOSE_DECISIONS = "close_decisions"
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.
@@ -146,6 +146,13 @@ class Completion(BaseModel):
 
     outcome: OrderOutcome
     notice: str | None = None
+
+
+class DecisionsClosing(BaseModel):
+    """What CLOSE_DECISIONS gets: the order the workflow ends on its own, and why."""
+
+    order_id: str
+    reason: Reason
 
 
 class ApprovalDecision(BaseModel):

@@ -21,6 +21,7 @@ from app.workflows.contracts import (
     ActivityName,
     ActivityRequest,
     Completion,
+    DecisionsClosing,
     OrderInput,
     OrderOutcome,
     OrderResult,
@@ -86,11 +87,13 @@ FINISH_WITH_NOTICE = "finish-with-notice"
 # the service records a cancel only if the payment has not started. Without it a cancel recorded
 # after the workflow's last check before payment was accepted (202) and the order was paid.
 PAY_UNLESS_CANCELLED = "pay-unless-cancelled"
-# TIMEOUT_BY_RECORD: when the approval timer wins, the wait ends by one compare-and-swap on the
-# order record too (TIME_OUT_APPROVAL): a decision recorded before it is the outcome (its event
-# may not have arrived), otherwise the record is marked and the service refuses every decision.
-# Without it an approval accepted (202) as the timer fired ended the order approval_timeout.
-TIMEOUT_BY_RECORD = "timeout-by-record"
+# CLOSE_DECISIONS_BY_RECORD: when the workflow ends the order on its own (the approval timer
+# won, too little stock), it does so by one compare-and-swap on the order record too
+# (CLOSE_DECISIONS): a decision recorded before is the outcome (its event may not have arrived),
+# otherwise the record is closed and the service refuses every decision. Without it an approval
+# accepted (202) as the timer fired ended the order approval_timeout, and a cancel accepted as
+# the stock ran out ended it insufficient_inventory.
+CLOSE_DECISIONS_BY_RECORD = "close-decisions-by-record"
 
 
 def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
@@ -133,7 +136,7 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
     # Asked once, first: an order started before a patch takes the old path on every replay.
     finish_with_notice = ctx.is_patched(FINISH_WITH_NOTICE)
     pay_unless_cancelled = ctx.is_patched(PAY_UNLESS_CANCELLED)
-    timeout_by_record = ctx.is_patched(TIMEOUT_BY_RECORD)
+    close_decisions_by_record = ctx.is_patched(CLOSE_DECISIONS_BY_RECORD)
 
     def finish(reason: Reason | None, notice: str | None = None) -> Steps:
         # The outcome goes onto the order record before the workflow ends: the engine purges
@@ -158,6 +161,18 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
             )
         return OrderResult(processed=reason is None, reason=reason)
 
+    def closed_to_decisions(reason: Reason) -> Generator[Any, Any, Reason | None]:
+        """`reason`, once the order is closed to decisions; or, when a manager's decision was
+        recorded first, what that decision says (None: approved, go on)."""
+        if not close_decisions_by_record:
+            return reason
+        decision = yield ctx.call_activity(
+            ActivityName.CLOSE_DECISIONS,
+            input=DecisionsClosing(order_id=order.order_id, reason=reason),
+            retry_policy=ACTIVITY_RETRY,
+        )
+        return reason if decision is None else DECIDED[decision]
+
     def give_up(reason: Reason) -> Steps:
         yield run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
         return (yield from finish(reason))
@@ -171,12 +186,7 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         while True:
             winner = yield when_any([approval, timeout, cancel])
             if winner is timeout:
-                if not timeout_by_record:
-                    return "approval_timeout"
-                decision = yield ctx.call_activity(
-                    ActivityName.TIME_OUT_APPROVAL, input=request, retry_policy=ACTIVITY_RETRY
-                )
-                return "approval_timeout" if decision is None else DECIDED[decision]
+                return (yield from closed_to_decisions("approval_timeout"))
             decision = yield from recorded_decision()
             if decision in DECIDED:
                 return DECIDED[decision]
@@ -196,7 +206,10 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
 
     reserved = yield run(Step.RESERVING, ActivityName.RESERVE_INVENTORY)
     if not reserved:
-        return (yield from finish("insufficient_inventory"))
+        # Nothing is held. A cancel or rejection recorded first is the outcome; an approval
+        # cannot make up for the stock.
+        why = yield from closed_to_decisions("insufficient_inventory")
+        return (yield from finish(why or "insufficient_inventory"))
     if (yield from cancelled()):
         return (yield from give_up("cancelled"))
 

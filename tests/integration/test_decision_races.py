@@ -49,7 +49,7 @@ PROCESSED = {"processed": True, "reason": None}
 TIMED_OUT = {"processed": False, "reason": "approval_timeout"}
 # The approval race: orders of 4 cars (above the approval threshold) on a stack whose approval
 # timer is this short, each approved this long after it was seen waiting, give or take SPREAD.
-# Before the timeout-by-record patch an approval lost this way only when it landed in the
+# Before the close-decisions-by-record patch an approval was lost this way when it landed in the
 # ~0.2 s between the timer and the outcome: this many tries put a few there.
 APPROVAL_TIMEOUT_SECONDS = 3
 SPREAD = 1.0

@@ -795,7 +795,7 @@ async def test_a_decision_once_the_approval_timed_out_is_a_conflict(
     orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore, decide: str
 ) -> None:
     await create(orders, "o1", "cars", 4)
-    assert await OrderRecords(store).time_out_approval("o1") is None
+    assert await OrderRecords(store).close_decisions("o1", "approval_timeout") is None
     gateway.unavailable_reads = True  # nor does the engine have to say so
 
     decision = (
@@ -804,7 +804,7 @@ async def test_a_decision_once_the_approval_timed_out_is_a_conflict(
         else orders.approve("o1", decide == "approve", None)
     )
 
-    with pytest.raises(Conflict, match="timed out waiting for approval"):
+    with pytest.raises(Conflict, match="takes no decision any more: approval_timeout"):
         await decision
 
     assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
@@ -816,8 +816,8 @@ async def test_the_timeout_finds_a_decision_recorded_before_it(
     await create(orders, "o1", "cars", 4)
     await orders.approve("o1", True, "alice")
 
-    assert await OrderRecords(store).time_out_approval("o1") == "approved"
-    assert record(store, "o1")["approval_timed_out"] is False
+    assert await OrderRecords(store).close_decisions("o1", "approval_timeout") == "approved"
+    assert record(store, "o1")["decisions_closed"] is None
 
 
 async def test_timing_out_again_finds_it_timed_out(
@@ -826,11 +826,14 @@ async def test_timing_out_again_finds_it_timed_out(
     await create(orders, "o1", "cars", 4)
     records = OrderRecords(store)
 
-    assert [await records.time_out_approval("o1"), await records.time_out_approval("o1")] == [
+    assert [
+        await records.close_decisions("o1", "approval_timeout"),
+        await records.close_decisions("o1", "approval_timeout"),
+    ] == [
         None,
         None,
     ]
-    assert record(store, "o1")["approval_timed_out"] is True
+    assert record(store, "o1")["decisions_closed"] == "approval_timeout"
 
 
 async def test_an_approval_losing_the_race_to_the_timeout_is_refused(
@@ -838,9 +841,9 @@ async def test_an_approval_losing_the_race_to_the_timeout_is_refused(
 ) -> None:
     await create(orders, "o1", "cars", 4)
     gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)  # the engine still shows the wait
-    store.before_next_save = lambda: OrderRecords(store).time_out_approval("o1")
+    store.before_next_save = lambda: OrderRecords(store).close_decisions("o1", "approval_timeout")
 
-    with pytest.raises(Conflict, match="timed out"):
+    with pytest.raises(Conflict, match="approval_timeout"):
         await orders.approve("o1", True, "alice")
 
     assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
@@ -852,8 +855,8 @@ async def test_a_timeout_losing_the_race_to_an_approval_finds_it(
     await create(orders, "o1", "cars", 4)
     store.before_next_save = lambda: orders.approve("o1", True, "alice")
 
-    assert await OrderRecords(store).time_out_approval("o1") == "approved"
-    assert record(store, "o1")["approval_timed_out"] is False
+    assert await OrderRecords(store).close_decisions("o1", "approval_timeout") == "approved"
+    assert record(store, "o1")["decisions_closed"] is None
 
 
 class _WorkerAway(FakeWorkflowGateway):

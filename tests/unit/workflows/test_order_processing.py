@@ -33,7 +33,7 @@ REFUND = ActivityName.REFUND_PAYMENT
 RECORD = ActivityName.RECORD_OUTCOME  # before the FINISH_WITH_NOTICE patch
 FINISH = ActivityName.FINISH_ORDER
 CHECK = ActivityName.CHECK_DECISION
-TIME_OUT = ActivityName.TIME_OUT_APPROVAL
+CLOSE = ActivityName.CLOSE_DECISIONS
 
 
 def small_order(**changes: Any) -> dict[str, Any]:
@@ -107,8 +107,23 @@ def test_insufficient_inventory_ends_without_payment_or_release() -> None:
     run = run_workflow(small_order(), Script(results={RESERVE: False}))
 
     assert run.result == {"processed": False, "reason": "insufficient_inventory"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, FINISH]
+    assert run.context.activity_names == [NOTIFY, RESERVE, CLOSE, FINISH]
+    assert run.context.calls[2].input == {"order_id": "order-7", "reason": "insufficient_inventory"}
     assert run.context.step == Step.DONE
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reason"),
+    [("cancelled", "cancelled"), ("rejected", "rejected"), ("approved", "insufficient_inventory")],
+)
+def test_a_decision_recorded_before_the_stock_ran_out_is_the_outcome_unless_an_approval(
+    recorded: str, reason: str
+) -> None:
+    # Its event had not reached the workflow: the record has it. Nothing is held either way.
+    run = run_workflow(large_order(), Script(results={RESERVE: False, CLOSE: recorded}))
+
+    assert run.result == {"processed": False, "reason": reason}
+    assert run.context.activity_names == [NOTIFY, RESERVE, CLOSE, FINISH]
 
 
 def test_approval_required_and_approved_completes() -> None:
@@ -132,7 +147,7 @@ def test_approval_timeout_releases_the_reservation() -> None:
 
     assert run.result == {"processed": False, "reason": "approval_timeout"}
     assert run.context.activity_names == [
-        NOTIFY, RESERVE, REQUEST_APPROVAL, TIME_OUT, RELEASE, FINISH,
+        NOTIFY, RESERVE, REQUEST_APPROVAL, CLOSE, RELEASE, FINISH,
     ]  # fmt: skip
 
 
@@ -144,19 +159,22 @@ def test_a_decision_recorded_before_the_timer_fired_is_the_outcome(
     recorded: str, reason: str | None
 ) -> None:
     # Its event had not reached the workflow when the timer won: the record has it.
-    run = run_workflow(large_order(), Script(decision="timeout", results={TIME_OUT: recorded}))
+    run = run_workflow(large_order(), Script(decision="timeout", results={CLOSE: recorded}))
 
     assert run.result == {"processed": reason is None, "reason": reason}
     assert CHECK not in run.context.activity_names
     assert (PAY in run.context.activity_names) == (reason is None)
 
 
-def test_an_order_waiting_before_the_timeout_patch_times_out_without_asking_its_record() -> None:
+def test_an_order_started_before_the_close_decisions_patch_ends_without_asking_its_record() -> None:
     ctx = ScriptedContext("order-7", patched=frozenset({FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}))
-    run = run_workflow(large_order(), Script(decision="timeout"), ctx)
+    timed_out = run_workflow(large_order(), Script(decision="timeout"), ctx)
+    ctx = ScriptedContext("order-7", patched=frozenset({FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}))
+    no_stock = run_workflow(small_order(), Script(results={RESERVE: False}), ctx)
 
-    assert run.result == {"processed": False, "reason": "approval_timeout"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, FINISH]
+    assert timed_out.result == {"processed": False, "reason": "approval_timeout"}
+    assert timed_out.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, FINISH]
+    assert no_stock.context.activity_names == [NOTIFY, RESERVE, FINISH]
 
 
 def test_approval_timer_lasts_the_timeout_from_the_input() -> None:

@@ -22,9 +22,9 @@ from dapr.ext.workflow._durabletask.internal import protos as pb
 from app.workflows.activities import OrderActivities
 from app.workflows.contracts import APPROVAL_EVENT, WORKFLOW_NAME, ActivityName, OrderInput, Step
 from app.workflows.order_processing import (
+    CLOSE_DECISIONS_BY_RECORD,
     FINISH_WITH_NOTICE,
     PAY_UNLESS_CANCELLED,
-    TIMEOUT_BY_RECORD,
 )
 from app.workflows.runtime import build_runtime
 
@@ -127,7 +127,7 @@ class Engine:
             result = json.dumps(True)  # reserved; paid (no cancel recorded)
         elif task.name == ActivityName.CHECK_DECISION:  # what the service recorded
             result = json.dumps("approved" if self.approve else "rejected")
-        elif task.name == ActivityName.TIME_OUT_APPROVAL:  # no decision came before the timer
+        elif task.name == ActivityName.CLOSE_DECISIONS:  # no decision came before
             result = json.dumps(None)
         self._new.append(helpers.new_task_completed_event(action.id, result))
 
@@ -226,7 +226,7 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
     today's code it still notifies and records the outcome as it did, and completes."""
     old = Engine(_order(15_000, approval_required=False), approve=None)
     completion = _recorded_without(
-        monkeypatch, old, {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, TIMEOUT_BY_RECORD}
+        monkeypatch, old, {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -246,7 +246,9 @@ def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_sta
     holds a process_payment task and only the first patch. Today's code replays it through
     process_payment, the patches it lacks stay off, and it completes the same."""
     old = Engine(_order(15_000, approval_required=False), approve=None)
-    completion = _recorded_without(monkeypatch, old, {PAY_UNLESS_CANCELLED, TIMEOUT_BY_RECORD})
+    completion = _recorded_without(
+        monkeypatch, old, {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
+    )
 
     replayed = _replayed_by_todays_code(old)
 
@@ -268,7 +270,11 @@ def test_a_new_order_records_the_patches_it_started_with() -> None:
     engine = Engine(_order(15_000, approval_required=False), approve=None)
     first = engine.turn()
 
-    assert set(first.patches or ()) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, TIMEOUT_BY_RECORD}
+    assert set(first.patches or ()) == {
+        FINISH_WITH_NOTICE,
+        PAY_UNLESS_CANCELLED,
+        CLOSE_DECISIONS_BY_RECORD,
+    }
 
 
 def test_a_timed_out_order_closes_the_wait_on_its_record_through_the_sdk_executor() -> None:
@@ -279,23 +285,24 @@ def test_a_timed_out_order_closes_the_wait_on_its_record_through_the_sdk_executo
     assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
     assert [name for name, _ in engine.scheduled][-4:] == [
         ActivityName.REQUEST_APPROVAL,
-        ActivityName.TIME_OUT_APPROVAL,
+        ActivityName.CLOSE_DECISIONS,
         ActivityName.RELEASE_INVENTORY,
         ActivityName.FINISH_ORDER,
     ]
 
 
-def test_an_order_waiting_before_timeout_by_record_replays_its_timeout_as_it_started(
+def test_an_order_waiting_before_close_decisions_replays_its_timeout_as_it_started(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Started (and timed out) by a worker without the timeout-by-record patch: its history goes
-    from the timer straight to the release. Today's code replays it without the new activity."""
+    """Started (and timed out) by a worker without the close-decisions-by-record patch: its
+    history goes from the timer straight to the release. Today's code replays it without the
+    new activity."""
     old = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
-    completion = _recorded_without(monkeypatch, old, {TIMEOUT_BY_RECORD})
+    completion = _recorded_without(monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD})
 
     replayed = _replayed_by_todays_code(old)
 
-    assert ActivityName.TIME_OUT_APPROVAL not in [name for name, _ in old.scheduled]
+    assert ActivityName.CLOSE_DECISIONS not in [name for name, _ in old.scheduled]
     assert _completions(replayed) == [completion]
     assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
     assert set(replayed.patches or ()) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}

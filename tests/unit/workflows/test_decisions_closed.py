@@ -1,11 +1,11 @@
-"""A manager's decision racing the approval timeout: the service and the workflow's real
-activities on one store.
+"""A manager's decision racing the workflow ending the order on its own (the approval timer,
+too little stock): the service and the workflow's real activities on one store.
 
-The approval timer and a manager's request can land at the same moment. Whatever the service
-answers must be what happens: a decision it accepted (202) is the outcome even when the timer
-fired before its event reached the workflow, and once the workflow has timed the wait out, every
-decision is refused (409). As at the payment, the engine's view cannot tell: it still shows
-`awaiting_approval` after the timer fired, or does not answer.
+The approval timer and a manager's request can land at the same moment; so can a cancel and
+the reservation that finds too little stock. Whatever the service answers must be what happens:
+a decision it accepted (202) is the outcome even when its event had not reached the workflow,
+and once the workflow has closed the order to decisions, every decision is refused (409). As at
+the payment, the engine's view cannot tell: it still shows the step before, or does not answer.
 """
 
 from __future__ import annotations
@@ -14,16 +14,18 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from app.workflows.contracts import Step
+from app.workflows.contracts import ActivityName, Step
 from tests.fixtures.fakes import InMemoryStateStore
 from tests.fixtures.shop import ORDER_ID, EngineView, Shop, engine_views
 from tests.fixtures.workflow_driver import (
     ActivityCall,
+    ActivityHook,
     ScriptedContext,
     run_with_activities,
 )
 
 ENGINE_VIEWS = engine_views(Step.AWAITING_APPROVAL)
+STOCK_ENGINE_VIEWS = engine_views(Step.RESERVING)
 
 Decide = Callable[[Shop], Awaitable[object]]
 DECISIONS: dict[str, tuple[Decide, dict[str, object]]] = {
@@ -115,3 +117,59 @@ async def test_a_decision_once_the_wait_timed_out_is_refused(
     assert shop.answers[0].startswith("409 "), shop.answers
     assert run.result == {"processed": False, "reason": "approval_timeout"}
     assert await shop.nothing_paid_or_held("cars")
+
+
+async def order_beyond_the_stock(shop: Shop) -> dict[str, object]:
+    order_input = await shop.place("paperclip", 1_000)  # 100 in stock; no approval needed
+    assert order_input["approval_required"] is False
+    return order_input
+
+
+def cancel_after(shop: Shop, activity: ActivityName) -> ActivityHook:
+    """A hook that sends one cancel right after `activity` ran."""
+
+    async def cancel(ctx: ScriptedContext, call: ActivityCall) -> None:
+        if call.name == activity and not shop.answers:
+            await shop.answer(lambda: shop.orders.cancel(ORDER_ID))
+
+    return cancel
+
+
+@STOCK_ENGINE_VIEWS
+async def test_a_cancel_accepted_as_the_stock_runs_out_is_the_outcome(
+    store: InMemoryStateStore, engine_view: EngineView
+) -> None:
+    shop = Shop(store)
+    order_input = await order_beyond_the_stock(shop)
+    engine_view(shop.gateway)
+
+    run = await run_with_activities(
+        order_input,
+        shop.activities,
+        raised_events=shop.raised_events,
+        after_activity=cancel_after(shop, ActivityName.RESERVE_INVENTORY),
+    )
+
+    assert shop.answers == ["202"]
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert await shop.nothing_paid_or_held("paperclip")
+
+
+@STOCK_ENGINE_VIEWS
+async def test_a_cancel_once_the_order_is_closed_for_lack_of_stock_is_refused(
+    store: InMemoryStateStore, engine_view: EngineView
+) -> None:
+    shop = Shop(store)
+    order_input = await order_beyond_the_stock(shop)
+    engine_view(shop.gateway)
+
+    run = await run_with_activities(
+        order_input,
+        shop.activities,
+        raised_events=shop.raised_events,
+        after_activity=cancel_after(shop, ActivityName.CLOSE_DECISIONS),
+    )
+
+    assert len(shop.answers) == 1
+    assert "takes no decision any more: insufficient_inventory" in shop.answers[0]
+    assert run.result == {"processed": False, "reason": "insufficient_inventory"}
