@@ -108,7 +108,8 @@ async def order_history(order_id: OrderIdPath, orders: OrdersDep) -> OrderHistor
 async def approve_order(
     order_id: OrderIdPath, orders: OrdersDep, body: ApprovalIn | None = None
 ) -> OrderOut:
-    """A manager approves (or, with `approved: false`, rejects) an order that needs it."""
+    """A manager approves (or, with `approved: false`, rejects) an order that waits for it: a
+    202 means the order goes on (or ends rejected) as decided, even if the timer fires now."""
     decision = body or ApprovalIn()
     return _out(await orders.approve(order_id, decision.approved, decision.approver))
 
@@ -121,5 +122,6 @@ async def approve_order(
     responses=_MANAGER_ACTION,
 )
 async def cancel_order(order_id: OrderIdPath, orders: OrdersDep) -> OrderOut:
-    """A manager cancels an order before payment; its reservation is released."""
+    """A manager cancels an order before its payment starts: a 202 means it ends cancelled,
+    nothing paid, its reservation released."""
     return _out(await orders.cancel(order_id))

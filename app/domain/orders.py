@@ -19,6 +19,7 @@ from app.workflows.contracts import (
     PAST_PAYMENT_STEPS,
     OrderOutcome,
     OrderResult,
+    Reason,
     Step,
     WorkflowSnapshot,
 )
@@ -65,6 +66,15 @@ class OrderRecord(BaseModel):
     decision: ManagerDecision | None = None
     # Events owed to the workflow (name -> payload) until it has them; see services.manager_outbox.
     pending_events: dict[str, Any] = Field(default_factory=dict)
+    # The point of no return: set by the workflow's payment activity, by compare-and-swap on this
+    # record, before it charges anything, and only while no cancel is recorded. A cancel is
+    # recorded (by compare-and-swap too) only while it is unset. So exactly one of the two wins.
+    payment_started: bool = False
+    # Why the workflow ends the order on its own (the approval timer, too little stock): set by
+    # the workflow, by compare-and-swap on this record, only while no decision is recorded; a
+    # decision is recorded only while it is unset. So a decision either came first and is the
+    # outcome, or it is refused.
+    decisions_closed: Reason | None = None
     # Written by the workflow's last activity; from then on the record alone answers for the
     # order (its workflow history is purged after the retention period).
     outcome: OrderOutcome | None = None
@@ -93,6 +103,22 @@ class OrderRecord(BaseModel):
         one write."""
         pending = {**self.pending_events, event: data}
         return self.model_copy(update={"decision": decision, "pending_events": pending})
+
+    def starting_payment(self) -> OrderRecord | None:
+        """The record with its payment started; None when there is nothing to write: it already
+        has, or a manager stopped the order first (a cancel; a rejection, which an order needing
+        approval never gets past anyway)."""
+        stopped = self.decision is not None and self.decision.decision != "approved"
+        if self.payment_started or stopped:
+            return None
+        return self.model_copy(update={"payment_started": True})
+
+    def closing_decisions(self, reason: Reason) -> OrderRecord | None:
+        """The record closed to decisions, for `reason`; None when there is nothing to write: a
+        manager's decision came first (it stands), or it is closed already."""
+        if self.decision is not None or self.decisions_closed is not None:
+            return None
+        return self.model_copy(update={"decisions_closed": reason})
 
     def accepted(self) -> OrderRecord:
         """All a poll needs from the record: everything but the outbox bookkeeping."""
@@ -148,13 +174,25 @@ def check_can_decide(
 ) -> None:
     """One decision per order: nothing once a decision is recorded (the one that won is named to
     whoever comes second, even once the order has finished), nothing on a finished order,
-    approve and reject only where approval is needed, cancel only before payment."""
+    approve and reject only where approval is needed, cancel only before payment.
+
+    Whether payment has started, or the workflow ends the order on its own, is the record's to say
+    (`payment_started`, `decisions_closed`: written by the workflow by compare-and-swap on this
+    same record): the engine's step shows either only once the workflow's turn is saved, and may
+    not answer at all. The step is a second, earlier reason to refuse, never a reason to
+    accept."""
     if record.decision is not None:
         raise DecisionAlreadyMade(record.decision.describe())
+    if record.decisions_closed is not None:
+        raise Conflict(
+            f"order {record.order_id!r} takes no decision any more: {record.decisions_closed}"
+        )
     _check_unfinished(record, snapshot)
     if decision != "cancelled" and not record.approval_required:
         raise Conflict(f"order {record.order_id!r} does not need approval")
-    if decision == "cancelled" and snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS:
+    if decision == "cancelled" and (
+        record.payment_started or (snapshot is not None and snapshot.step in PAST_PAYMENT_STEPS)
+    ):
         raise Conflict(f"order {record.order_id!r} is past payment and can no longer be cancelled")
 
 

@@ -9,7 +9,7 @@ from app.errors import NotFound
 from app.services.in_flight import InFlightOrders
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.state_store import StateStore, compare_and_swap
-from app.workflows.contracts import OrderOutcome
+from app.workflows.contracts import OrderOutcome, Reason
 
 
 class OrderRecords:
@@ -44,15 +44,20 @@ class OrderRecords:
         """Write over the version read with `etag`: EtagMismatch when someone wrote since."""
         await self._store.save(self.key(record.order_id), record.model_dump(mode="json"), etag)
 
-    async def update(self, order_id: str, change: Callable[[OrderRecord], OrderRecord]) -> None:
-        """Apply `change` to the current record by compare-and-swap."""
+    async def update(
+        self, order_id: str, change: Callable[[OrderRecord], OrderRecord | None]
+    ) -> OrderRecord:
+        """Apply `change` to the current record by compare-and-swap (None from it: nothing to
+        write). Returns the record as it now stands."""
 
-        def apply(doc: dict[str, object] | None) -> dict[str, object]:
+        def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
             if doc is None:
                 raise NotFound(f"order {order_id!r} not found")
-            return change(OrderRecord.model_validate(doc)).model_dump(mode="json")
+            changed = change(OrderRecord.model_validate(doc))
+            return None if changed is None else changed.model_dump(mode="json")
 
-        await compare_and_swap(self._store, self.key(order_id), apply)
+        stored = await compare_and_swap(self._store, self.key(order_id), apply)
+        return OrderRecord.model_validate(stored)
 
     async def record_outcome(self, outcome: OrderOutcome) -> None:
         """Keep how the order ended on its record; the first recording stays (activities may run
@@ -80,6 +85,23 @@ class OrderRecords:
             waited = approval_wait_seconds(outcome)
             if waited is not None:
                 self._observer.approval_waited(waited)
+
+    async def start_payment(self, order_id: str) -> bool:
+        """The point of no return, one compare-and-swap on the order record: mark the payment
+        started unless a cancel is recorded. True when payment may go ahead (marked now, or by an
+        earlier run of the same activity), False when a cancel was recorded first (nothing is
+        written). The service records a cancel only while the mark is absent, on the same
+        record, so one of the two wins and the other sees it."""
+        return (await self.update(order_id, OrderRecord.starting_payment)).payment_started
+
+    async def close_decisions(self, order_id: str, reason: Reason) -> str | None:
+        """The workflow is ending the order on its own (the approval timer, too little stock):
+        one compare-and-swap on the order record that either finds the decision a manager
+        recorded first (returned, nothing written: it is the outcome, its event may still be on
+        the way) or closes the record to decisions (None), after which the service refuses
+        every one. Repeating it finds the record closed and answers None again."""
+        record = await self.update(order_id, lambda record: record.closing_decisions(reason))
+        return None if record.decision is None else record.decision.decision
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""

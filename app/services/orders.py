@@ -320,14 +320,22 @@ class OrderService:
         self, order_id: str, kind: DecisionKind, by: str | None, event: str, data: Any
     ) -> Order:
         decision = ManagerDecision(decision=kind, by=by or DEFAULT_DECIDER, at=self._clock())
+        # Set when the caller stops waiting (the request deadline's 503): a decision not yet
+        # written is then not written, so the 503 leaves nothing behind. One whose write had
+        # started may still land: it is the order's outcome, and a retry is told so (409).
+        abandoned = asyncio.Event()
 
         async def record() -> Order:
-            order = await self._record_decision(order_id, decision, event, data)
+            order = await self._record_decision(order_id, decision, event, data, abandoned)
             # Inside the shielded change: a caller that gave up does not undo the decision.
             self._observer.order_decided(kind)
             return order
 
-        order = await self._unabandoned(record())
+        try:
+            order = await self._unabandoned(record())
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
         log.info("order %s: %s", order_id, decision.describe())
         await self._events.publish(
             OrderEvent(order_id, "decision", order.status, order.step, decision.at)
@@ -335,7 +343,12 @@ class OrderService:
         return order
 
     async def _record_decision(
-        self, order_id: str, decision: ManagerDecision, event: str, data: Any
+        self,
+        order_id: str,
+        decision: ManagerDecision,
+        event: str,
+        data: Any,
+        abandoned: asyncio.Event,
     ) -> Order:
         """Record a manager's decision on the order, then deliver its event to the workflow.
 
@@ -365,6 +378,12 @@ class OrderService:
                 await self.outbox.add(order_id)
                 queued = True
             updated = record.with_decision(decision, event, data)
+            if abandoned.is_set():
+                # Its caller got a 503 already. (The outbox entry has nothing pending: dropped.)
+                log.info(
+                    "order %s: %s given up before it was recorded", order_id, decision.decision
+                )
+                raise DependencyUnavailable(f"order {order_id}: given up before it was recorded")
             try:
                 await self._records.replace(updated, etag)
                 # Polls answer from the cache: it must show the decision at once. (Other

@@ -1,5 +1,6 @@
 """The order workflow's activities. Each may run more than once, so each is idempotent:
-reservations are keyed by order id, the payment ledger keeps one entry per order.
+reservations are keyed by order id, the payment ledger keeps one entry per order, the payment's
+start is one mark on the order record.
 
 The activities need stock and payments, not the services that provide them: the two protocols
 below say what they need, and the composition root (app.main) passes the services in. So the
@@ -11,7 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from app.workflows.contracts import ActivityRequest, Completion, OrderOutcome
+from app.workflows.contracts import (
+    ActivityRequest,
+    Completion,
+    DecisionsClosing,
+    OrderOutcome,
+    Reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,10 @@ class OrderBook(Protocol):
     """The order records: the decision a manager recorded, and where the outcome goes."""
 
     async def recorded_decision(self, order_id: str) -> str | None: ...
+
+    async def start_payment(self, order_id: str) -> bool: ...
+
+    async def close_decisions(self, order_id: str, reason: Reason) -> str | None: ...
 
     async def record_outcome(self, outcome: OrderOutcome) -> None: ...
 
@@ -63,6 +74,17 @@ class OrderActivities:
     async def process_payment(self, request: ActivityRequest) -> None:
         await self._payments.charge(request.order_id, request.amount)
 
+    async def pay_unless_cancelled(self, request: ActivityRequest) -> bool:
+        """Charge the order unless a cancel was recorded on it first; False when it was (nothing
+        charged). Marking the payment started on the order record is what closes the door to
+        cancels, so a run again after a crash finds it marked and charges (the ledger keeps one
+        entry per order)."""
+        if not await self._orders.start_payment(request.order_id):
+            log.info("order %s: cancelled before payment; nothing charged", request.order_id)
+            return False
+        await self._payments.charge(request.order_id, request.amount)
+        return True
+
     async def commit_inventory(self, request: ActivityRequest) -> None:
         await self._stock.commit(request.order_id, request.item)
 
@@ -87,5 +109,18 @@ class OrderActivities:
             log.warning(
                 "order %s: a manager event arrived with no decision recorded; ignored",
                 request.order_id,
+            )
+        return decision
+
+    async def close_decisions(self, closing: DecisionsClosing) -> str | None:
+        """The workflow ends the order on its own (`closing.reason`): the decision a manager
+        recorded before (it is the outcome), or None once the order is closed to decisions."""
+        decision = await self._orders.close_decisions(closing.order_id, closing.reason)
+        if decision is not None:
+            log.info(
+                "order %s: %s was recorded before %s; it stands",
+                closing.order_id,
+                decision,
+                closing.reason,
             )
         return decision

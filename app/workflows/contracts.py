@@ -42,7 +42,9 @@ class ActivityName(StrEnum):
     NOTIFY = "notify"
     RESERVE_INVENTORY = "reserve_inventory"
     REQUEST_APPROVAL = "request_approval"
+    # Orders started before the PAY_UNLESS_CANCELLED patch pay with this one.
     PROCESS_PAYMENT = "process_payment"
+    PAY_UNLESS_CANCELLED = "pay_unless_cancelled"
     COMMIT_INVENTORY = "commit_inventory"
     RELEASE_INVENTORY = "release_inventory"
     REFUND_PAYMENT = "refund_payment"
@@ -50,6 +52,7 @@ class ActivityName(StrEnum):
     RECORD_OUTCOME = "record_outcome"
     FINISH_ORDER = "finish_order"
     CHECK_DECISION = "check_decision"
+    CLOSE_DECISIONS = "close_decisions"
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.
@@ -143,6 +146,13 @@ class Completion(BaseModel):
 
     outcome: OrderOutcome
     notice: str | None = None
+
+
+class DecisionsClosing(BaseModel):
+    """What CLOSE_DECISIONS gets: the order the workflow ends on its own, and why."""
+
+    order_id: str
+    reason: Reason
 
 
 class ApprovalDecision(BaseModel):

@@ -2,8 +2,9 @@
 
 Deterministic by construction: no clock, randomness or I/O here; every side effect is an
 activity and every wait is a durable timer or an external event, so a replay after a crash takes
-exactly the same path. A cancel is honoured at each step boundary before payment and during the
-approval wait; past payment the order runs to its end.
+exactly the same path. A cancel is honoured at each step boundary before payment, during the
+approval wait, and at the payment itself (the activity that starts it refuses if a cancel is
+recorded on the order); once the payment has started the order runs to its end.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.workflows.contracts import (
     ActivityName,
     ActivityRequest,
     Completion,
+    DecisionsClosing,
     OrderInput,
     OrderOutcome,
     OrderResult,
@@ -68,11 +70,30 @@ ACTIVITY_RETRY = RetryPolicy(
 
 Steps = Generator[Any, Any, OrderResult]
 
+# A manager's recorded decision, as the approval wait's result: None goes on to payment.
+DECIDED: dict[str, Reason | None] = {
+    "approved": None,
+    "rejected": "rejected",
+    "cancelled": "cancelled",
+}
+
 # Workflow changes that would make an order started before them replay differently go behind a
 # patch (the engine records in each instance's history which patches it ran with).
 # FINISH_WITH_NOTICE: the completion notice is sent by the activity that records the outcome
 # (FINISH_ORDER) instead of a notify activity of its own: one engine round trip less per order.
 FINISH_WITH_NOTICE = "finish-with-notice"
+# PAY_UNLESS_CANCELLED: payment is the point of no return, and it is one compare-and-swap on the
+# order record (PAY_UNLESS_CANCELLED the activity): it charges only if no cancel is recorded, and
+# the service records a cancel only if the payment has not started. Without it a cancel recorded
+# after the workflow's last check before payment was accepted (202) and the order was paid.
+PAY_UNLESS_CANCELLED = "pay-unless-cancelled"
+# CLOSE_DECISIONS_BY_RECORD: when the workflow ends the order on its own (the approval timer
+# won, too little stock), it does so by one compare-and-swap on the order record too
+# (CLOSE_DECISIONS): a decision recorded before is the outcome (its event may not have arrived),
+# otherwise the record is closed and the service refuses every decision. Without it an approval
+# accepted (202) as the timer fired ended the order approval_timeout, and a cancel accepted as
+# the stock ran out ended it insufficient_inventory.
+CLOSE_DECISIONS_BY_RECORD = "close-decisions-by-record"
 
 
 def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
@@ -112,8 +133,10 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         cancel = ctx.wait_for_external_event(CANCEL_EVENT)  # a stray cancel: keep listening
         return False
 
-    # Asked once, first: an order started before the patch takes the old path on every replay.
+    # Asked once, first: an order started before a patch takes the old path on every replay.
     finish_with_notice = ctx.is_patched(FINISH_WITH_NOTICE)
+    pay_unless_cancelled = ctx.is_patched(PAY_UNLESS_CANCELLED)
+    close_decisions_by_record = ctx.is_patched(CLOSE_DECISIONS_BY_RECORD)
 
     def finish(reason: Reason | None, notice: str | None = None) -> Steps:
         # The outcome goes onto the order record before the workflow ends: the engine purges
@@ -138,6 +161,18 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
             )
         return OrderResult(processed=reason is None, reason=reason)
 
+    def closed_to_decisions(reason: Reason) -> Generator[Any, Any, Reason | None]:
+        """`reason`, once the order is closed to decisions; or, when a manager's decision was
+        recorded first, what that decision says (None: approved, go on)."""
+        if not close_decisions_by_record:
+            return reason
+        decision = yield ctx.call_activity(
+            ActivityName.CLOSE_DECISIONS,
+            input=DecisionsClosing(order_id=order.order_id, reason=reason),
+            retry_policy=ACTIVITY_RETRY,
+        )
+        return reason if decision is None else DECIDED[decision]
+
     def give_up(reason: Reason) -> Steps:
         yield run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
         return (yield from finish(reason))
@@ -151,14 +186,10 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         while True:
             winner = yield when_any([approval, timeout, cancel])
             if winner is timeout:
-                return "approval_timeout"
+                return (yield from closed_to_decisions("approval_timeout"))
             decision = yield from recorded_decision()
-            if decision == "approved":
-                return None
-            if decision == "rejected":
-                return "rejected"
-            if decision == "cancelled":
-                return "cancelled"
+            if decision in DECIDED:
+                return DECIDED[decision]
             # No decision recorded: a stray or forged event, ignored (the activity logged it).
             if winner is approval:
                 approval = ctx.wait_for_external_event(APPROVAL_EVENT)
@@ -175,7 +206,10 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
 
     reserved = yield run(Step.RESERVING, ActivityName.RESERVE_INVENTORY)
     if not reserved:
-        return (yield from finish("insufficient_inventory"))
+        # Nothing is held. A cancel or rejection recorded first is the outcome; an approval
+        # cannot make up for the stock.
+        why = yield from closed_to_decisions("insufficient_inventory")
+        return (yield from finish(why or "insufficient_inventory"))
     if (yield from cancelled()):
         return (yield from give_up("cancelled"))
 
@@ -185,10 +219,17 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         if refused is not None:
             return (yield from give_up(refused))
 
+    payment = (
+        ActivityName.PAY_UNLESS_CANCELLED if pay_unless_cancelled else ActivityName.PROCESS_PAYMENT
+    )
     try:
-        yield run(Step.PROCESSING_PAYMENT, ActivityName.PROCESS_PAYMENT)
+        paid = yield run(Step.PROCESSING_PAYMENT, payment)
     except TaskFailedError:
         return (yield from give_up("payment_failed"))
+    if pay_unless_cancelled and not paid:
+        # A cancel was recorded before the payment could start: it is the outcome. (Its event
+        # may not have arrived yet; the record is what counts.)
+        return (yield from give_up("cancelled"))
 
     try:
         yield run(Step.UPDATING_INVENTORY, ActivityName.COMMIT_INVENTORY)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from app.workflows.contracts import (
     WorkflowSnapshot,
 )
 from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
+from tests.fixtures.waiting import eventually
 
 THRESHOLD = 50_000
 TIMEOUT_SECONDS = 30.0
@@ -692,6 +695,168 @@ async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
 
     assert gateway.events == [("o1", CANCEL_EVENT, {})]
     assert record(store, "o1")["decision"]["decision"] == "cancelled"
+
+
+async def test_a_cancel_given_up_before_it_was_recorded_records_nothing(
+    store: InMemoryStateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The request deadline answered 503 while the engine read hung: the shielded change goes on
+    # but must not record what its caller was told did not happen.
+    caplog.set_level(logging.INFO, logger="app.services.orders")
+    gateway = FakeWorkflowGateway()
+    orders = OrderService(store, gateway, Settings(request_timeout_seconds=0.2))
+    await create(orders, "o1", "paperclip", 3)
+    gateway.hanging = True
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(orders.cancel("o1"), timeout=0.01)
+
+    async def settled() -> tuple[object, bool]:
+        given_up = "given up before it was recorded" in caplog.text
+        return record(store, "o1")["decision"], given_up
+
+    decision, _ = await eventually(
+        settled, lambda seen: seen != (None, False), deadline_seconds=5, what="the change settled"
+    )
+    assert decision is None
+    assert gateway.events == []
+
+
+# -- the point of no return: payment and cancel on one record ---------------------------------
+
+
+async def test_cancel_once_the_payment_started_is_a_conflict_even_when_the_engine_cannot_say(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    assert await OrderRecords(store).start_payment("o1")
+    gateway.unavailable_reads = True
+
+    with pytest.raises(Conflict, match="past payment"):
+        await orders.cancel("o1")
+
+    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+
+
+async def test_payment_does_not_start_once_a_cancel_is_recorded(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    await orders.cancel("o1")
+
+    assert await OrderRecords(store).start_payment("o1") is False
+    assert record(store, "o1")["payment_started"] is False
+
+
+async def test_starting_the_payment_again_finds_it_started(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    # The activity ran again after a crash: the mark it left lets it go on (the ledger keeps
+    # one entry per order).
+    await create(orders, "o1", "paperclip", 3)
+    records = OrderRecords(store)
+
+    assert [await records.start_payment("o1"), await records.start_payment("o1")] == [True, True]
+    assert record(store, "o1")["payment_started"] is True
+
+
+async def test_a_cancel_losing_the_race_to_the_payment_start_is_refused(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    gateway.set("o1", "RUNNING", Step.RESERVING)  # the engine does not show the payment yet
+    # The workflow marks the payment started between the cancel's read and its write.
+    store.before_next_save = lambda: OrderRecords(store).start_payment("o1")
+
+    with pytest.raises(Conflict, match="past payment"):
+        await orders.cancel("o1")
+
+    assert record(store, "o1")["decision"] is None
+    assert gateway.events == []
+
+
+async def test_a_payment_start_losing_the_race_to_a_cancel_charges_nothing(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "paperclip", 3)
+    # The cancel is recorded between the payment start's read and its write.
+    store.before_next_save = lambda: orders.cancel("o1")
+
+    assert await OrderRecords(store).start_payment("o1") is False
+    assert record(store, "o1")["decision"]["decision"] == "cancelled"
+    assert record(store, "o1")["payment_started"] is False
+
+
+# -- the approval deadline: the timer and a manager's decision on one record -------------------
+
+
+@pytest.mark.parametrize("decide", ["approve", "reject", "cancel"])
+async def test_a_decision_once_the_approval_timed_out_is_a_conflict(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore, decide: str
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    assert await OrderRecords(store).close_decisions("o1", "approval_timeout") is None
+    gateway.unavailable_reads = True  # nor does the engine have to say so
+
+    decision = (
+        orders.cancel("o1")
+        if decide == "cancel"
+        else orders.approve("o1", decide == "approve", None)
+    )
+
+    with pytest.raises(Conflict, match="takes no decision any more: approval_timeout"):
+        await decision
+
+    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+
+
+async def test_the_timeout_finds_a_decision_recorded_before_it(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    await orders.approve("o1", True, "alice")
+
+    assert await OrderRecords(store).close_decisions("o1", "approval_timeout") == "approved"
+    assert record(store, "o1")["decisions_closed"] is None
+
+
+async def test_timing_out_again_finds_it_timed_out(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    records = OrderRecords(store)
+
+    assert [
+        await records.close_decisions("o1", "approval_timeout"),
+        await records.close_decisions("o1", "approval_timeout"),
+    ] == [
+        None,
+        None,
+    ]
+    assert record(store, "o1")["decisions_closed"] == "approval_timeout"
+
+
+async def test_an_approval_losing_the_race_to_the_timeout_is_refused(
+    orders: OrderService, gateway: FakeWorkflowGateway, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    gateway.set("o1", "RUNNING", Step.AWAITING_APPROVAL)  # the engine still shows the wait
+    store.before_next_save = lambda: OrderRecords(store).close_decisions("o1", "approval_timeout")
+
+    with pytest.raises(Conflict, match="approval_timeout"):
+        await orders.approve("o1", True, "alice")
+
+    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+
+
+async def test_a_timeout_losing_the_race_to_an_approval_finds_it(
+    orders: OrderService, store: InMemoryStateStore
+) -> None:
+    await create(orders, "o1", "cars", 4)
+    store.before_next_save = lambda: orders.approve("o1", True, "alice")
+
+    assert await OrderRecords(store).close_decisions("o1", "approval_timeout") == "approved"
+    assert record(store, "o1")["decisions_closed"] is None
 
 
 class _WorkerAway(FakeWorkflowGateway):

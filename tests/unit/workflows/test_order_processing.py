@@ -15,19 +15,25 @@ from app.workflows.contracts import (
     OrderInput,
     Step,
 )
-from app.workflows.order_processing import ACTIVITY_RETRY
+from app.workflows.order_processing import (
+    ACTIVITY_RETRY,
+    FINISH_WITH_NOTICE,
+    PAY_UNLESS_CANCELLED,
+)
 from tests.fixtures.workflow_driver import Script, ScriptedContext, run_workflow
 
 NOTIFY = ActivityName.NOTIFY
 RESERVE = ActivityName.RESERVE_INVENTORY
 REQUEST_APPROVAL = ActivityName.REQUEST_APPROVAL
-PAY = ActivityName.PROCESS_PAYMENT
+PAY = ActivityName.PAY_UNLESS_CANCELLED
+OLD_PAY = ActivityName.PROCESS_PAYMENT  # before the PAY_UNLESS_CANCELLED patch
 COMMIT = ActivityName.COMMIT_INVENTORY
 RELEASE = ActivityName.RELEASE_INVENTORY
 REFUND = ActivityName.REFUND_PAYMENT
 RECORD = ActivityName.RECORD_OUTCOME  # before the FINISH_WITH_NOTICE patch
 FINISH = ActivityName.FINISH_ORDER
 CHECK = ActivityName.CHECK_DECISION
+CLOSE = ActivityName.CLOSE_DECISIONS
 
 
 def small_order(**changes: Any) -> dict[str, Any]:
@@ -101,8 +107,23 @@ def test_insufficient_inventory_ends_without_payment_or_release() -> None:
     run = run_workflow(small_order(), Script(results={RESERVE: False}))
 
     assert run.result == {"processed": False, "reason": "insufficient_inventory"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, FINISH]
+    assert run.context.activity_names == [NOTIFY, RESERVE, CLOSE, FINISH]
+    assert run.context.calls[2].input == {"order_id": "order-7", "reason": "insufficient_inventory"}
     assert run.context.step == Step.DONE
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reason"),
+    [("cancelled", "cancelled"), ("rejected", "rejected"), ("approved", "insufficient_inventory")],
+)
+def test_a_decision_recorded_before_the_stock_ran_out_is_the_outcome_unless_an_approval(
+    recorded: str, reason: str
+) -> None:
+    # Its event had not reached the workflow: the record has it. Nothing is held either way.
+    run = run_workflow(large_order(), Script(results={RESERVE: False, CLOSE: recorded}))
+
+    assert run.result == {"processed": False, "reason": reason}
+    assert run.context.activity_names == [NOTIFY, RESERVE, CLOSE, FINISH]
 
 
 def test_approval_required_and_approved_completes() -> None:
@@ -125,7 +146,35 @@ def test_approval_timeout_releases_the_reservation() -> None:
     run = run_workflow(large_order(), Script(decision="timeout"))
 
     assert run.result == {"processed": False, "reason": "approval_timeout"}
-    assert run.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, FINISH]
+    assert run.context.activity_names == [
+        NOTIFY, RESERVE, REQUEST_APPROVAL, CLOSE, RELEASE, FINISH,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reason"),
+    [("approved", None), ("rejected", "rejected"), ("cancelled", "cancelled")],
+)
+def test_a_decision_recorded_before_the_timer_fired_is_the_outcome(
+    recorded: str, reason: str | None
+) -> None:
+    # Its event had not reached the workflow when the timer won: the record has it.
+    run = run_workflow(large_order(), Script(decision="timeout", results={CLOSE: recorded}))
+
+    assert run.result == {"processed": reason is None, "reason": reason}
+    assert CHECK not in run.context.activity_names
+    assert (PAY in run.context.activity_names) == (reason is None)
+
+
+def test_an_order_started_before_the_close_decisions_patch_ends_without_asking_its_record() -> None:
+    ctx = ScriptedContext("order-7", patched=frozenset({FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}))
+    timed_out = run_workflow(large_order(), Script(decision="timeout"), ctx)
+    ctx = ScriptedContext("order-7", patched=frozenset({FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}))
+    no_stock = run_workflow(small_order(), Script(results={RESERVE: False}), ctx)
+
+    assert timed_out.result == {"processed": False, "reason": "approval_timeout"}
+    assert timed_out.context.activity_names == [NOTIFY, RESERVE, REQUEST_APPROVAL, RELEASE, FINISH]
+    assert no_stock.context.activity_names == [NOTIFY, RESERVE, FINISH]
 
 
 def test_approval_timer_lasts_the_timeout_from_the_input() -> None:
@@ -197,6 +246,16 @@ def test_cancel_during_payment_is_too_late_and_the_order_completes() -> None:
 
     assert run.result == {"processed": True, "reason": None}
     assert RELEASE not in run.context.activity_names
+
+
+def test_a_cancel_recorded_before_the_payment_started_is_the_outcome() -> None:
+    # Its event had not arrived at the last boundary (or not at all): the payment activity found
+    # the cancel on the order record and charged nothing.
+    run = run_workflow(small_order(), Script(results={PAY: False}))
+
+    assert run.result == {"processed": False, "reason": "cancelled"}
+    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, RELEASE, FINISH]
+    assert run.context.steps[-3:] == [Step.PROCESSING_PAYMENT, Step.RELEASING, Step.DONE]
 
 
 def test_payment_failure_releases_without_committing() -> None:
@@ -302,7 +361,18 @@ def test_an_order_started_before_the_patch_keeps_its_notify_and_record_activitie
     ctx = ScriptedContext("order-7", patched=False)
     run = run_workflow(small_order(), Script(), ctx)
 
-    assert run.context.activity_names == [NOTIFY, RESERVE, PAY, COMMIT, NOTIFY, RECORD]
+    assert run.context.activity_names == [NOTIFY, RESERVE, OLD_PAY, COMMIT, NOTIFY, RECORD]
     assert Step.NOTIFYING_COMPLETION in run.context.steps
     assert run.context.calls[-1].input["processed"] is True
+    assert run.result == {"processed": True, "reason": None}
+
+
+def test_an_order_started_between_the_two_patches_pays_as_it_started() -> None:
+    """Started with finish_order but before pay_unless_cancelled: its history holds a
+    process_payment task at the payment step, so it keeps calling that one (whose result it
+    never read), and still finishes with finish_order."""
+    ctx = ScriptedContext("order-7", patched=frozenset({FINISH_WITH_NOTICE}))
+    run = run_workflow(small_order(), Script(), ctx)
+
+    assert run.context.activity_names == [NOTIFY, RESERVE, OLD_PAY, COMMIT, FINISH]
     assert run.result == {"processed": True, "reason": None}

@@ -21,6 +21,11 @@ from dapr.ext.workflow._durabletask.internal import protos as pb
 
 from app.workflows.activities import OrderActivities
 from app.workflows.contracts import APPROVAL_EVENT, WORKFLOW_NAME, ActivityName, OrderInput, Step
+from app.workflows.order_processing import (
+    CLOSE_DECISIONS_BY_RECORD,
+    FINISH_WITH_NOTICE,
+    PAY_UNLESS_CANCELLED,
+)
 from app.workflows.runtime import build_runtime
 
 INSTANCE = "order-replay-1"
@@ -52,8 +57,11 @@ def _timer_created(action: pb.WorkflowAction) -> pb.HistoryEvent:
 class Engine:
     """Records history the way daprd does and answers what the workflow asks for."""
 
-    def __init__(self, order: OrderInput, approve: bool | None) -> None:
+    def __init__(self, order: OrderInput, approve: bool | None, time_out: bool = False) -> None:
         self.history: list[pb.HistoryEvent] = []
+        # time_out: no manager answers; the approval timer fires instead.
+        self.time_out = time_out
+        self._timers: list[pb.WorkflowAction] = []
         self.turns: list[int] = []  # where each turn's new events start in the history
         self.scheduled: list[tuple[str, dict[str, Any]]] = []
         self.statuses: list[str] = []
@@ -92,9 +100,15 @@ class Engine:
                     self._answer_activity(action)
                 elif action.HasField("createTimer"):
                     self.history.append(_timer_created(action))
+                    self._timers.append(action)
             if self.statuses[-1] == Step.AWAITING_APPROVAL and not self._event_sent:
-                assert self.approve is not None, "the workflow waits for an approval"
                 self._event_sent = True
+                if self.time_out:
+                    timer = self._timers[-1]
+                    fired = pb.TimerFiredEvent(fireAt=timer.createTimer.fireAt, timerId=timer.id)
+                    self._new.append(pb.HistoryEvent(eventId=-1, timerFired=fired))
+                    continue
+                assert self.approve is not None, "the workflow waits for an approval"
                 payload = {"approval": self.approve, "approver": "alice"}
                 self._new.append(
                     helpers.new_event_raised_event(APPROVAL_EVENT, json.dumps(payload))
@@ -109,10 +123,12 @@ class Engine:
             helpers.new_task_scheduled_event(action.id, task.name, task.input.value)
         )
         result = None
-        if task.name == ActivityName.RESERVE_INVENTORY:
-            result = json.dumps(True)
+        if task.name in (ActivityName.RESERVE_INVENTORY, ActivityName.PAY_UNLESS_CANCELLED):
+            result = json.dumps(True)  # reserved; paid (no cancel recorded)
         elif task.name == ActivityName.CHECK_DECISION:  # what the service recorded
             result = json.dumps("approved" if self.approve else "rejected")
+        elif task.name == ActivityName.CLOSE_DECISIONS:  # no decision came before
+            result = json.dumps(None)
         self._new.append(helpers.new_task_completed_event(action.id, result))
 
 
@@ -138,7 +154,7 @@ def test_an_approved_order_replays_to_completion_through_the_sdk_executor() -> N
         ActivityName.RESERVE_INVENTORY,
         ActivityName.REQUEST_APPROVAL,
         ActivityName.CHECK_DECISION,
-        ActivityName.PROCESS_PAYMENT,
+        ActivityName.PAY_UNLESS_CANCELLED,
         ActivityName.COMMIT_INVENTORY,
         ActivityName.FINISH_ORDER,
     ]
@@ -167,17 +183,40 @@ def test_a_rejected_order_releases_its_stock_and_reports_why() -> None:
     assert engine.scheduled[-1][1]["outcome"]["reason"] == "rejected"
 
 
+def _recorded_without(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, later: set[str]
+) -> pb.CompleteWorkflowAction:
+    """Run `engine` as a worker from before the `later` patches would have: they stay off and
+    out of the history it records."""
+    real_is_patched = durable_worker._RuntimeOrchestrationContext.is_patched
+
+    def known_then(self: Any, name: str) -> bool:
+        return False if name in later else real_is_patched(self, name)
+
+    monkeypatch.setattr(durable_worker._RuntimeOrchestrationContext, "is_patched", known_then)
+    try:
+        return engine.run()
+    finally:
+        monkeypatch.undo()
+
+
+def _replayed_by_todays_code(engine: Engine) -> durable_worker.ExecutionResults:
+    """What a worker that restarted on today's code does: everything but the last turn is old
+    history, replayed."""
+    last_turn = engine.turns[-1]
+    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
+    return executor.execute(INSTANCE, engine.history[:last_turn], engine.history[last_turn:])
+
+
+def _completions(results: durable_worker.ExecutionResults) -> list[pb.CompleteWorkflowAction]:
+    return [a.completeWorkflow for a in results.actions if a.HasField("completeWorkflow")]
+
+
 def test_replaying_the_recorded_history_in_one_go_gives_the_same_completion() -> None:
     engine = Engine(_order(15_000, approval_required=False), approve=None)
     completion = engine.run()
-    last_turn = engine.turns[-1]
 
-    # A worker that restarted sees everything but the last turn as old history.
-    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
-    replayed = executor.execute(INSTANCE, engine.history[:last_turn], engine.history[last_turn:])
-
-    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
-    assert completions == [completion]
+    assert _completions(_replayed_by_todays_code(engine)) == [completion]
 
 
 def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
@@ -185,21 +224,85 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
 ) -> None:
     """Its history, recorded by a worker without the patch, has no patch on it: replayed by
     today's code it still notifies and records the outcome as it did, and completes."""
-    monkeypatch.setattr(
-        durable_worker._RuntimeOrchestrationContext, "is_patched", lambda self, name: False
-    )
     old = Engine(_order(15_000, approval_required=False), approve=None)
-    completion = old.run()
-    last_turn = old.turns[-1]
-    monkeypatch.undo()
+    completion = _recorded_without(
+        monkeypatch, old, {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
+    )
 
-    executor = durable_worker._OrchestrationExecutor(_registry(), _LOG)
-    replayed = executor.execute(INSTANCE, old.history[:last_turn], old.history[last_turn:])
+    replayed = _replayed_by_todays_code(old)
 
     assert [name for name, _ in old.scheduled][-2:] == [
         ActivityName.NOTIFY,
         ActivityName.RECORD_OUTCOME,
     ]
-    completions = [a.completeWorkflow for a in replayed.actions if a.HasField("completeWorkflow")]
-    assert completions == [completion]
+    assert _completions(replayed) == [completion]
     assert not replayed.patches
+
+
+def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recorded by a worker that knew finish_order's patch but not the later ones: its history
+    holds a process_payment task and only the first patch. Today's code replays it through
+    process_payment, the patches it lacks stay off, and it completes the same."""
+    old = Engine(_order(15_000, approval_required=False), approve=None)
+    completion = _recorded_without(
+        monkeypatch, old, {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
+    )
+
+    replayed = _replayed_by_todays_code(old)
+
+    assert [name for name, _ in old.scheduled] == [
+        ActivityName.NOTIFY,
+        ActivityName.RESERVE_INVENTORY,
+        ActivityName.PROCESS_PAYMENT,
+        ActivityName.COMMIT_INVENTORY,
+        ActivityName.FINISH_ORDER,
+    ]
+    assert _completions(replayed) == [completion]
+    assert json.loads(completion.result.value) == {"processed": True, "reason": None}
+    assert replayed.patches == [FINISH_WITH_NOTICE]
+
+
+def test_a_new_order_records_the_patches_it_started_with() -> None:
+    """They go into the first turn's history, so every later replay of the order (after a worker
+    restart, say) takes the same paths."""
+    engine = Engine(_order(15_000, approval_required=False), approve=None)
+    first = engine.turn()
+
+    assert set(first.patches or ()) == {
+        FINISH_WITH_NOTICE,
+        PAY_UNLESS_CANCELLED,
+        CLOSE_DECISIONS_BY_RECORD,
+    }
+
+
+def test_a_timed_out_order_closes_the_wait_on_its_record_through_the_sdk_executor() -> None:
+    engine = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
+
+    completion = engine.run()
+
+    assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
+    assert [name for name, _ in engine.scheduled][-4:] == [
+        ActivityName.REQUEST_APPROVAL,
+        ActivityName.CLOSE_DECISIONS,
+        ActivityName.RELEASE_INVENTORY,
+        ActivityName.FINISH_ORDER,
+    ]
+
+
+def test_an_order_waiting_before_close_decisions_replays_its_timeout_as_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started (and timed out) by a worker without the close-decisions-by-record patch: its
+    history goes from the timer straight to the release. Today's code replays it without the
+    new activity."""
+    old = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
+    completion = _recorded_without(monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD})
+
+    replayed = _replayed_by_todays_code(old)
+
+    assert ActivityName.CLOSE_DECISIONS not in [name for name, _ in old.scheduled]
+    assert _completions(replayed) == [completion]
+    assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
+    assert set(replayed.patches or ()) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}
