@@ -15,9 +15,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /srv
 
 # Dependencies first so code edits do not invalidate this layer. --require-hashes makes
-# the build fail rather than install anything the lock file did not pin.
+# the build fail rather than install anything the lock file did not pin, and --no-deps makes
+# pip resolve nothing (an older pip resolves extras of locked packages itself and can pick a
+# release newer than the lock); `pip check` then proves the lock complete.
 COPY requirements.lock .
-RUN pip install --no-cache-dir --require-hashes -r requirements.lock
+RUN pip install --no-cache-dir --no-deps --require-hashes -r requirements.lock \
+    && pip check
 
 # A fixed uid keeps file ownership predictable on mounted volumes.
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app

@@ -276,6 +276,20 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     assert all("--require-hashes" in arg for arg in installs)
 
 
+def test_every_locked_install_resolves_nothing_and_is_checked_complete() -> None:
+    # A pip that resolves (23.2, bundled with Python 3.11) picks extras of locked packages from
+    # the index itself, newer than the lock: the install broke the day coverage 7.18 came out.
+    dockerfile = [arg for keyword, arg in _dockerfile_instructions() if keyword == "RUN"]
+    makefile = (ROOT / "Makefile").read_text().splitlines()
+    for where, lines in (("Dockerfile", dockerfile), ("Makefile", makefile)):
+        installs = [line for line in lines if "pip install" in line]
+        assert installs, where
+        for line in installs:
+            assert "--no-deps" in line, (where, line)
+            assert "--require-hashes" in line, (where, line)
+        assert any("pip check" in line for line in lines), f"{where} never runs pip check"
+
+
 # -- docker-compose.observability.yml -------------------------------------------------------
 
 OBSERVED = (COMPOSE_FILE, OBSERVABILITY_FILE)
