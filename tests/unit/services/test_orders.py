@@ -20,6 +20,7 @@ from app.errors import (
 from app.services.manager_outbox import OUTBOX_KEY
 from app.services.order_records import OrderRecords
 from app.services.orders import OrderService
+from app.services.state_store import SidecarStateStore
 from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
@@ -30,7 +31,7 @@ from app.workflows.contracts import (
     StepEntry,
     WorkflowSnapshot,
 )
-from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
+from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore, RedisStateApi
 
 THRESHOLD = 50_000
 TIMEOUT_SECONDS = 30.0
@@ -244,6 +245,45 @@ async def test_repeat_after_an_interrupted_create_schedules_the_workflow(
     _, created = await OrderService(store, gateway, settings).create("cars", 4, "o1")
 
     assert created is False
+    assert [instance for _, instance, _ in gateway.scheduled] == ["o1"]
+
+
+# Over the sidecar adapter and daprd's Redis answers, where a write the store refuses comes back
+# as the same 500 "failed to set key" as a create of a key that exists.
+
+
+async def test_a_refused_order_record_write_is_unavailable_and_starts_nothing(
+    sidecar_store: SidecarStateStore,
+    redis_api: RedisStateApi,
+    gateway: FakeWorkflowGateway,
+    settings: Settings,
+) -> None:
+    redis_api.read_only.add("order:")
+    orders = OrderService(sidecar_store, gateway, settings)
+
+    with pytest.raises(DependencyUnavailable, match="NOPERM"):
+        await orders.create("cars", 4, "o1")
+
+    assert gateway.scheduled == []
+
+
+async def test_a_refused_listing_write_fails_the_create_until_a_retry_lists_it(
+    sidecar_store: SidecarStateStore,
+    redis_api: RedisStateApi,
+    gateway: FakeWorkflowGateway,
+    settings: Settings,
+) -> None:
+    redis_api.read_only.add("orders:by-sequence:")
+    orders = OrderService(sidecar_store, gateway, settings)
+    with pytest.raises(DependencyUnavailable, match="NOPERM"):
+        await orders.create("cars", 4, "o1")
+    assert gateway.scheduled == []
+    redis_api.read_only.clear()
+
+    await orders.create("cars", 4, "o1")
+
+    listed, _ = await orders.list(None, 20, None)
+    assert [order.order_id for order in listed] == ["o1"]
     assert [instance for _, instance, _ in gateway.scheduled] == ["o1"]
 
 
