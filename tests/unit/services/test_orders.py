@@ -252,37 +252,36 @@ async def test_repeat_after_an_interrupted_create_schedules_the_workflow(
 # as the same 500 "failed to set key" as a create of a key that exists.
 
 
+@pytest.fixture
+def orders_over_sidecar(
+    sidecar_store: SidecarStateStore, gateway: FakeWorkflowGateway, settings: Settings
+) -> OrderService:
+    return OrderService(sidecar_store, gateway, settings)
+
+
 async def test_a_refused_order_record_write_is_unavailable_and_starts_nothing(
-    sidecar_store: SidecarStateStore,
-    redis_api: RedisStateApi,
-    gateway: FakeWorkflowGateway,
-    settings: Settings,
+    orders_over_sidecar: OrderService, redis_api: RedisStateApi, gateway: FakeWorkflowGateway
 ) -> None:
     redis_api.read_only.add("order:")
-    orders = OrderService(sidecar_store, gateway, settings)
 
     with pytest.raises(DependencyUnavailable, match="NOPERM"):
-        await orders.create("cars", 4, "o1")
+        await orders_over_sidecar.create("cars", 4, "o1")
 
     assert gateway.scheduled == []
 
 
 async def test_a_refused_listing_write_fails_the_create_until_a_retry_lists_it(
-    sidecar_store: SidecarStateStore,
-    redis_api: RedisStateApi,
-    gateway: FakeWorkflowGateway,
-    settings: Settings,
+    orders_over_sidecar: OrderService, redis_api: RedisStateApi, gateway: FakeWorkflowGateway
 ) -> None:
     redis_api.read_only.add("orders:by-sequence:")
-    orders = OrderService(sidecar_store, gateway, settings)
     with pytest.raises(DependencyUnavailable, match="NOPERM"):
-        await orders.create("cars", 4, "o1")
+        await orders_over_sidecar.create("cars", 4, "o1")
     assert gateway.scheduled == []
     redis_api.read_only.clear()
 
-    await orders.create("cars", 4, "o1")
+    await orders_over_sidecar.create("cars", 4, "o1")
 
-    listed, _ = await orders.list(None, 20, None)
+    listed, _ = await orders_over_sidecar.list(None, 20, None)
     assert [order.order_id for order in listed] == ["o1"]
     assert [instance for _, instance, _ in gateway.scheduled] == ["o1"]
 
