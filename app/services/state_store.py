@@ -183,22 +183,29 @@ class SidecarStateStore:
         )
         if response.status in (200, 204):
             return
-        if response.status == 409:
-            raise EtagMismatch(key)
-        # A create (first-write, no ETag) of a key that exists is refused by the Redis store's
-        # version script with a 500 "failed to set key", not a 409. But the store wraps every
-        # other error of that write in the same text (components-contrib state/redis: NOPERM
-        # from an ACL, READONLY after a failover, OOM, a lost connection), so the answer alone
-        # cannot say "already exists". Only a read can: the key is there, or the write failed.
-        if (
-            etag is None
-            and "failed to set key" in response.text
-            and await self.get(key) is not None
-        ):
+        # The Redis store's answers to a lost race are also its answers to a failed write
+        # (components-contrib state/redis): with an ETag every error is an "ETag mismatch", a
+        # 409; without one, a create of a key that exists is refused by the version script with
+        # a 500 "failed to set key", the text the store wraps every other write error in (NOPERM
+        # from an ACL, READONLY after a failover, OOM, a lost connection). The answer alone
+        # cannot say "someone else wrote"; a read can. A replace lost the race only if the
+        # version moved on from the one sent (versions only grow), a create only if the key is
+        # there. Otherwise nothing was written: the write failed.
+        race_reported = response.status == 409 or (
+            etag is None and response.status == 500 and "failed to set key" in response.text
+        )
+        if race_reported and await self._lost_race(key, etag):
             raise EtagMismatch(key)
         raise DependencyUnavailable(
             f"state write of {key} failed: {response.status} {response.text}"
         )
+
+    async def _lost_race(self, key: str, etag: str | None) -> bool:
+        """After a write refused as a conflict: did another write really get there first?"""
+        current = await self.get(key)
+        if etag is None:
+            return current is not None
+        return current is None or current.etag != etag
 
     async def delete(self, key: str, etag: str | None = None) -> None:
         headers = {"If-Match": etag} if etag else {}

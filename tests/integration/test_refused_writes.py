@@ -115,3 +115,19 @@ async def test_a_refused_listing_write_fails_the_create_and_its_retry_lists_the_
     assert order_id in [o["order_id"] for o in listed.json()["orders"]], listed.text
     done = await wait_until_finished(api, order_id, RECOVERY_SECONDS)
     assert done["result"] == {"processed": True, "reason": None}
+
+
+async def test_a_refused_stock_write_is_a_503_not_a_lost_race(
+    refusing_stack: Stack, refusing_api: httpx.AsyncClient
+) -> None:
+    # A replace (ETag) that Redis refuses comes back from daprd as an ETag mismatch, a 409: read
+    # as a lost race it was retried 50 times and answered 409 "too contended".
+    restock = {"item": "cars", "quantity": 1}
+    with writes_refused(refusing_stack, "inventory:"):
+        refused = await refusing_api.post("/inventory/restock", json=restock, headers=MANAGER)
+        assert refused.status_code == 503, refused.text
+        assert "NOPERM" in refused.json()["detail"], refused.text
+        assert refused_writes(refusing_stack) == {"inventory:cars": 1}
+
+    taken = await refusing_api.post("/inventory/restock", json=restock, headers=MANAGER)
+    assert taken.status_code == 200, taken.text
