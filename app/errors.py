@@ -45,3 +45,12 @@ class DependencyUnavailable(AppError):
 
     error = "unavailable"
     description = "Sidecar or state store unreachable; nothing was changed"
+
+
+class StoredStateConflict(AppError):
+    """The store already holds something else where this change writes once (a ledger entry of
+    another amount, an order number that lists another order). Never taken as done; not a
+    client's error either (500)."""
+
+    error = "stored_state_conflict"
+    description = "The state store holds a conflicting record"

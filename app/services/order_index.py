@@ -4,12 +4,12 @@ and listing walks the numbers downwards (newest first)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from app.services.state_store import EtagMismatch, KeyLocks, StateStore, compare_and_swap
+from app.errors import StoredStateConflict
+from app.services.state_store import KeyLocks, StateStore, compare_and_swap, create_or_read
 
 SEQUENCE_KEY: Final = "orders:sequence"
 _BLOCK: Final = 20
@@ -48,9 +48,11 @@ class OrderIndex:
         return int(stored["next"]) - count
 
     async def add(self, number: int, order_id: str) -> None:
-        """List `order_id` under `number`. First write wins: a retried create finds it there."""
-        with contextlib.suppress(EtagMismatch):
-            await self._store.save(_entry_key(number), {"order_id": order_id}, None)
+        """List `order_id` under `number`. A retried create finds it there; a write that failed
+        raises, so an accepted order is never left unlisted."""
+        listed, _ = await create_or_read(self._store, _entry_key(number), {"order_id": order_id})
+        if listed.get("order_id") != order_id:  # numbers are handed out once: never expected
+            raise StoredStateConflict(f"order number {number} already lists {listed}")
 
     async def top(self) -> int:
         """One above the highest number handed out so far."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.services.state_store import EtagMismatch, StateStore, compare_and_swap
+from app.errors import StoredStateConflict
+from app.services.state_store import StateStore, compare_and_swap, create_or_read
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +20,21 @@ class PaymentLedger:
         return f"payment:{order_id}"
 
     async def charge(self, order_id: str, amount: int) -> None:
-        """Record the payment; charging an order twice (an activity re-run) keeps the first entry."""
-        try:
-            await self._store.save(
-                self.key(order_id), {"order_id": order_id, "amount": amount, "status": "paid"}, None
-            )
-        except EtagMismatch:
-            log.info("order %s: payment already recorded", order_id)
+        """Record the payment. Charging an order again (an activity re-run) finds its entry and
+        keeps it; a write that failed raises, so an order never goes on as paid without one."""
+        recorded, created = await create_or_read(
+            self._store,
+            self.key(order_id),
+            {"order_id": order_id, "amount": amount, "status": "paid"},
+        )
+        if created:
+            log.info("order %s: payment of %d processed", order_id, amount)
             return
-        log.info("order %s: payment of %d processed", order_id, amount)
+        if recorded.get("order_id") != order_id or recorded.get("amount") != amount:
+            raise StoredStateConflict(
+                f"order {order_id}: the ledger holds {recorded}, not a payment of {amount}"
+            )
+        log.info("order %s: payment already recorded", order_id)
 
     async def refund(self, order_id: str) -> None:
         """Mark the order's payment refunded; a no-op when there is none or it already is."""

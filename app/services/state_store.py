@@ -47,6 +47,23 @@ async def compare_and_swap(
     raise error(f"{key} is too contended; retry")
 
 
+async def create_or_read(
+    store: StateStore, key: str, value: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Create `key` holding `value`, or find what it holds already. Returns (what the key holds,
+    whether this call wrote it). A create that lost to an earlier one (an activity run again, a
+    retried request) reads the value back: the caller checks it is the same thing before it
+    takes it as done. A write that failed raises DependencyUnavailable, never "already there"."""
+    try:
+        await store.save(key, value, None)
+    except EtagMismatch:
+        entry = await store.get(key)
+        if entry is None:  # there a moment ago: deleted since, so no answer yet either way
+            raise DependencyUnavailable(f"{key} changed while it was written; retry") from None
+        return entry.value, False
+    return value, True
+
+
 class KeyLocks:
     """One asyncio lock per (event loop, key): writers in this process queue up for a hot key
     instead of racing each other into compare-and-swap retries. ETags still guard against other
@@ -64,7 +81,8 @@ class KeyLocks:
 
 
 class EtagMismatch(Exception):
-    """Someone else wrote the key since we read it (or it exists on a create): re-read and retry."""
+    """Someone else wrote the key since we read it (or, on a create, the key exists: seen, not
+    guessed from an error): re-read and retry. A write that failed is DependencyUnavailable."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +96,8 @@ class StateStore(Protocol):
 
     async def save(self, key: str, value: dict[str, Any], etag: str | None) -> None:
         """Write with first-write concurrency: `etag=None` creates (fails if the key exists),
-        an etag replaces only that version. Raises EtagMismatch otherwise."""
+        an etag replaces only that version. Raises EtagMismatch otherwise, and
+        DependencyUnavailable when the write itself failed."""
 
     async def delete(self, key: str, etag: str | None = None) -> None: ...
 
@@ -164,15 +183,29 @@ class SidecarStateStore:
         )
         if response.status in (200, 204):
             return
-        if response.status == 409:
-            raise EtagMismatch(key)
-        # A create (first-write, no ETag) of a key that exists is refused by the Redis store's
-        # version script with a 500 "failed to set key", not a 409: it is the same conflict.
-        if etag is None and "failed to set key" in response.text:
+        # The Redis store's answers to a lost race are also its answers to a failed write
+        # (components-contrib state/redis): with an ETag every error is an "ETag mismatch", a
+        # 409; without one, a create of a key that exists is refused by the version script with
+        # a 500 "failed to set key", the text the store wraps every other write error in (NOPERM
+        # from an ACL, READONLY after a failover, OOM, a lost connection). The answer alone
+        # cannot say "someone else wrote"; a read can. A replace lost the race only if the
+        # version moved on from the one sent (versions only grow), a create only if the key is
+        # there. Otherwise nothing was written: the write failed.
+        race_reported = response.status == 409 or (
+            etag is None and response.status == 500 and "failed to set key" in response.text
+        )
+        if race_reported and await self._lost_race(key, etag):
             raise EtagMismatch(key)
         raise DependencyUnavailable(
             f"state write of {key} failed: {response.status} {response.text}"
         )
+
+    async def _lost_race(self, key: str, etag: str | None) -> bool:
+        """After a write refused as a conflict: did another write really get there first?"""
+        current = await self.get(key)
+        if etag is None:
+            return current is not None
+        return current is None or current.etag != etag
 
     async def delete(self, key: str, etag: str | None = None) -> None:
         headers = {"If-Match": etag} if etag else {}

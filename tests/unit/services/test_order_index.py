@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from app.errors import DependencyUnavailable, StoredStateConflict
 from app.services.order_index import NewOrders, OrderIndex
-from tests.fixtures.fakes import InMemoryStateStore
+from app.services.state_store import SidecarStateStore
+from tests.fixtures.fakes import InMemoryStateStore, RedisStateApi
 
 
 async def test_replicas_never_hand_out_the_same_number(store: InMemoryStateStore) -> None:
@@ -47,3 +51,30 @@ async def test_the_feed_gives_up_on_a_gap_after_a_while(store: InMemoryStateStor
     await feed.poll()
 
     assert feed._open == {}
+
+
+async def test_a_listing_write_the_store_refuses_is_an_error_not_a_listed_order(
+    sidecar_store: SidecarStateStore, redis_api: RedisStateApi
+) -> None:
+    index = OrderIndex(sidecar_store)
+    number = await index.next_number()
+    redis_api.read_only.add("orders:by-sequence:")
+
+    with pytest.raises(DependencyUnavailable, match="NOPERM"):
+        await index.add(number, "o1")
+
+    assert await index.entries([number]) == [(number, None)]
+
+
+async def test_a_number_that_lists_another_order_is_never_taken_as_listed(
+    store: InMemoryStateStore,
+) -> None:
+    index = OrderIndex(store)
+    number = await index.next_number()
+    await index.add(number, "o1")
+
+    await index.add(number, "o1")  # a retried create: the same listing
+    with pytest.raises(StoredStateConflict, match="already lists"):
+        await index.add(number, "o2")
+
+    assert await index.entries([number]) == [(number, "o1")]

@@ -22,6 +22,7 @@ from app.errors import (
 from app.services.manager_outbox import OUTBOX_KEY
 from app.services.order_records import OrderRecords
 from app.services.orders import OrderService
+from app.services.state_store import SidecarStateStore
 from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
@@ -32,7 +33,7 @@ from app.workflows.contracts import (
     StepEntry,
     WorkflowSnapshot,
 )
-from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
+from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore, RedisStateApi
 from tests.fixtures.waiting import eventually
 
 THRESHOLD = 50_000
@@ -247,6 +248,44 @@ async def test_repeat_after_an_interrupted_create_schedules_the_workflow(
     _, created = await OrderService(store, gateway, settings).create("cars", 4, "o1")
 
     assert created is False
+    assert [instance for _, instance, _ in gateway.scheduled] == ["o1"]
+
+
+# Over the sidecar adapter and daprd's Redis answers, where a write the store refuses comes back
+# as the same 500 "failed to set key" as a create of a key that exists.
+
+
+@pytest.fixture
+def orders_over_sidecar(
+    sidecar_store: SidecarStateStore, gateway: FakeWorkflowGateway, settings: Settings
+) -> OrderService:
+    return OrderService(sidecar_store, gateway, settings)
+
+
+async def test_a_refused_order_record_write_is_unavailable_and_starts_nothing(
+    orders_over_sidecar: OrderService, redis_api: RedisStateApi, gateway: FakeWorkflowGateway
+) -> None:
+    redis_api.read_only.add("order:")
+
+    with pytest.raises(DependencyUnavailable, match="NOPERM"):
+        await orders_over_sidecar.create("cars", 4, "o1")
+
+    assert gateway.scheduled == []
+
+
+async def test_a_refused_listing_write_fails_the_create_until_a_retry_lists_it(
+    orders_over_sidecar: OrderService, redis_api: RedisStateApi, gateway: FakeWorkflowGateway
+) -> None:
+    redis_api.read_only.add("orders:by-sequence:")
+    with pytest.raises(DependencyUnavailable, match="NOPERM"):
+        await orders_over_sidecar.create("cars", 4, "o1")
+    assert gateway.scheduled == []
+    redis_api.read_only.clear()
+
+    await orders_over_sidecar.create("cars", 4, "o1")
+
+    listed, _ = await orders_over_sidecar.list(None, 20, None)
+    assert [order.order_id for order in listed] == ["o1"]
     assert [instance for _, instance, _ in gateway.scheduled] == ["o1"]
 
 

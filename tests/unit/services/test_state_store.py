@@ -1,5 +1,6 @@
-"""SidecarStateStore against a stand-in for daprd's state API on loopback: how each answer of
-the sidecar becomes a value, an EtagMismatch or DependencyUnavailable."""
+"""SidecarStateStore against stand-ins for daprd's state API on loopback: how each answer of
+the sidecar becomes a value, an EtagMismatch or DependencyUnavailable. `daprd` answers what a
+test scripts; `redis_api` keeps the data and answers as daprd over its Redis store does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from app.errors import DependencyUnavailable
-from app.services.state_store import Entry, EtagMismatch, SidecarStateStore
+from app.services.state_store import Entry, EtagMismatch, SidecarStateStore, compare_and_swap
+from tests.fixtures.fakes import RedisStateApi
 
 
 @dataclass
@@ -107,23 +109,73 @@ async def test_a_save_sends_first_write_concurrency_and_the_etag(
     ]
 
 
-async def test_a_409_on_save_is_an_etag_mismatch(
-    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+async def test_a_replace_of_a_version_since_written_over_is_an_etag_mismatch(
+    sidecar_store: SidecarStateStore, redis_api: RedisStateApi
 ) -> None:
-    daprd[0].status, daprd[0].body = 409, "possible etag mismatch"
+    await save(sidecar_store, None)
+    await save(sidecar_store, "1")  # now at version 2
 
     with pytest.raises(EtagMismatch):
-        await save(sidecar, "41")
+        await save(sidecar_store, "1")
 
 
-async def test_failed_to_set_key_on_a_create_is_an_etag_mismatch(
-    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+async def test_a_replace_the_store_refuses_is_unavailable_though_daprd_calls_it_a_mismatch(
+    sidecar_store: SidecarStateStore, redis_api: RedisStateApi
+) -> None:
+    # With an ETag, the Redis store reports every write error as an ETag mismatch (409): only
+    # the version read back, still the one sent, shows that nobody else wrote.
+    await save(sidecar_store, None)
+    redis_api.read_only.add("order:")
+
+    with pytest.raises(
+        DependencyUnavailable, match=r"state write of order:o1 failed: 409 .*NOPERM"
+    ):
+        await save(sidecar_store, "1")
+
+
+async def test_compare_and_swap_on_a_key_the_store_refuses_fails_at_once(
+    sidecar_store: SidecarStateStore, redis_api: RedisStateApi
+) -> None:
+    await save(sidecar_store, None)
+    redis_api.read_only.add("order:")
+
+    with pytest.raises(DependencyUnavailable, match="NOPERM"):
+        await compare_and_swap(sidecar_store, "order:o1", lambda doc: {**(doc or {}), "n": 1})
+
+    assert redis_api.refused_writes == 1  # not a lost race to retry 100 times
+
+
+async def test_a_create_of_a_key_that_exists_is_an_etag_mismatch(
+    sidecar_store: SidecarStateStore, redis_api: RedisStateApi
 ) -> None:
     # The Redis store refuses a first-write create of an existing key with a 500, not a 409.
+    await save(sidecar_store, None)
+
+    with pytest.raises(EtagMismatch):
+        await save(sidecar_store, None)
+
+
+async def test_a_create_the_store_refuses_is_unavailable_though_it_reads_like_a_conflict(
+    sidecar_store: SidecarStateStore, redis_api: RedisStateApi
+) -> None:
+    # Same 500, same "failed to set key": only reading the key back shows nothing is there.
+    redis_api.read_only.add("order:")
+
+    with pytest.raises(
+        DependencyUnavailable, match=r"state write of order:o1 failed: 500 .*NOPERM"
+    ):
+        await save(sidecar_store, None)
+
+    assert redis_api.value("order:o1") is None
+
+
+async def test_a_failed_create_whose_read_back_fails_too_is_unavailable(
+    daprd: tuple[FakeDaprd, str], sidecar: SidecarStateStore
+) -> None:
     daprd[0].status = 500
     daprd[0].body = '{"errorCode":"ERR_STATE_SAVE","message":"failed to set key order:o1"}'
 
-    with pytest.raises(EtagMismatch):
+    with pytest.raises(DependencyUnavailable):
         await save(sidecar, None)
 
 
