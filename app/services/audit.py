@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
+from app.config import Settings
 from app.domain.audit import AuditReport, AuditRules, StoreReading, audit
 from app.domain.orders import OrderRecord
 from app.errors import NotFound
@@ -33,6 +34,15 @@ _READS: Final = 32
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def audit_rules(settings: Settings) -> AuditRules:
+    """The auditor's rules from the service's settings (an order's approval wait is the one
+    configured now: orders accepted under another setting are judged by this one)."""
+    return AuditRules(
+        approval_timeout_seconds=settings.approval_timeout_seconds,
+        grace_seconds=settings.audit_grace_seconds,
+    )
 
 
 class Auditor:
