@@ -100,8 +100,11 @@ def _ended(record: OrderRecord) -> str:
     return "processed" if record.outcome.processed else f"ended {record.outcome.reason}"
 
 
-def _workflow_ended(snapshot: WorkflowSnapshot | None) -> bool:
-    return snapshot is not None and snapshot.finished
+def _ended_without_outcome(reading: StoreReading, order_id: str) -> str | None:
+    """The status the order's workflow ended with, for an order read without an outcome (the
+    auditor read such records again after the engine: the outcome is recorded before the end)."""
+    snapshot = reading.workflows.get(order_id)
+    return snapshot.status if snapshot is not None and snapshot.finished else None
 
 
 def check_payments(reading: StoreReading) -> Iterator[Violation]:
@@ -127,12 +130,9 @@ def check_payments(reading: StoreReading) -> Iterator[Violation]:
                 yield Violation(
                     "payment", order_id, f"{_ended(record)}, but its payment was not refunded"
                 )
-            elif _workflow_ended(snapshot := reading.workflows.get(order_id)):
-                assert snapshot is not None
+            elif (ended := _ended_without_outcome(reading, order_id)) is not None:
                 yield Violation(
-                    "payment",
-                    order_id,
-                    f"paid, but its workflow ended {snapshot.status} without an outcome",
+                    "payment", order_id, f"paid, but its workflow ended {ended} without an outcome"
                 )
     for order_id in sorted(reading.listed_without_record):
         entry = reading.payments.get(order_id)
@@ -155,12 +155,11 @@ def check_holds(reading: StoreReading) -> Iterator[Violation]:
             elif record.outcome is not None:
                 yield Violation("stock_hold", order_id, f"{held}, but it {_ended(record)}")
                 continue
-            elif _workflow_ended(snapshot := reading.workflows.get(order_id)):
-                assert snapshot is not None
+            elif (ended := _ended_without_outcome(reading, order_id)) is not None:
                 yield Violation(
                     "stock_hold",
                     order_id,
-                    f"{held}, but its workflow ended {snapshot.status} without an outcome",
+                    f"{held}, but its workflow ended {ended} without an outcome",
                 )
                 continue
             if (record.item, record.quantity) != (level.item, quantity):
@@ -270,14 +269,13 @@ def check_unfinished(reading: StoreReading, rules: AuditRules) -> Iterator[Viola
     for order_id, record in reading.orders.items():
         if record.outcome is not None:
             continue
-        snapshot = reading.workflows.get(order_id)
-        if snapshot is not None and snapshot.finished:
+        ended = _ended_without_outcome(reading, order_id)
+        if ended is not None:
             yield Violation(
-                "unfinished",
-                order_id,
-                f"its workflow ended {snapshot.status} without recording an outcome",
+                "unfinished", order_id, f"its workflow ended {ended} without recording an outcome"
             )
             continue
+        snapshot = reading.workflows.get(order_id)
         due = deadline(record, rules)
         if reading.now > due and visible_reason(record, snapshot) is None:
             where = "no workflow" if snapshot is None else f"step {snapshot.step or 'none'}"
