@@ -24,11 +24,13 @@ INVARIANTS: Final[tuple[Invariant, ...]] = (
     "unfinished",
 )
 
-# Outcomes that name a manager's decision (or its absence); each contradicts the other decisions.
-_DECISION_OUTCOMES: Final = {
-    "approved": {"rejected", "cancelled", "approval_timeout"},
-    "rejected": {"cancelled", "approval_timeout"},
-    "cancelled": {"rejected", "approval_timeout"},
+# The outcomes each decision allows (None: processed). Stock may run out before the workflow
+# reaches the point where it acts on a decision, and an approved order may still fail at payment;
+# a rejected or cancelled order never gets as far as payment.
+_OUTCOMES_ALLOWED: Final[dict[str, set[str | None]]] = {
+    "approved": {None, "insufficient_inventory", "payment_failed", "inventory_update_failed"},
+    "rejected": {"rejected", "insufficient_inventory"},
+    "cancelled": {"cancelled", "insufficient_inventory"},
 }
 
 
@@ -232,18 +234,14 @@ def check_stock(reading: StoreReading) -> Iterator[Violation]:
 
 
 def check_decisions(reading: StoreReading) -> Iterator[Violation]:
-    """A recorded decision is the order's outcome: an approved order is not ended by another
-    decision or the timeout; a rejected or cancelled one is never processed, nor ended by
-    another decision. (Stock running out or a failed payment may still end an approved order,
-    or one rejected or cancelled before it reached the point where it would honour that.)"""
+    """A recorded decision is the order's outcome: a rejected or cancelled order ends so (or out
+    of stock, when that came first) and never reaches payment; an approved one is processed, or
+    ends out of stock or at a failed payment, never as another decision or the timeout says."""
     for order_id, record in reading.orders.items():
         if record.decision is None or record.outcome is None:
             continue
-        decision = record.decision.decision
-        outcome = record.outcome
-        if (outcome.processed and decision != "approved") or (
-            outcome.reason in _DECISION_OUTCOMES[decision]
-        ):
+        reason = None if record.outcome.processed else record.outcome.reason
+        if reason not in _OUTCOMES_ALLOWED[record.decision.decision]:
             yield Violation(
                 "decision", order_id, f"{record.decision.describe()}, but it {_ended(record)}"
             )

@@ -295,6 +295,24 @@ async def test_a_cancelled_order_that_was_processed_is_reported(shop: Shop) -> N
     assert violation.detail.endswith(", but it processed")
 
 
+async def test_a_cancelled_order_that_reached_payment_is_reported(shop: Shop) -> None:
+    order_id = await shop.place("refunded-after-cancel")
+    await shop.orders.cancel(order_id)
+    await shop.give_up(order_id, "inventory_update_failed")
+
+    report = await shop.audit()
+
+    assert [v.order_id for v in found(report, "decision")] == [order_id]
+
+
+async def test_a_cancelled_order_that_ran_out_of_stock_first_is_not_reported(shop: Shop) -> None:
+    order_id = await shop.place("cancelled-too-late", "computers", 500)
+    await shop.orders.cancel(order_id)
+    await shop.finish(order_id, "insufficient_inventory")
+
+    assert (await shop.audit()).ok
+
+
 async def test_an_approved_order_that_timed_out_is_reported(shop: Shop) -> None:
     order_id = await shop.place("approved-late", "cars", 4)
     await shop.orders.approve(order_id, True, "alice")
