@@ -15,14 +15,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from dapr.ext.workflow.aio import DaprWorkflowClient
 from dapr.ext.workflow.logger import LoggerOptions
 
 from app.config import Settings
 from app.domain.audit import AuditReport
 from app.errors import DependencyUnavailable
 from app.services.audit import Auditor, audit_rules
-from app.services.engine import DaprWorkflowGateway
 from app.services.state_store import SidecarStateStore
 
 OK, VIOLATED, UNREADABLE = 0, 1, 2
@@ -31,6 +29,13 @@ _SDK_LOGGING = LoggerOptions(log_handler=logging.NullHandler())
 
 
 async def run_audit(settings: Settings) -> AuditReport:
+    # Imported here, after main() quietened it: the SDK instruments gRPC when each of its two
+    # workflow clients' modules is imported, and the second logs "Attempting to instrument while
+    # already instrumented" to standard error, which an operator would take for a fault.
+    from dapr.ext.workflow.aio import DaprWorkflowClient
+
+    from app.services.engine import DaprWorkflowGateway
+
     store = SidecarStateStore(
         settings.dapr_http_url, settings.statestore_name, api_token=settings.dapr_token
     )
@@ -64,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the report as GET /audit does")
     args = parser.parse_args(argv)
+    logging.getLogger("opentelemetry.instrumentation.instrumentor").setLevel(logging.ERROR)
     try:
         report = asyncio.run(run_audit(Settings()))
     except DependencyUnavailable as error:

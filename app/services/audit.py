@@ -11,19 +11,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from app.config import Settings
 from app.domain.audit import AuditReport, AuditRules, StoreReading, audit
 from app.domain.orders import OrderRecord
 from app.errors import NotFound
-from app.services.engine import WorkflowGateway
 from app.services.inventory import InventoryService
 from app.services.order_index import OrderIndex
 from app.services.order_records import OrderRecords
 from app.services.payments import PaymentLedger
 from app.services.state_store import StateStore
 from app.workflows.contracts import WorkflowSnapshot
+
+if TYPE_CHECKING:
+    # Only the protocol: importing the engine module loads the Dapr SDK's clients, which the
+    # command line (app.audit) does only once it has quietened their import-time warning.
+    from app.services.engine import WorkflowGateway
 
 T = TypeVar("T")
 K = TypeVar("K")
