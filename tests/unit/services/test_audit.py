@@ -193,6 +193,18 @@ async def test_a_payment_for_an_order_that_does_not_exist_is_reported(shop: Shop
     assert report.checked["listed_without_record"] == 1
 
 
+async def test_a_payment_kept_by_an_order_whose_workflow_failed_is_reported(shop: Shop) -> None:
+    order_id = await shop.place("failed-after-payment")
+    await shop.ledger.charge(order_id, 1000)
+    shop.workflows.set(order_id, "FAILED", "updating_inventory")
+
+    report = await shop.audit()
+
+    assert [(v.order_id, v.detail) for v in found(report, "payment")] == [
+        (order_id, "paid, but its workflow ended FAILED without an outcome")
+    ]
+
+
 async def test_a_payment_of_the_wrong_amount_is_reported(shop: Shop) -> None:
     await shop.process(await shop.place("small"))
     shop.edit("payment:small", lambda entry: entry.update(amount=1))
@@ -239,6 +251,18 @@ async def test_stock_held_by_an_order_whose_workflow_failed_is_reported(shop: Sh
 
     assert [v.order_id for v in found(report, "stock_hold")] == ["failed"]
     assert [v.order_id for v in found(report, "unfinished")] == ["failed"]
+
+
+async def test_a_hold_of_another_quantity_than_the_order_is_reported(shop: Shop) -> None:
+    order_id = await shop.place("holding-more", "computers", 2)
+    assert await shop.stock.reserve(order_id, "computers", 5)
+    shop.workflows.set(order_id, "RUNNING", "reserving_inventory")
+
+    report = await shop.audit()
+
+    assert [(v.order_id, v.detail) for v in found(report, "stock_hold")] == [
+        (order_id, "holds 5 computers, but the order is for 2 computers")
+    ]
 
 
 async def test_a_stock_count_that_does_not_add_up_is_reported(shop: Shop) -> None:
