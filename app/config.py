@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=2.0, gt=0)
     # How often the one poller of a watched order (live events, app.events) reads it.
     order_events_poll_seconds: float = Field(default=0.5, gt=0)
+    # The auditor (GET /audit, python -m app.audit) calls an unfinished order late this long
+    # after it was accepted, plus the approval wait when it needs one (its activities retry for
+    # about 30 s each; a healthy order takes well under a second).
+    audit_grace_seconds: float = Field(default=300.0, gt=0)
     log_level: str = "INFO"
     # Observability's per-order bookkeeping: the state store's in-flight sets behind the
     # `orders_in_flight` gauge (two compare-and-swaps per order). Off, the gauge is absent and

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app import observability
-from app.api import console, events, health, inventory, orders
+from app.api import audit, console, events, health, inventory, orders
 from app.api.dependencies import Services, State
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, RequestDeadline
@@ -22,6 +22,7 @@ from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
 from app.events.hub import OrderEventHub
 from app.manager_token import manager_token
+from app.services.audit import Auditor, audit_rules
 from app.services.engine import DaprWorkflowGateway
 from app.services.in_flight import InFlightOrders
 from app.services.inventory import InventoryService
@@ -86,13 +87,14 @@ async def dapr_services(
                 api_token=settings.dapr_token,
                 store=store,
             )
-            async with _running(settings, store, probe, observer) as (orders_service, hub):
+            async with _running(settings, store, probe, observer) as (orders_service, hub, auditor):
                 yield Services(
                     orders=orders_service,
                     inventory=InventoryService(store),
                     probe=probe,
                     manager_token=manager_token,
                     events=hub,
+                    auditor=auditor,
                 )
     finally:
         # Also when start-up fails (sidecar never healthy, a 401): no session left unclosed.
@@ -102,7 +104,7 @@ async def dapr_services(
 @asynccontextmanager
 async def _running(
     settings: Settings, store: SidecarStateStore, probe: SidecarProbe, observer: OrderObserver
-) -> AsyncIterator[tuple[OrderService, OrderEventHub]]:
+) -> AsyncIterator[tuple[OrderService, OrderEventHub, Auditor]]:
     """The worker and the background loops, for as long as the app serves."""
     await probe.wait_healthy(settings.sidecar_wait_seconds)
     await InventoryService(store).seed()
@@ -120,9 +122,8 @@ async def _running(
         # Managers' streams see orders every replica accepts, from the shared order index.
         new_orders=lambda: orders_service.new_orders(),
     )
-    orders_service = OrderService(
-        store, DaprWorkflowGateway(client), settings, observer=observer, events=hub
-    )
+    workflows = DaprWorkflowGateway(client)
+    orders_service = OrderService(store, workflows, settings, observer=observer, events=hub)
     background = [
         asyncio.create_task(
             deliver_queued_actions(orders_service.outbox, settings.outbox_interval_seconds)
@@ -142,7 +143,7 @@ async def _running(
             )
         )
     try:
-        yield orders_service, hub
+        yield orders_service, hub, Auditor(store, workflows, audit_rules(settings))
     finally:
         await hub.aclose()  # open event streams end here (uvicorn's own exit ends them first)
         for task in background:
@@ -185,6 +186,7 @@ def create_app(
     app.include_router(orders.router)
     app.include_router(inventory.router)
     app.include_router(events.router)
+    app.include_router(audit.router)
     app.include_router(console.router)
     observer = observability.install(app, settings)
     document_errors(app)

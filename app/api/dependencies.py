@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.errors import Unauthorized
 from app.events.hub import OrderEventHub
+from app.services.audit import Auditor
 from app.services.inventory import InventoryService
 from app.services.orders import OrderService
 from app.services.sidecar import SidecarProbe
@@ -29,6 +30,7 @@ class Services:
     probe: SidecarProbe
     manager_token: str
     events: OrderEventHub
+    auditor: Auditor
 
 
 class State(TypedDict):
@@ -59,6 +61,10 @@ def _events(request: Request) -> OrderEventHub:
     return _services(request).events
 
 
+def _auditor(request: Request) -> Auditor:
+    return _services(request).auditor
+
+
 _bearer = HTTPBearer(auto_error=False, description="MANAGER_TOKEN (logged at start-up when unset)")
 
 
@@ -77,4 +83,5 @@ OrdersDep = Annotated[OrderService, Depends(_orders)]
 InventoryDep = Annotated[InventoryService, Depends(_inventory)]
 ProbeDep = Annotated[SidecarProbe, Depends(_probe)]
 EventsDep = Annotated[OrderEventHub, Depends(_events)]
+AuditorDep = Annotated[Auditor, Depends(_auditor)]
 ManagerDep = Depends(_require_manager)

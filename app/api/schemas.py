@@ -167,3 +167,33 @@ class ErrorOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     detail: str | None = None
+
+
+class ViolationOut(BaseModel):
+    invariant: Literal["payment", "stock_hold", "stock_balance", "decision", "unfinished"]
+    order_id: str | None = Field(description="The order concerned; null for an item's stock count")
+    detail: str
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ok": False,
+                    "checked": {"orders": 42, "finished": 40, "in_flight": 2, "holds": 2},
+                    "violations": [
+                        {
+                            "invariant": "payment",
+                            "order_id": "order-42",
+                            "detail": "processed, but the ledger has no entry",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    ok: bool = Field(description="No invariant is broken")
+    checked: dict[str, int] = Field(description="What was read: orders, payments, items, holds")
+    violations: list[ViolationOut]

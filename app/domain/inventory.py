@@ -50,7 +50,12 @@ def known_item(item: str) -> str:
 @dataclass(frozen=True)
 class StockLevel:
     """One item's stock: available `quantity`, `reserved` by orders in flight (per order in
-    `held`), `sold`, and `stock` (the stock at the last reset plus everything restocked since)."""
+    `held`), `sold`, and `stock` (the stock at the last reset plus everything restocked since).
+
+    `sold_total` counts every unit ever committed and is never reset: `sold` starts again at each
+    reset, so only this one can be held against the orders that were processed (the auditor does,
+    app.domain.audit). None on a document written before it was kept: its past is unknown.
+    """
 
     item: str
     quantity: int
@@ -59,6 +64,7 @@ class StockLevel:
     stock: int
     per_item_cost: int
     held: dict[str, int]
+    sold_total: int | None = None
 
     @classmethod
     def initial(cls, item: str) -> StockLevel:
@@ -71,6 +77,7 @@ class StockLevel:
             stock=entry.initial_stock,
             per_item_cost=entry.per_item_cost,
             held={},
+            sold_total=0,
         )
 
     @classmethod
@@ -83,10 +90,11 @@ class StockLevel:
             stock=doc["stock"],
             per_item_cost=doc["per_item_cost"],
             held=dict(doc.get("held", {})),
+            sold_total=doc.get("sold_total"),
         )
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "item": self.item,
             "quantity": self.quantity,
             "reserved": self.reserved,
@@ -95,6 +103,9 @@ class StockLevel:
             "per_item_cost": self.per_item_cost,
             "held": self.held,
         }
+        if self.sold_total is not None:
+            doc["sold_total"] = self.sold_total
+        return doc
 
     def replace(self, **changes: Any) -> StockLevel:
         level = replace(self, **changes)
@@ -137,6 +148,7 @@ class StockLevel:
             reserved=self.reserved - held,
             sold=self.sold + held,
             held={k: v for k, v in self.held.items() if k != order_id},
+            sold_total=None if self.sold_total is None else self.sold_total + held,
         )
 
     def restocked(self, quantity: int) -> StockLevel:

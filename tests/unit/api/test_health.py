@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
-from app.api import events, health, inventory, orders
+from app.api import audit, events, health, inventory, orders
 from tests.fixtures.api import Api
 
 
@@ -72,7 +72,7 @@ async def test_openapi_lists_every_route(api: Api) -> None:
     }
     routes = {
         (route.path, method)
-        for module in (health, orders, inventory, events)
+        for module in (health, orders, inventory, events, audit)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

@@ -275,3 +275,30 @@ async def test_endless_contention_gives_up_with_conflict(
 
     store.conflict_next_saves = 0
     assert (await inventory.level(ITEM)).reserved == 0
+
+
+async def test_sold_total_counts_every_commit_and_survives_resets(
+    inventory: InventoryService,
+) -> None:
+    await inventory.reserve("order-1", ITEM, 5)
+    await inventory.commit("order-1", ITEM)
+    await inventory.reset()
+    await inventory.reserve("order-2", ITEM, 3)
+    await inventory.commit("order-2", ITEM)
+    await inventory.commit("order-2", ITEM)
+
+    level = await inventory.level(ITEM)
+    assert (level.sold, level.sold_total) == (3, 8)
+
+
+async def test_a_document_from_before_sold_total_keeps_it_unknown(
+    inventory: InventoryService, store: InMemoryStateStore
+) -> None:
+    doc, _ = store.data[f"inventory:{ITEM}"]
+    del doc["sold_total"]
+    await inventory.reserve("order-1", ITEM, 5)
+    await inventory.commit("order-1", ITEM)
+
+    level = await inventory.level(ITEM)
+    assert (level.sold, level.sold_total) == (5, None)
+    assert "sold_total" not in store.data[f"inventory:{ITEM}"][0]
