@@ -2,9 +2,9 @@
 
 Whatever the service answers must be what happens.
 - Cancels racing the payment: a small order needs no approval and goes from reserving to payment
-  within a fraction of a second, so a cancel sent 0-1 s after it was created lands before, at or
+  within a fraction of a second, so a cancel sent 0-1 s after its create lands before, at or
   after the payment. A 202 ends the order cancelled with nothing paid and nothing held; any other
-  answer is a 409 for an order that went through.
+  answer is a 409 (or a 404, sent before the order existed) for an order that went through.
 - Approvals racing the approval timer: an approval sent around the moment the timer fires. A 202
   ends the order paid; any other answer is a 409 for an order that timed out, nothing paid or
   held.
@@ -145,9 +145,16 @@ async def race(
 
 
 async def cancel_after(api: httpx.AsyncClient, delay: float) -> Try:
-    order_id = (await create(api, ITEM, QUANTITY, new_id("race")))["order_id"]
+    """Cancel `delay` after the create was sent, not after its answer: the create's own work
+    (the record, then scheduling the workflow) takes a share of the window that depends on the
+    machine's load, and on a loaded machine an order can finish before its create's answer has
+    reached the client, leaving no cancel in time. Sent early, a cancel can also find no order
+    yet (404: nothing recorded, the order goes through)."""
+    order_id = new_id("race")
+    creating = asyncio.create_task(create(api, ITEM, QUANTITY, order_id))
     await asyncio.sleep(delay)  # the schedule under test, not a wait for a condition
     answer = await api.post(f"/orders/{order_id}/cancel", headers=MANAGER)
+    await creating
     return Try(order_id, delay, answer.status_code, answer.text)
 
 
@@ -162,22 +169,28 @@ async def test_every_accepted_cancel_ends_the_order_cancelled_with_nothing_paid_
         lambda delay: cancel_after(api, delay),
         spread_over(0.0, 1.0, TRIES),
         AT_ONCE,
-        {202: Fate("cancelled", CANCELLED, paid=False), 409: Fate(None, PROCESSED, paid=True)},
+        {
+            202: Fate("cancelled", CANCELLED, paid=False),
+            404: Fate(None, PROCESSED, paid=True),
+            409: Fate(None, PROCESSED, paid=True),
+        },
         stocked=(ITEM, QUANTITY),
     )
 
     answers = Counter(t.status for t in tries)
     # Both sides of the boundary were reached: some cancels came in time, some too late.
-    assert answers[202] > 0, answers
+    refusals = Counter(t.body for t in tries if t.status != 202).most_common(3)
+    assert answers[202] > 0, (answers, refusals)
     assert answers[409] > 0, answers
     log.info(
         "%d tries in %.1f s: %d cancels accepted (%d of them stopped at the payment step itself), "
-        "%d refused (409)",
+        "%d refused (409), %d before the order existed (404)",
         TRIES,
         time.monotonic() - started,
         answers[202],
         await stopped_at_payment(api, [t.order_id for t in tries if t.status == 202]),
         answers[409],
+        answers[404],
     )
 
 
