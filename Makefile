@@ -83,7 +83,7 @@ compose: deps tools dapr jaeger
 
 # Every check; branch coverage of app/ is printed at the end.
 test: deps tools dapr helm jaeger lint typecheck
-	$(PY) -m pytest --cov --cov-report=term
+	$(PY) -m pytest --cov --cov-report=term --durations=20
 
 bench: deps tools dapr jaeger
 	$(PY) -m bench
