@@ -119,7 +119,9 @@ class OrderRecords:
             record, _ = await self.get(order_id)
         except NotFound:
             return False
-        return record.decision is None and record.decisions_closed is None and not record.outcome
+        return (
+            record.decision is None and record.decisions_closed is None and record.outcome is None
+        )
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""

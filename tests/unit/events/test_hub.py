@@ -336,7 +336,18 @@ async def test_the_manager_feed_starts_with_every_order_awaiting_a_decision_olde
     second = (await quiet.create("cars", 4, "accepted-second"))[0].order_id
     for order_id in (first, second):
         gateway.set(order_id, "RUNNING", Step.AWAITING_APPROVAL)
-    hub = OrderEventHub(busy.get, poll_seconds=0.01, new_orders=busy.new_orders)
+    second_read = asyncio.Event()
+
+    async def read(order_id: str) -> Order:
+        # The older order's first read answers last: the feed still sends it first.
+        order = await busy.get(order_id)
+        if order_id == first:
+            await second_read.wait()
+        else:
+            second_read.set()
+        return order
+
+    hub = OrderEventHub(read, poll_seconds=0.01, new_orders=busy.new_orders)
 
     async with manager_feed(hub) as everything:
         await until(lambda: len(everything) >= 2, "the orders awaiting a decision")
