@@ -18,11 +18,11 @@ that raced the decision, a removal that failed) is dropped by the feed when it m
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from app.services.sharded import by_shard, shard_of
 from app.services.state_store import KeyLocks, StateStore, compare_and_swap
 
 SHARDS: Final = 16
@@ -30,11 +30,6 @@ SHARDS: Final = 16
 
 def shard_key(shard: int) -> str:
     return f"orders:awaiting-decision:{shard}"
-
-
-def _shard_of(order_id: str) -> int:
-    # crc32, not hash(): the same shard in every process (str hashes are salted per process).
-    return zlib.crc32(order_id.encode()) % SHARDS
 
 
 Listed = dict[str, str]  # order id -> acceptance time (ISO 8601, UTC)
@@ -47,13 +42,11 @@ class AwaitingDecision:
 
     async def add(self, order_id: str, accepted_at: datetime) -> None:
         at = accepted_at.isoformat()
-        await self._change(_shard_of(order_id), lambda listed: {**listed, order_id: at})
+        await self._change(shard_of(order_id, SHARDS), lambda listed: {**listed, order_id: at})
 
     async def remove(self, order_ids: Iterable[str]) -> None:
-        by_shard: dict[int, set[str]] = {}
-        for order_id in order_ids:
-            by_shard.setdefault(_shard_of(order_id), set()).add(order_id)
-        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in by_shard.items()))
+        grouped = by_shard(order_ids, SHARDS)
+        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in grouped.items()))
 
     async def _drop(self, shard: int, order_ids: set[str]) -> None:
         await self._change(
