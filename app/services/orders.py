@@ -404,13 +404,6 @@ class OrderService:
                 await contention_backoff(attempt)
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
-        if updated.approval_required:
-            try:
-                await self._records.awaiting.remove({order_id})
-            except AppError as error:
-                # The decision stands; the feed drops the entry when it meets it (see
-                # app.services.awaiting_decision).
-                log.warning("order %s: still listed as awaiting a decision: %s", order_id, error)
         delivery = self._track(self.outbox.deliver_now(order_id, updated.pending_events))
         try:
             async with asyncio.timeout(self._engine_wait):
@@ -420,4 +413,11 @@ class OrderService:
             delivered = False
         if not delivered:
             log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
+        if updated.approval_required:  # after the delivery: the workflow waits for that
+            try:
+                await self._records.awaiting.remove({order_id})
+            except AppError as error:
+                # The decision stands; the feed drops the entry when it meets it (see
+                # app.services.awaiting_decision).
+                log.warning("order %s: still listed as awaiting a decision: %s", order_id, error)
         return order_view(updated, snapshot)
