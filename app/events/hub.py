@@ -9,8 +9,10 @@ one order cost one read per interval, as one watcher does: the bound is
 `watched orders in flight / poll_seconds` reads per second, whatever the number of clients.
 
 Managers' streams (GET /events) see every order, whichever replica accepted it: while one is
-open, the hub also reads the shared order index every `poll_seconds` (`NewOrderFeed`) and
-watches each order listed there, not only those accepted in this process.
+open, the hub also reads the store every `poll_seconds` (`NewOrderFeed`: the orders awaiting a
+decision, kept in a set of their own, and the shared order index) and watches each order found
+there, not only those accepted in this process. A stream starts with what is watched, oldest
+accepted first.
 """
 
 from __future__ import annotations
@@ -35,12 +37,17 @@ OrderReader = Callable[[str], Awaitable[Order]]
 
 class NewOrderFeed(Protocol):
     async def poll(self) -> list[str]:
-        """Ids of orders accepted (by any process) since the previous call; none on the first."""
+        """Ids of orders to watch: on the first call those awaiting a decision (oldest accepted
+        first); then those that started awaiting one or were accepted (by any process) since
+        the previous call."""
         ...
 
 
 # What a manager's stream may hold unread before the oldest changes are dropped for it.
 _FIREHOSE_BACKLOG: Final = 10_000
+# How long a manager's stream waits for the first reads of the orders it starts with, so that
+# it can send them oldest first (an engine that does not answer delays the stream this much).
+_FIRST_READS_WAIT: Final = 5.0
 
 
 @dataclass(eq=False)
@@ -152,6 +159,12 @@ class OrderEventHub:
         try:
             if self._new_orders is not None:
                 await self._discovery_started.wait()
+            # What it starts with (the orders watched, those awaiting a decision), oldest
+            # accepted first, whichever replica accepted them; then each change as it comes.
+            for order in _oldest_first(_queued(queue)):
+                if order is None:
+                    return
+                yield order
             while not self._closed and (order := await queue.get()) is not None:
                 yield order
         finally:
@@ -171,8 +184,10 @@ class OrderEventHub:
         try:
             while self._firehoses and not self._closed:
                 try:
-                    for order_id in await feed.poll():
-                        self._watch(order_id)
+                    watches = [self._watch(order_id) for order_id in await feed.poll()]
+                    if not self._discovery_started.is_set():
+                        # The streams start with these: let their first reads land first.
+                        await self._first_states(watches)
                 except AppError as error:
                     # The store is away (sidecar restarting): the feed keeps its place, so the
                     # next round finds what this one missed.
@@ -181,6 +196,17 @@ class OrderEventHub:
                 await asyncio.sleep(self._poll_seconds)
         finally:
             self._discovery_started.set()  # never leave a stream waiting for it
+
+    async def _first_states(self, watches: list[_Watch]) -> None:
+        """Until each watch has read its order once (or ended), for at most _FIRST_READS_WAIT."""
+
+        async def first(watch: _Watch) -> None:
+            async with watch.changed:
+                await watch.changed.wait_for(lambda: watch.latest is not None or watch.ended)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_FIRST_READS_WAIT):
+                await asyncio.gather(*map(first, watches))
 
     async def publish(self, event: OrderEvent) -> None:
         """A service changed an order: its poller (if any) reads it now rather than at the
@@ -281,6 +307,21 @@ class OrderEventHub:
     def pollers(self) -> int:
         """Orders being read right now (one poller each)."""
         return len(self._watches)
+
+
+def _queued(queue: asyncio.Queue[Order | None]) -> list[Order | None]:
+    """What `queue` holds now, taken out of it."""
+    held = []
+    while not queue.empty():
+        held.append(queue.get_nowait())
+    return held
+
+
+def _oldest_first(orders: list[Order | None]) -> list[Order | None]:
+    """By acceptance time (a stable sort: one order's states stay in order); None (the hub
+    closed) last."""
+    states = sorted((o for o in orders if o is not None), key=lambda o: (o.created_at, o.order_id))
+    return [*states, *([None] if any(o is None for o in orders) else [])]
 
 
 def _closed(order_id: str) -> AppError:

@@ -10,10 +10,10 @@ scrape time and ask the engine for each order's step (app.observability.metrics)
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Callable
 from typing import Any, Final
 
+from app.services.sharded import by_shard, shard_of
 from app.services.state_store import KeyLocks, StateStore, compare_and_swap
 
 SHARDS: Final = 16
@@ -23,24 +23,17 @@ def shard_key(shard: int) -> str:
     return f"orders:in-flight:{shard}"
 
 
-def _shard_of(order_id: str) -> int:
-    # crc32, not hash(): the same shard in every process (str hashes are salted per process).
-    return zlib.crc32(order_id.encode()) % SHARDS
-
-
 class InFlightOrders:
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._locks = KeyLocks()
 
     async def add(self, order_id: str) -> None:
-        await self._change(_shard_of(order_id), lambda ids: ids | {order_id})
+        await self._change(shard_of(order_id, SHARDS), lambda ids: ids | {order_id})
 
     async def remove(self, order_ids: set[str]) -> None:
-        by_shard: dict[int, set[str]] = {}
-        for order_id in order_ids:
-            by_shard.setdefault(_shard_of(order_id), set()).add(order_id)
-        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in by_shard.items()))
+        grouped = by_shard(order_ids, SHARDS)
+        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in grouped.items()))
 
     async def _drop(self, shard: int, order_ids: set[str]) -> None:
         await self._change(shard, lambda ids: ids - order_ids)

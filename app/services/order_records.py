@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from app.domain.orders import OrderRecord, approval_wait_seconds
 from app.errors import NotFound
+from app.services.awaiting_decision import AwaitingDecision
 from app.services.in_flight import InFlightOrders
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.state_store import StateStore, compare_and_swap
@@ -24,6 +25,9 @@ class OrderRecords:
         # An order is in flight from before its workflow is scheduled until its outcome is here
         # (kept only with observability on: see Settings.observability).
         self.in_flight = in_flight
+        # The orders a manager has yet to decide, for the managers' feed: an order needing
+        # approval is there from its acceptance until its decision or outcome is recorded.
+        self.awaiting = AwaitingDecision(store)
 
     @staticmethod
     def key(order_id: str) -> str:
@@ -63,13 +67,15 @@ class OrderRecords:
         """Keep how the order ended on its record; the first recording stays (activities may run
         twice). Reported to the observer only by the call that wrote it."""
         wrote = False
+        approval_required = False
 
         def apply(doc: dict[str, object] | None) -> dict[str, object] | None:
-            nonlocal wrote
+            nonlocal wrote, approval_required
             if doc is None:
                 raise NotFound(f"order {outcome.order_id!r} not found")
             record = OrderRecord.model_validate(doc)
             wrote = record.outcome is None
+            approval_required = record.approval_required
             if not wrote:
                 return None
             return record.model_copy(update={"outcome": outcome}).model_dump(mode="json")
@@ -78,6 +84,9 @@ class OrderRecords:
         if self.in_flight is not None:
             # Also when a first run of this activity wrote the outcome and died before this.
             await self.in_flight.remove({outcome.order_id})
+        if approval_required:
+            # Also on a second run (see above). Orders without approval were never listed.
+            await self.awaiting.remove({outcome.order_id})
         if wrote:
             self._observer.order_finished(
                 "processed" if outcome.processed else outcome.reason or "unknown"
@@ -102,6 +111,17 @@ class OrderRecords:
         every one. Repeating it finds the record closed and answers None again."""
         record = await self.update(order_id, lambda record: record.closing_decisions(reason))
         return None if record.decision is None else record.decision.decision
+
+    async def still_awaiting_decision(self, order_id: str) -> bool:
+        """Whether a manager may still decide the order: it exists, and no decision, closing or
+        outcome is recorded on it (each is for good)."""
+        try:
+            record, _ = await self.get(order_id)
+        except NotFound:
+            return False
+        return (
+            record.decision is None and record.decisions_closed is None and record.outcome is None
+        )
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""

@@ -31,6 +31,7 @@ from app.domain.orders import (
 )
 from app.errors import AppError, DependencyUnavailable, NotFound
 from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
+from app.services.awaiting_decision import ManagerFeedOrders
 from app.services.engine import WorkflowGateway
 from app.services.in_flight import InFlightOrders
 from app.services.manager_outbox import ManagerOutbox
@@ -162,9 +163,13 @@ class OrderService:
                         break
         return page, (str(position) if position > 0 else None)
 
-    def new_orders(self) -> NewOrders:
-        """A feed of the orders accepted from now on, by this process or any other replica."""
-        return NewOrders(self._index)
+    def new_orders(self) -> ManagerFeedOrders:
+        """A feed of the orders a manager follows, accepted by this process or any other
+        replica: every order awaiting a decision (oldest accepted first), then, round by round,
+        each order that starts awaiting one or is accepted."""
+        return ManagerFeedOrders(
+            self._records.awaiting, self._records.still_awaiting_decision, NewOrders(self._index)
+        )
 
     async def _maybe_get(self, order_id: str) -> Order | None:
         try:
@@ -282,6 +287,9 @@ class OrderService:
         # drop (no workflow, no record), never a running workflow nobody counts.
         if self._records.in_flight is not None:
             await self._records.in_flight.add(record.order_id)
+        if record.approval_required:
+            # Listed for the managers' feed before the workflow can finish (and unlist it).
+            await self._records.awaiting.add(record.order_id, record.created_at)
         try:
             await self._workflows.schedule(WORKFLOW_NAME, record.order_id, payload)
         except DependencyUnavailable:
@@ -293,6 +301,8 @@ class OrderService:
                 await self._records.delete(record.order_id)
                 if self._records.in_flight is not None:
                     await self._records.in_flight.remove({record.order_id})
+                if record.approval_required:
+                    await self._records.awaiting.remove({record.order_id})
             raise
         self._observer.order_accepted()
         log.info(
@@ -403,4 +413,11 @@ class OrderService:
             delivered = False
         if not delivered:
             log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
+        if updated.approval_required:  # after the delivery: the workflow waits for that
+            try:
+                await self._records.awaiting.remove({order_id})
+            except AppError as error:
+                # The decision stands; the feed drops the entry when it meets it (see
+                # app.services.awaiting_decision).
+                log.warning("order %s: still listed as awaiting a decision: %s", order_id, error)
         return order_view(updated, snapshot)

@@ -293,3 +293,63 @@ async def test_a_stream_slower_than_the_poller_still_gets_every_move_it_saw(
     assert [order.step for order in rest] == [*STEPS, Step.DONE]
     assert rest[-1].result is not None
     assert rest[-1].result.processed
+
+
+async def test_the_manager_feed_shows_a_quiet_replicas_order_awaiting_approval(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    # Issue 19: replicas number orders from blocks of 20 they reserve on one counter. `quiet`
+    # reserved its block early; `busy` then took 200 numbers. The one order `quiet` accepts next
+    # is numbered from its old block, far below the counter's top, and waits for a manager.
+    busy = OrderService(store, gateway, Settings(manager_token="t"))
+    quiet = OrderService(store, gateway, Settings(manager_token="t"))
+    await place(quiet, 1)
+    for n in range(200):
+        await busy.create("paperclip", 1, f"busy-{n}")
+    hub = OrderEventHub(busy.get, poll_seconds=0.01, new_orders=busy.new_orders)
+
+    async with manager_feed(hub) as everything:
+        await until(hub._discovery_started.is_set, "the feed's first round, where it starts")
+        waiting = (await quiet.create("cars", 4, "quiet-big"))[0].order_id
+        gateway.set(waiting, "RUNNING", Step.AWAITING_APPROVAL)
+
+        await until(
+            lambda: any(
+                o.order_id == waiting and o.step == "awaiting_approval" for o in everything
+            ),
+            "the quiet replica's order, awaiting approval",
+        )
+
+
+async def test_the_manager_feed_starts_with_every_order_awaiting_a_decision_oldest_first(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    # Accepted before the feed opened, on two replicas: `quiet` numbers its order from a block it
+    # reserved before `busy` took the next, so numbers and acceptance times run the other way.
+    def at(second: int) -> Callable[[], datetime]:
+        return lambda: datetime(2026, 12, 1, 12, 0, second, tzinfo=UTC)
+
+    busy = OrderService(store, gateway, Settings(manager_token="t"), clock=at(2))
+    quiet = OrderService(store, gateway, Settings(manager_token="t"), clock=at(3))
+    await place(quiet, 1)
+    first = (await busy.create("cars", 4, "accepted-first"))[0].order_id
+    second = (await quiet.create("cars", 4, "accepted-second"))[0].order_id
+    for order_id in (first, second):
+        gateway.set(order_id, "RUNNING", Step.AWAITING_APPROVAL)
+    second_read = asyncio.Event()
+
+    async def read(order_id: str) -> Order:
+        # The older order's first read answers last: the feed still sends it first.
+        order = await busy.get(order_id)
+        if order_id == first:
+            await second_read.wait()
+        else:
+            second_read.set()
+        return order
+
+    hub = OrderEventHub(read, poll_seconds=0.01, new_orders=busy.new_orders)
+
+    async with manager_feed(hub) as everything:
+        await until(lambda: len(everything) >= 2, "the orders awaiting a decision")
+
+    assert [order.order_id for order in everything] == [first, second]

@@ -1,0 +1,113 @@
+"""Orders awaiting a manager's decision, kept in the state store for the managers' feed.
+
+The feed must find every order a manager still has to decide, whichever replica accepted it and
+however long ago. Numbers cannot say where those are (each replica numbers its orders from
+blocks of the shared counter, so a quiet replica's order can sit far below the counter's top),
+and the store cannot list keys; so the orders awaiting a decision are kept as a set of their
+own, each with its acceptance time (the feed's order). An order enters when it is accepted with
+`approval_required`, before its workflow is scheduled, and leaves when a decision or its outcome
+is recorded on it (or its create is undone). Every change is a compare-and-swap through the
+state API, sharded by order id like the in-flight sets (app.services.in_flight), and each is
+idempotent: adding or removing twice changes nothing, so an activity that runs again is
+harmless.
+
+The record stays the truth: an entry whose order turns out decided, finished or gone (a write
+that raced the decision, a removal that failed) is dropped by the feed when it meets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from app.services.sharded import by_shard, shard_of
+from app.services.state_store import KeyLocks, StateStore, compare_and_swap
+
+SHARDS: Final = 16
+
+
+def shard_key(shard: int) -> str:
+    return f"orders:awaiting-decision:{shard}"
+
+
+Listed = dict[str, str]  # order id -> acceptance time (ISO 8601, UTC)
+
+
+class AwaitingDecision:
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._locks = KeyLocks()
+
+    async def add(self, order_id: str, accepted_at: datetime) -> None:
+        at = accepted_at.isoformat()
+        await self._change(shard_of(order_id, SHARDS), lambda listed: {**listed, order_id: at})
+
+    async def remove(self, order_ids: Iterable[str]) -> None:
+        grouped = by_shard(order_ids, SHARDS)
+        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in grouped.items()))
+
+    async def _drop(self, shard: int, order_ids: set[str]) -> None:
+        await self._change(
+            shard, lambda listed: {k: v for k, v in listed.items() if k not in order_ids}
+        )
+
+    async def _change(self, shard: int, change: Callable[[Listed], Listed]) -> None:
+        key = shard_key(shard)
+
+        def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            current: Listed = dict(doc["orders"]) if doc else {}
+            updated = change(current)
+            return None if updated == current else {"orders": updated}
+
+        async with self._locks(key):
+            await compare_and_swap(self._store, key, apply)
+
+    async def oldest_first(self) -> list[str]:
+        """Every order listed, by acceptance time (oldest first; order id breaks a tie)."""
+        entries = await asyncio.gather(*(self._store.get(shard_key(s)) for s in range(SHARDS)))
+        listed = [
+            (datetime.fromisoformat(at), order_id)
+            for entry in entries
+            if entry is not None
+            for order_id, at in entry.value["orders"].items()
+        ]
+        return [order_id for _, order_id in sorted(listed)]
+
+
+class NewOrderIds(Protocol):
+    async def poll(self) -> list[str]: ...
+
+
+class ManagerFeedOrders:
+    """What the managers' feed watches: first every order awaiting a decision (oldest accepted
+    first), then, each round, the orders that started awaiting one and those the index lists as
+    newly accepted (`new_orders`). An order is given once per feed."""
+
+    def __init__(
+        self,
+        awaiting: AwaitingDecision,
+        still_awaiting: Callable[[str], Awaitable[bool]],
+        new_orders: NewOrderIds,
+    ) -> None:
+        self._awaiting = awaiting
+        self._still_awaiting = still_awaiting
+        self._new_orders = new_orders
+        self._listed: set[str] = set()  # what the set held last round (each looked at)
+        self._given: set[str] = set()  # given from the set: the index may list them later
+
+    async def poll(self) -> list[str]:
+        listed = await self._awaiting.oldest_first()
+        fresh = [order_id for order_id in listed if order_id not in self._listed]
+        checks = await asyncio.gather(*map(self._still_awaiting, fresh))
+        stale = {order_id for order_id, awaiting in zip(fresh, checks, strict=True) if not awaiting}
+        if stale:
+            await self._awaiting.remove(stale)
+        self._listed = set(listed) - stale
+        given = [order_id for order_id in fresh if order_id not in stale | self._given]
+        self._given.update(given)
+        new = [
+            order_id for order_id in await self._new_orders.poll() if order_id not in self._given
+        ]
+        return given + new
