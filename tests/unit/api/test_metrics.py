@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client import REGISTRY
 
 from app.services.in_flight import SHARDS, shard_key
 from app.services.manager_outbox import OUTBOX_KEY
-from tests.fixtures.api import SHORT_REQUEST_TIMEOUT_SECONDS, Api
+from tests.fixtures.api import Api
 from tests.fixtures.metrics import label_values, value
 
 BIG_ORDER = {"item": "cars", "quantity": 4}  # above the threshold: waits for a manager
 SMALL_ORDER = {"item": "paperclip", "quantity": 2}
-
-
-@pytest.fixture
-def request_timeout_seconds() -> float:
-    return SHORT_REQUEST_TIMEOUT_SECONDS
 
 
 async def scrape(api: Api) -> str:

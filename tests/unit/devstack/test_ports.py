@@ -91,12 +91,14 @@ def test_a_closed_connection_in_time_wait_has_no_process() -> None:
     with listener() as server:
         client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         client.connect(server.getsockname())
-        port = client.getsockname()[1]
+        port, server_port = client.getsockname()[1], server.getsockname()[1]
         accepted, _ = server.accept()
         client.close()  # the client's side first: its port stays in TIME_WAIT
         accepted.close()
 
-        held = holders(port)
+        # Only ours: the kernel may hand the same local port to another machine's connection
+        # to elsewhere meanwhile (a TIME_WAIT port is reusable towards another destination).
+        held = [h for h in holders(port) if h.remote == f"127.0.0.1:{server_port}"]
 
     assert [holder.state for holder in held] == ["time-wait"]
     assert held[0].pid is None
