@@ -10,6 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from app.api.dependencies import Services
 from app.config import Settings
 from app.main import create_app
 from tests.fixtures.api import (
@@ -42,7 +43,8 @@ async def running_api(
         log_level="WARNING",
         **settings_overrides,
     )
-    app = create_app(settings, services=fake_services(store, workflows, sidecar))
+    built: list[Services] = []
+    app = create_app(settings, services=fake_services(store, workflows, sidecar, built))
     # ASGITransport does not run the lifespan; the manager does, and hands its state (the
     # services) to every request as a server would.
     async with (
@@ -51,7 +53,7 @@ async def running_api(
             transport=httpx.ASGITransport(app=lifespan.app), base_url="http://test"
         ) as client,
     ):
-        yield Api(client, app, store, workflows, sidecar)
+        yield Api(client, app, store, workflows, sidecar, built[-1])
 
 
 @pytest.fixture

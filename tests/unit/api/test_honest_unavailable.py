@@ -1,0 +1,109 @@
+"""A 503 says truthfully whether the change may have happened, and how to repeat it safely.
+
+The request deadline answers while a change runs on (shielded, so it never stops half done):
+"nothing was changed" is said only while nothing has been written, and then stays true.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.fixtures.api import SHORT_REQUEST_TIMEOUT_SECONDS, Api, assert_error
+from tests.fixtures.waiting import eventually
+
+
+@pytest.fixture
+def request_timeout_seconds() -> float:
+    return SHORT_REQUEST_TIMEOUT_SECONDS
+
+
+def order_ids(api: Api) -> list[str]:
+    return sorted(key.removeprefix("order:") for key in api.store.data if key.startswith("order:"))
+
+
+async def changes_settled(api: Api) -> None:
+    """Wait until no change of the app is still running behind an answered request."""
+
+    async def running() -> int:
+        return len(api.services.orders.changes.running)
+
+    await eventually(running, lambda n: n == 0, deadline_seconds=5, interval=0.01, what="settled")
+
+
+async def test_a_create_whose_record_was_being_written_at_the_deadline_may_have_happened(
+    api: Api,
+) -> None:
+    gate = api.store.hold_saves("order:")
+
+    response = await api.client.post("/orders", json={"item": "paperclip", "quantity": 3})
+    gate.set()
+    await changes_settled(api)
+
+    assert_error(response, 503, "unavailable")
+    body: dict[str, Any] = response.json()
+    [created] = order_ids(api)  # the shielded create went on and succeeded
+    assert body.get("may_have_happened") is True, body
+    assert (body.get("retry"), body.get("order_id")) == ("same_order_id", created), body
+    assert "nothing was changed" not in body["detail"].lower()
+
+
+async def test_retrying_with_the_order_id_a_503_named_returns_that_order_not_a_second(
+    api: Api,
+) -> None:
+    gate = api.store.hold_saves("order:")
+    first = await api.client.post("/orders", json={"item": "paperclip", "quantity": 3})
+    gate.set()
+    await changes_settled(api)
+    order_id = first.json().get("order_id")
+
+    retry = await api.client.post(
+        "/orders", json={"item": "paperclip", "quantity": 3, "order_id": order_id}
+    )
+
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["order_id"] == order_id
+    assert order_ids(api) == [order_id]
+    assert len(api.workflows.scheduled) == 1
+
+
+async def test_a_create_given_up_before_its_first_write_never_writes_it(api: Api) -> None:
+    gate = api.store.hold_saves("orders:sequence")
+
+    response = await api.client.post("/orders", json={"item": "paperclip", "quantity": 3})
+    gate.set()
+    await changes_settled(api)
+
+    assert (order_ids(api), api.workflows.scheduled) == ([], [])
+    detail = assert_error(response, 503, "unavailable")
+    assert "nothing was changed" in detail.lower()
+    assert response.json().get("may_have_happened") is False, response.json()
+
+
+async def test_a_decision_being_written_at_the_deadline_may_have_happened(
+    api: Api, manager: dict[str, str]
+) -> None:
+    created = await api.client.post("/orders", json={"item": "cars", "quantity": 4})
+    order_id = created.json()["order_id"]
+    gate = api.store.hold_saves(f"order:{order_id}")
+
+    response = await api.client.post(f"/orders/{order_id}/cancel", headers=manager)
+    gate.set()
+    await changes_settled(api)
+
+    assert_error(response, 503, "unavailable")
+    body = response.json()
+    assert (body.get("may_have_happened"), body.get("retry")) == (True, "same_request"), body
+    again = await api.client.post(f"/orders/{order_id}/cancel", headers=manager)
+    assert "cancelled" in assert_error(again, 409, "decision_already_made")
+
+
+async def test_a_read_at_the_deadline_changed_nothing(api: Api) -> None:
+    api.store.frozen = True
+
+    response = await api.client.get("/orders/o1")
+
+    assert_error(response, 503, "unavailable")
+    body = response.json()
+    assert (body.get("may_have_happened"), body.get("retry")) == (False, "any"), body
