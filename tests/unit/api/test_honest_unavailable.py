@@ -107,3 +107,33 @@ async def test_a_read_at_the_deadline_changed_nothing(api: Api) -> None:
     assert_error(response, 503, "unavailable")
     body = response.json()
     assert (body.get("may_have_happened"), body.get("retry")) == (False, "any"), body
+
+
+async def test_a_restock_being_written_at_the_deadline_says_to_read_the_stock_first(
+    api: Api, manager: dict[str, str]
+) -> None:
+    gate = api.store.hold_saves("inventory:cars")
+
+    response = await api.client.post(
+        "/inventory/restock", headers=manager, json={"item": "cars", "quantity": 1}
+    )
+    gate.set()
+
+    assert_error(response, 503, "unavailable")
+    body = response.json()
+    assert (body.get("may_have_happened"), body.get("retry")) == (True, "read_first"), body
+
+
+async def test_every_operation_documents_its_503_with_the_retry_fields(api: Api) -> None:
+    spec = (await api.client.get("/openapi.json")).json()
+
+    unavailable = spec["components"]["schemas"]["UnavailableOut"]
+    assert {"error", "detail", "may_have_happened", "retry", "order_id"} <= set(
+        unavailable["properties"]
+    )
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if path == "/readyz":
+                continue  # its 503 is a readiness answer (HealthOut)
+            schema = operation["responses"]["503"]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/UnavailableOut"}, (path, method)
