@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # deadline's 503, a decision's delivery) before the clients close. The stack's own kill
     # deadline must allow for it: uvicorn's --timeout-graceful-shutdown plus this plus the
     # worker's stop (compose stop_grace_period, the chart's terminationGracePeriodSeconds).
-    shutdown_drain_seconds: float = Field(default=8.0, ge=0)
+    shutdown_drain_seconds: float = Field(default=7.0, ge=0)
     # How often the one poller of a watched order (live events, app.events) reads it.
     order_events_poll_seconds: float = Field(default=0.5, gt=0)
     log_level: str = "INFO"
