@@ -110,9 +110,8 @@ class UnfinishedChanges:
         if self._closed:
             if asyncio.iscoroutine(work):
                 work.close()
-            raise DependencyUnavailable(
-                f"{what}: the service is shutting down; nothing was changed"
-            )
+            # Nothing was written: the request's 503 says so, and any replica can take it.
+            raise DependencyUnavailable(f"{what}: refused, the service is shutting down")
         try:
             return await asyncio.shield(self.track(work, what))
         except asyncio.CancelledError:
