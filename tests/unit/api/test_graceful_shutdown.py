@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 
 from app.errors import DependencyUnavailable
@@ -53,18 +54,27 @@ async def shutdown_began(caplog: pytest.LogCaptureFixture) -> None:
     await eventually(waiting, bool, deadline_seconds=5, interval=0.01, what="the drain began")
 
 
+async def stop_behind_a_held_create(
+    api: Api, stop: Callable[[], Awaitable[None]], caplog: pytest.LogCaptureFixture
+) -> tuple[asyncio.Event, httpx.Response]:
+    """A create whose record's save the store holds gets its 503; then shutdown begins and
+    waits for it. Returns the gate that releases the save, and the 503."""
+    gate = api.store.hold_saves("order:")
+    response = await api.client.post("/orders", json=PAPERCLIPS)
+    assert response.status_code == 503, response.text
+    await stop()
+    await shutdown_began(caplog)
+    return gate, response
+
+
 async def test_shutdown_waits_for_a_create_whose_request_got_a_503(
     store: InMemoryStateStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="app.services.changes")
     async with served(store, drain_seconds=3) as (api, stop, server):
-        gate = store.hold_saves("order:")
-        response = await api.client.post("/orders", json=PAPERCLIPS)
-        assert response.status_code == 503, response.text
+        gate, response = await stop_behind_a_held_create(api, stop, caplog)
         order_id = response.json()["order_id"]
 
-        await stop()
-        await shutdown_began(caplog)
         assert not server.done()  # held by the unfinished create
         gate.set()
         await asyncio.wait_for(server, timeout=5)
@@ -96,10 +106,7 @@ async def test_a_change_asked_for_while_shutting_down_is_refused_and_changes_not
     # for a request that would still reach it (another server, a request already routed).
     caplog.set_level(logging.INFO, logger="app.services.changes")
     async with served(store, drain_seconds=3) as (api, stop, _):
-        gate = store.hold_saves("order:")
-        await api.client.post("/orders", json=PAPERCLIPS)  # keeps the drain waiting
-        await stop()
-        await shutdown_began(caplog)
+        gate, _ = await stop_behind_a_held_create(api, stop, caplog)  # keeps the drain waiting
 
         with pytest.raises(DependencyUnavailable, match="refused, the service is shutting down"):
             await api.services.orders.create("paperclip", 3, "late")

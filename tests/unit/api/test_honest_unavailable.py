@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.fixtures.api import SHORT_REQUEST_TIMEOUT_SECONDS, Api, assert_error
 from tests.fixtures.waiting import eventually
+
+PAPERCLIPS = {"item": "paperclip", "quantity": 3}
 
 
 @pytest.fixture
@@ -32,14 +35,20 @@ async def changes_settled(api: Api) -> None:
     await eventually(running, lambda n: n == 0, deadline_seconds=5, interval=0.01, what="settled")
 
 
+async def create_held_at(api: Api, prefix: str) -> httpx.Response:
+    """POST /orders (no order_id) while the store holds saves of keys under `prefix` past the
+    request's deadline; the hold is then released and the change left to settle."""
+    gate = api.store.hold_saves(prefix)
+    response = await api.client.post("/orders", json=PAPERCLIPS)
+    gate.set()
+    await changes_settled(api)
+    return response
+
+
 async def test_a_create_whose_record_was_being_written_at_the_deadline_may_have_happened(
     api: Api,
 ) -> None:
-    gate = api.store.hold_saves("order:")
-
-    response = await api.client.post("/orders", json={"item": "paperclip", "quantity": 3})
-    gate.set()
-    await changes_settled(api)
+    response = await create_held_at(api, "order:")
 
     assert_error(response, 503, "unavailable")
     body: dict[str, Any] = response.json()
@@ -52,15 +61,9 @@ async def test_a_create_whose_record_was_being_written_at_the_deadline_may_have_
 async def test_retrying_with_the_order_id_a_503_named_returns_that_order_not_a_second(
     api: Api,
 ) -> None:
-    gate = api.store.hold_saves("order:")
-    first = await api.client.post("/orders", json={"item": "paperclip", "quantity": 3})
-    gate.set()
-    await changes_settled(api)
-    order_id = first.json().get("order_id")
+    order_id = (await create_held_at(api, "order:")).json().get("order_id")
 
-    retry = await api.client.post(
-        "/orders", json={"item": "paperclip", "quantity": 3, "order_id": order_id}
-    )
+    retry = await api.client.post("/orders", json={**PAPERCLIPS, "order_id": order_id})
 
     assert retry.status_code == 200, retry.text
     assert retry.json()["order_id"] == order_id
@@ -69,11 +72,7 @@ async def test_retrying_with_the_order_id_a_503_named_returns_that_order_not_a_s
 
 
 async def test_a_create_given_up_before_its_first_write_never_writes_it(api: Api) -> None:
-    gate = api.store.hold_saves("orders:sequence")
-
-    response = await api.client.post("/orders", json={"item": "paperclip", "quantity": 3})
-    gate.set()
-    await changes_settled(api)
+    response = await create_held_at(api, "orders:sequence")
 
     assert (order_ids(api), api.workflows.scheduled) == ([], [])
     detail = assert_error(response, 503, "unavailable")
