@@ -236,7 +236,11 @@ class OrderService:
         try:
             record = record.model_copy(update={"seq": await self._index.next_number()})
             # From here on the order may exist: a 503 says so, and names it.
-            attempt.begin_write("same_order_id", order_id)
+            try:
+                attempt.begin_write("same_order_id", order_id)
+            except ChangeAbandoned:
+                log.info("order %s: create given up before it was recorded", order_id)
+                raise
             await self._records.create(record)
             created = True
         except EtagMismatch:
