@@ -13,7 +13,7 @@ import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from app.config import Settings
 from app.domain.orders import (
@@ -55,7 +55,6 @@ from app.workflows.contracts import (
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 _MAX_ATTEMPTS: Final = 100
 _ACCEPTED_CACHE_SIZE: Final = 10_000
 # Engine reads at once when counting orders in flight by step (a scrape; see in_flight_by_step).
