@@ -34,4 +34,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+# On SIGTERM uvicorn stops listening and gives requests in flight 3 s (every one that changes
+# something answers within REQUEST_TIMEOUT_SECONDS, 2 s); then the app waits for changes that
+# outlived their request (SHUTDOWN_DRAIN_SECONDS, 7 s). The orchestrator's kill deadline must
+# allow for both: compose stop_grace_period, the chart's terminationGracePeriodSeconds.
+CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "3"]

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     # Every request answers within this (plus any `?wait=` the client asked for): a frozen
     # sidecar or state store gets a prompt 503, not a hung connection.
     request_timeout_seconds: float = Field(default=2.0, gt=0)
+    # On shutdown (SIGTERM), once the server has stopped taking requests: how long to wait for
+    # changes still running behind requests already answered (a create or a decision past its
+    # deadline's 503, a decision's delivery) before the clients close. The stack's own kill
+    # deadline must allow for it: uvicorn's --timeout-graceful-shutdown plus this plus the
+    # worker's stop (compose stop_grace_period, the chart's terminationGracePeriodSeconds).
+    shutdown_drain_seconds: float = Field(default=7.0, ge=0)
     # How often the one poller of a watched order (live events, app.events) reads it.
     order_events_poll_seconds: float = Field(default=0.5, gt=0)
     # The auditor (GET /audit, python -m app.audit) calls an unfinished order late this long

@@ -41,10 +41,16 @@ class DecisionAlreadyMade(Conflict):
 
 
 class DependencyUnavailable(AppError):
-    """The sidecar or the state store did not answer; the request changed nothing and may be retried."""
+    """The sidecar or the state store did not answer. Whether the request's change may still
+    have happened is the request's to say (app.services.changes), not the error's: a write
+    may have been sent before the failure."""
 
     error = "unavailable"
-    description = "Sidecar or state store unreachable; nothing was changed"
+    description = (
+        "Sidecar or state store unreachable. `may_have_happened`: false, nothing was changed; "
+        "true, the change may have been made, and `retry` says how to repeat it safely "
+        "(a create: with the same order_id, or Idempotency-Key)"
+    )
 
 
 class StoredStateConflict(AppError):

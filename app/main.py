@@ -163,6 +163,10 @@ def create_app(
         # `observer` is bound below by observability.install, before the app can start.
         async with services(settings, manager_token(settings), observer) as built:
             yield State(services=built)
+            # Shutdown: the server takes no more requests. Changes that outlived theirs (a
+            # create or decision answered 503 at its deadline) finish, up to a deadline,
+            # while the clients they write through are still open.
+            await built.orders.changes.drain(settings.shutdown_drain_seconds)
 
     # FastAPIOffline is FastAPI whose /docs loads Swagger UI from the app itself
     # (/static-offline-docs) rather than a public CDN: the docs render with no internet. No

@@ -340,6 +340,10 @@ class Stack:
                     # Longer than clients' pools keep idle connections, so the server is not
                     # the one closing a connection a client is about to reuse.
                     "--timeout-keep-alive", "75",
+                    # On SIGTERM: 3 s for requests in flight (every change answers within the
+                    # 2 s request deadline), then the app drains what outlived its request
+                    # (SHUTDOWN_DRAIN_SECONDS, 7 s), within stop_service's 15 s grace.
+                    "--timeout-graceful-shutdown", "3",
                 ],
                 lambda: http_status(f"{replica.app_url}/readyz") == 200,
                 env={

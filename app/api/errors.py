@@ -12,8 +12,9 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.api.schemas import ErrorOut
+from app.api.schemas import ErrorOut, UnavailableOut
 from app.errors import AppError, Conflict, DependencyUnavailable, InvalidInput, NotFound
+from app.services.changes import ChangeAttempt, attempt_in_progress
 
 
 class Unauthorized(AppError):
@@ -55,12 +56,43 @@ def error_responses(*errors: ErrorDoc) -> dict[int | str, dict[str, Any]]:
     documented: dict[int | str, dict[str, Any]] = {}
     for doc in errors:
         error, description = doc if isinstance(doc, tuple) else (doc, doc.description)
-        documented[status_code(error)] = {"model": ErrorOut, "description": description}
+        model = UnavailableOut if issubclass(error, DependencyUnavailable) else ErrorOut
+        documented[status_code(error)] = {"model": model, "description": description}
     return documented
 
 
 def error_body(error: str, detail: str) -> dict[str, str]:
     return ErrorOut(error=error, detail=detail).model_dump()
+
+
+def unavailable_body(detail: str, attempt: ChangeAttempt | None) -> dict[str, object]:
+    """A 503's body: `detail` (what did not answer), then whether the request's change may
+    have happened and how to repeat it safely, as words and as fields. "Nothing was changed"
+    only when nothing had been written (see app.services.changes)."""
+    attempt = attempt or ChangeAttempt()
+    order_id = attempt.order_id
+    if not attempt.sent:
+        advice = "Nothing was changed; the request can be repeated as it was."
+    elif attempt.retry == "same_order_id":
+        advice = (
+            f"Order {order_id} may have been accepted: repeat the create with "
+            f'"order_id": "{order_id}" (or the header Idempotency-Key: {order_id}) to get it, '
+            "never a second one."
+        )
+    elif attempt.retry == "same_request":
+        advice = (
+            f"The decision on order {order_id} may have been recorded: repeating it answers "
+            "409 decision_already_made naming it if it was."
+        )
+    else:
+        advice = "The stock may have changed: read it (GET /inventory) before repeating."
+    return UnavailableOut(
+        error=DependencyUnavailable.error,
+        detail=f"{detail.rstrip('.')}. {advice}",
+        may_have_happened=attempt.sent,
+        retry=attempt.retry if attempt.sent else "any",
+        order_id=order_id,
+    ).model_dump()
 
 
 def _describe(errors: list[Any]) -> str:
@@ -77,6 +109,9 @@ def _describe(errors: list[Any]) -> str:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    if isinstance(exc, DependencyUnavailable):
+        body = unavailable_body(exc.detail, attempt_in_progress())
+        return JSONResponse(body, status_code(DependencyUnavailable))
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     return JSONResponse(error_body(exc.error, exc.detail), status_code(type(exc)), headers=headers)
 

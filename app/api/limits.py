@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import PayloadTooLarge, error_body, status_code
+from app.api.errors import PayloadTooLarge, error_body, status_code, unavailable_body
 from app.errors import DependencyUnavailable
+from app.services.changes import attempting
 
 
 class _TooLarge(Exception):
@@ -73,7 +75,7 @@ class BodySizeLimit:
                 await self._reject(send)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+async def _send_json(send: Send, status: int, body: Mapping[str, object]) -> None:
     payload = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -90,7 +92,8 @@ class RequestDeadline:
 
     Every request goes through the sidecar to Redis; when either freezes (SIGSTOP, a stalled
     disk, a partition) calls hang rather than fail, and clients and balancers would hang with
-    them. The deadline turns that into an answer they can act on.
+    them. The deadline turns that into an answer they can act on: whether the request's change
+    may have happened (its attempt, app.services.changes), and how to repeat it safely.
     """
 
     def __init__(self, app: ASGIApp, seconds: float, max_wait: int) -> None:
@@ -121,18 +124,16 @@ class RequestDeadline:
                 deadline.reschedule(None)
             await send(message)
 
-        try:
-            async with deadline:
-                await self.app(scope, receive, tracking_send)
-        except TimeoutError:
-            if started:
-                raise
-            detail = (
-                f"the Dapr sidecar or its state store did not answer within {budget:g}s; "
-                "retry later (an order create with the same order_id is safe to repeat)"
-            )
-            await _send_json(
-                send,
-                status_code(DependencyUnavailable),
-                error_body(DependencyUnavailable.error, detail),
-            )
+        with attempting() as attempt:
+            try:
+                async with deadline:
+                    await self.app(scope, receive, tracking_send)
+            except TimeoutError:
+                if started:
+                    raise
+                # A change not yet written is never written now (its 503 says nothing changed).
+                attempt.abandon()
+                detail = f"the Dapr sidecar or its state store did not answer within {budget:g}s"
+                await _send_json(
+                    send, status_code(DependencyUnavailable), unavailable_body(detail, attempt)
+                )

@@ -1,5 +1,6 @@
 """/openapi.json as the error handler really answers: every 4xx/5xx body, validation errors
-included, is an ErrorOut, not FastAPI's default HTTPValidationError."""
+included, is an ErrorOut, not FastAPI's default HTTPValidationError; and every operation can
+answer 503 at the request deadline (app.api.limits), with an UnavailableOut."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.errors import PayloadTooLarge, status_code
-from app.api.schemas import ErrorOut
-from app.errors import InvalidInput
+from app.api.schemas import ErrorOut, UnavailableOut
+from app.errors import DependencyUnavailable, InvalidInput
 
 
 def document_errors(app: FastAPI) -> None:
@@ -22,19 +23,32 @@ def document_errors(app: FastAPI) -> None:
             error_ref = {"$ref": "#/components/schemas/ErrorOut"}
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas["ErrorOut"] = ErrorOut.model_json_schema()
+            unavailable_ref = {"$ref": "#/components/schemas/UnavailableOut"}
+            schemas["UnavailableOut"] = UnavailableOut.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
             invalid, too_large = str(status_code(InvalidInput)), str(status_code(PayloadTooLarge))
+            unavailable = str(status_code(DependencyUnavailable))
             for operation in (op for path in schema["paths"].values() for op in path.values()):
                 responses = operation.setdefault("responses", {})
                 if invalid in responses:
                     responses[invalid] = _documented(InvalidInput.description, error_ref)
                 if "requestBody" in operation:
                     responses[too_large] = _documented(PayloadTooLarge.description, error_ref)
+                if unavailable not in responses:
+                    responses[unavailable] = _documented(_DEADLINE, unavailable_ref)
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_DEADLINE = (
+    "The request deadline passed (REQUEST_TIMEOUT_SECONDS): the sidecar or the state store "
+    "did not answer. `may_have_happened` and `retry` say whether to repeat it and how"
+)
 
 
 def _documented(description: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from app.api.dependencies import ManagerDep, OrdersDep
 from app.api.errors import Unauthorized, error_responses
@@ -23,6 +23,18 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 # The longest long poll GET /orders/{id}?wait= accepts (the request deadline allows for it).
 MAX_WAIT_SECONDS = 30
 OrderIdPath = Annotated[str, Path(pattern=ORDER_ID_PATTERN, examples=["order-42"])]
+# The standard header (IETF httpapi-idempotency-key-header) for clients that cannot choose an
+# order id: its value is the order id, so it is validated like one (a UUID fits).
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=ORDER_ID_PATTERN,
+        description="Used as the order id when the body has none (1-64 of A-Z a-z 0-9 _ -): "
+        "repeating the create with the same key returns the same order",
+        examples=["6f1c2a7e-93b4-4f55-8d0e-2b7c1a9e4d10"],
+    ),
+]
 
 _UNKNOWN_ORDER = (NotFound, "Unknown order")
 _WRONG_STATE = (Conflict, "Not possible in the order's current state")
@@ -42,13 +54,32 @@ def _out(order: Order) -> OrderOut:
     status_code=202,
     response_model=OrderOut,
     responses={
-        200: {"model": OrderOut, "description": "Same order_id and body: the existing order"},
-        **error_responses(_WRONG_STATE, InvalidInput, DependencyUnavailable),
+        200: {
+            "model": OrderOut,
+            "description": "Same order_id (or Idempotency-Key) and body: the existing order",
+        },
+        **error_responses(
+            (Conflict, "Same order_id (or Idempotency-Key), another body"),
+            (InvalidInput, "Invalid input, or an order_id and an Idempotency-Key that differ"),
+            DependencyUnavailable,
+        ),
     },
 )
-async def create_order(body: OrderCreate, orders: OrdersDep, response: Response) -> OrderOut:
-    """Accept an order and start its workflow; `order_id` makes the call idempotent."""
-    order, created = await orders.create(body.item, body.quantity, body.order_id)
+async def create_order(
+    body: OrderCreate,
+    orders: OrdersDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> OrderOut:
+    """Accept an order and start its workflow; `order_id` (or the `Idempotency-Key` header)
+    makes the call idempotent."""
+    if body.order_id and idempotency_key and body.order_id != idempotency_key:
+        raise InvalidInput(
+            f"order_id {body.order_id!r} and Idempotency-Key {idempotency_key!r} differ: the key "
+            "is the order id, so send one of them, or the same value in both"
+        )
+    order_id = body.order_id or idempotency_key
+    order, created = await orders.create(body.item, body.quantity, order_id)
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"/orders/{order.order_id}"
     return _out(order)

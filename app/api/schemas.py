@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from app.services.changes import RetryAdvice
+
 OrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ItemName = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -162,6 +164,42 @@ class InventoryOut(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     detail: str
+
+
+class UnavailableOut(ErrorOut):
+    """A 503: the error shape, plus what a client needs to repeat the request safely."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "unavailable",
+                    "detail": "the Dapr sidecar or its state store did not answer within 2s. "
+                    "Order 3f2a... may have been accepted: repeat the create with "
+                    '"order_id": "3f2a..." (or the header Idempotency-Key: 3f2a...) to get it, '
+                    "never a second one",
+                    "may_have_happened": True,
+                    "retry": "same_order_id",
+                    "order_id": "3f2a...",
+                }
+            ]
+        }
+    )
+
+    may_have_happened: bool = Field(
+        description="false: nothing was changed (nothing had been written). true: the change "
+        "may have been made; `retry` says how to repeat it safely"
+    )
+    retry: RetryAdvice = Field(
+        description='"any": repeat it as it was; "same_order_id": repeat the create with '
+        "`order_id` (idempotent: the same order comes back, never a second one); "
+        '"same_request": repeat the decision (409 decision_already_made names it if it was '
+        'recorded); "read_first": read the stock before repeating a restock (it adds again)'
+    )
+    order_id: str | None = Field(
+        description="The order the change was about, when known (a create without an "
+        "order_id: the id it was given)"
+    )
 
 
 class HealthOut(BaseModel):

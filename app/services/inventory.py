@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from app.domain.inventory import CATALOG, StockLevel, known_item, normalize_item
 from app.errors import Conflict
+from app.services.changes import current_attempt
 from app.services.state_store import EtagMismatch, KeyLocks, StateStore, compare_and_swap
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,26 @@ class InventoryService:
         log.info("order %s: %s committed", order_id, item)
 
     async def restock(self, item: str, quantity: int) -> StockLevel:
-        return await self._update(known_item(item), lambda level: level.restocked(quantity))
+        return await self._update(
+            known_item(item), _announced(lambda level: level.restocked(quantity))
+        )
 
     async def reset(self) -> list[StockLevel]:
         """Every item back to its catalog stock; reservations of orders in flight are kept."""
-        return [await self._update(item, StockLevel.reset) for item in CATALOG]
+        return [await self._update(item, _announced(StockLevel.reset)) for item in CATALOG]
+
+
+def _announced(
+    change: Callable[[StockLevel], StockLevel | None],
+) -> Callable[[StockLevel], StockLevel | None]:
+    """`change`, reporting to the request that its write is about to be sent (restocking is
+    not idempotent: a 503 from then on says to read the stock before repeating)."""
+    attempt = current_attempt()
+
+    def announced(level: StockLevel) -> StockLevel | None:
+        updated = change(level)
+        if updated is not None:
+            attempt.begin_write("read_first")
+        return updated
+
+    return announced

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from app.config import Settings
 from app.domain.orders import (
@@ -32,6 +32,12 @@ from app.domain.orders import (
 from app.errors import AppError, DependencyUnavailable, NotFound
 from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.awaiting_decision import ManagerFeedOrders
+from app.services.changes import (
+    ChangeAbandoned,
+    ChangeAttempt,
+    UnfinishedChanges,
+    current_attempt,
+)
 from app.services.engine import WorkflowGateway
 from app.services.in_flight import InFlightOrders
 from app.services.manager_outbox import ManagerOutbox
@@ -50,7 +56,6 @@ from app.workflows.contracts import (
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 _MAX_ATTEMPTS: Final = 100
 _ACCEPTED_CACHE_SIZE: Final = 10_000
 # Engine reads at once when counting orders in flight by step (a scrape; see in_flight_by_step).
@@ -82,7 +87,10 @@ class OrderService:
         self._index = OrderIndex(store)
         self.outbox = ManagerOutbox(store, self._records, workflows)
         self._accepted_cache: OrderedDict[str, OrderRecord] = OrderedDict()
-        self._unfinished: set[asyncio.Future[Any]] = set()
+        # Creates and decisions run to completion even when their request's deadline strikes
+        # (a create cancelled between its writes would leave a record without a workflow);
+        # shutdown waits for them here.
+        self.changes = UnfinishedChanges()
         # How long a manager action waits on the engine before it is accepted as queued: well
         # inside the request deadline, so the answer is 202, not a deadline's 503.
         self._engine_wait = settings.request_timeout_seconds / 4
@@ -211,48 +219,32 @@ class OrderService:
 
     # -- creating ---------------------------------------------------------------------------
 
-    async def _unabandoned(self, work: Awaitable[T]) -> T:
-        """Run a change to completion even if the caller stops waiting for it.
-
-        A request that hits its deadline is cancelled; a create or a manager action cancelled
-        between its writes would leave them half done (a record without a workflow, an action
-        saved but never queued). Shielded, the change finishes, or undoes itself, on its own.
-        """
-        return await asyncio.shield(self._track(work))
-
-    def _track(self, work: Awaitable[T]) -> asyncio.Future[T]:
-        task = asyncio.ensure_future(work)
-        self._unfinished.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    def _forget(self, task: asyncio.Future[Any]) -> None:
-        self._unfinished.discard(task)
-        error = None if task.cancelled() else task.exception()
-        if error is not None and not isinstance(error, AppError):
-            # Its caller may have gone (deadline): report what it could not. (Domain errors are
-            # answers, which the caller got if it was still there.)
-            log.warning("a change ended with an unexpected error: %r", error)
-
     async def create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
         """Accept an order and start its workflow. Returns (order, created).
 
         With a client-chosen id the call is idempotent: repeating it returns the same order and
         never starts a second workflow; the same id with a different body is a conflict.
         """
-        return await self._unabandoned(self._create(item, quantity, order_id))
-
-    async def _create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
-        record = new_order(
-            order_id or uuid.uuid4().hex,
-            item,
-            quantity,
-            self._settings.approval_threshold,
-            self._clock(),
+        order_id = order_id or uuid.uuid4().hex
+        attempt = current_attempt()
+        return await self.changes.run(
+            self._create(item, quantity, order_id, attempt), f"create order {order_id}", attempt
         )
-        order_id = record.order_id
+
+    async def _create(
+        self, item: str, quantity: int, order_id: str, attempt: ChangeAttempt
+    ) -> tuple[Order, bool]:
+        record = new_order(
+            order_id, item, quantity, self._settings.approval_threshold, self._clock()
+        )
         try:
             record = record.model_copy(update={"seq": await self._index.next_number()})
+            # From here on the order may exist: a 503 says so, and names it.
+            try:
+                attempt.begin_write("same_order_id", order_id)
+            except ChangeAbandoned:
+                log.info("order %s: create given up before it was recorded", order_id)
+                raise
             await self._records.create(record)
             created = True
         except EtagMismatch:
@@ -330,22 +322,18 @@ class OrderService:
         self, order_id: str, kind: DecisionKind, by: str | None, event: str, data: Any
     ) -> Order:
         decision = ManagerDecision(decision=kind, by=by or DEFAULT_DECIDER, at=self._clock())
-        # Set when the caller stops waiting (the request deadline's 503): a decision not yet
-        # written is then not written, so the 503 leaves nothing behind. One whose write had
+        # Abandoned when the caller stops waiting (the request deadline's 503): a decision not
+        # yet written is then not written, so the 503 leaves nothing behind. One whose write had
         # started may still land: it is the order's outcome, and a retry is told so (409).
-        abandoned = asyncio.Event()
+        attempt = current_attempt()
 
         async def record() -> Order:
-            order = await self._record_decision(order_id, decision, event, data, abandoned)
+            order = await self._record_decision(order_id, decision, event, data, attempt)
             # Inside the shielded change: a caller that gave up does not undo the decision.
             self._observer.order_decided(kind)
             return order
 
-        try:
-            order = await self._unabandoned(record())
-        except asyncio.CancelledError:
-            abandoned.set()
-            raise
+        order = await self.changes.run(record(), f"{kind} on order {order_id}", attempt)
         log.info("order %s: %s", order_id, decision.describe())
         await self._events.publish(
             OrderEvent(order_id, "decision", order.status, order.step, decision.at)
@@ -358,7 +346,7 @@ class OrderService:
         decision: ManagerDecision,
         event: str,
         data: Any,
-        abandoned: asyncio.Event,
+        change: ChangeAttempt,
     ) -> Order:
         """Record a manager's decision on the order, then deliver its event to the workflow.
 
@@ -388,12 +376,14 @@ class OrderService:
                 await self.outbox.add(order_id)
                 queued = True
             updated = record.with_decision(decision, event, data)
-            if abandoned.is_set():
+            try:
+                change.begin_write("same_request", order_id)
+            except ChangeAbandoned:
                 # Its caller got a 503 already. (The outbox entry has nothing pending: dropped.)
                 log.info(
                     "order %s: %s given up before it was recorded", order_id, decision.decision
                 )
-                raise DependencyUnavailable(f"order {order_id}: given up before it was recorded")
+                raise
             try:
                 await self._records.replace(updated, etag)
                 # Polls answer from the cache: it must show the decision at once. (Other
@@ -404,7 +394,10 @@ class OrderService:
                 await contention_backoff(attempt)
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
-        delivery = self._track(self.outbox.deliver_now(order_id, updated.pending_events))
+        delivery = self.changes.track(
+            self.outbox.deliver_now(order_id, updated.pending_events),
+            f"{event} to order {order_id}",
+        )
         try:
             async with asyncio.timeout(self._engine_wait):
                 delivered = await asyncio.shield(delivery)

@@ -106,9 +106,14 @@ async def test_a_refused_listing_write_fails_the_create_and_its_retry_lists_the_
         refused = await api.post("/orders", json=body)
         assert refused.status_code == 503, refused.text
         assert "NOPERM" in refused.json()["detail"], refused.text
+        # The record was written before the refused listing: the 503 says the order may exist
+        # and how to get it without a second one.
+        answer = refused.json()
+        assert (answer["may_have_happened"], answer["retry"]) == (True, "same_order_id"), answer
+        assert answer["order_id"] == order_id, answer
 
-    # 200 today: the record written before the refused listing stays, and the retry finds it
-    # (issue 19 point 4 is about such 503s); 202 if the failed create is undone first.
+    # 200 today: the record written before the refused listing stays, and the retry finds it;
+    # 202 if the failed create is undone first.
     retried = await api.post("/orders", json=body)
     assert retried.status_code in (200, 202), retried.text
     listed = await api.get("/orders", params={"limit": 100})

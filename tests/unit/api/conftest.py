@@ -3,55 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from app.config import Settings
-from app.main import create_app
-from tests.fixtures.api import (
-    EVENTS_POLL_SECONDS,
-    MANAGER_TOKEN,
-    REQUEST_TIMEOUT_SECONDS,
-    THRESHOLD,
-    Api,
-)
-from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
+from tests.fixtures.api import MANAGER_TOKEN, REQUEST_TIMEOUT_SECONDS, Api, running_api
+from tests.fixtures.fakes import InMemoryStateStore
 
 
 @pytest.fixture
 def request_timeout_seconds() -> float:
     """The app's request deadline; modules that test the deadline override it with a short one."""
     return REQUEST_TIMEOUT_SECONDS
-
-
-@asynccontextmanager
-async def running_api(
-    store: InMemoryStateStore, request_timeout_seconds: float, **settings_overrides: Any
-) -> AsyncIterator[Api]:
-    workflows, sidecar = FakeWorkflowGateway(), FakeSidecar()
-    settings = Settings(
-        manager_token=MANAGER_TOKEN,
-        approval_threshold=THRESHOLD,
-        approval_timeout_seconds=30.0,
-        request_timeout_seconds=request_timeout_seconds,
-        order_events_poll_seconds=EVENTS_POLL_SECONDS,
-        log_level="WARNING",
-        **settings_overrides,
-    )
-    app = create_app(settings, services=fake_services(store, workflows, sidecar))
-    # ASGITransport does not run the lifespan; the manager does, and hands its state (the
-    # services) to every request as a server would.
-    async with (
-        LifespanManager(app) as lifespan,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=lifespan.app), base_url="http://test"
-        ) as client,
-    ):
-        yield Api(client, app, store, workflows, sidecar)
 
 
 @pytest.fixture

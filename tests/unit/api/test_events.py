@@ -12,6 +12,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from app.api.dependencies import Services
 from app.config import Settings
 from app.events.progress import FINISHED
 from app.main import create_app
@@ -144,7 +145,8 @@ async def test_streams_end_cleanly_when_the_app_shuts_down(store: InMemoryStateS
     settings = Settings(
         manager_token=MANAGER_TOKEN, order_events_poll_seconds=0.01, log_level="WARNING"
     )
-    app = create_app(settings, services=fake_services(store, workflows, FakeSidecar()))
+    built: list[Services] = []
+    app = create_app(settings, services=fake_services(store, workflows, FakeSidecar(), built))
     manager = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
     lifespan = LifespanManager(app)
     await lifespan.__aenter__()
@@ -152,7 +154,7 @@ async def test_streams_end_cleanly_when_the_app_shuts_down(store: InMemoryStateS
         transport=httpx.ASGITransport(app=lifespan.app), base_url="http://test"
     )
     async with client:
-        api = Api(client, app, store, workflows, FakeSidecar())
+        api = Api(client, app, store, workflows, FakeSidecar(), built[-1])
         everything = stream(api, "/events", **manager)
         await asyncio.sleep(0.05)  # the manager's stream is open before the order is placed
         order_id = await place(api, "sse-shutdown")
