@@ -18,6 +18,7 @@ import pytest
 
 from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import ComposeProject
+from tests.fixtures.audit import audit_api
 from tests.fixtures.faults import retrying
 from tests.fixtures.orders import create, wait_for_step, wait_until_finished
 
@@ -73,6 +74,8 @@ async def finish_and_check(
     for item in ("cars", "computers"):
         doc = assert_invariant(project, item)
         assert doc["reserved"] == 0, doc
+    audited = await audit_api(api, MANAGER)
+    assert audited["ok"] is True, audited
 
 
 @pytest.mark.parametrize("service", ["app", "daprd", "scheduler", "placement", "redis"])

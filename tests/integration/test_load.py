@@ -15,6 +15,7 @@ import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
+from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.orders import assert_invariant, new_id, wait_until_finished
 from tests.fixtures.stack import MANAGER_TOKEN, private_stack
 
@@ -170,3 +171,4 @@ async def _run_load(stack: Stack, api: httpx.AsyncClient, manager: dict[str, str
         doc = assert_invariant(stack, item)
         assert doc["reserved"] == 0, doc
         assert doc["sold"] <= doc["stock"], doc
+    await assert_audit_clean(api, stack)
