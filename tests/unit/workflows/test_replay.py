@@ -25,6 +25,7 @@ from app.workflows.order_processing import (
     CLOSE_DECISIONS_BY_RECORD,
     FINISH_WITH_NOTICE,
     PAY_UNLESS_CANCELLED,
+    RETRY_INFRASTRUCTURE,
 )
 from app.workflows.runtime import build_runtime
 
@@ -226,7 +227,9 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
     today's code it still notifies and records the outcome as it did, and completes."""
     old = Engine(_order(15_000, approval_required=False), approve=None)
     completion = _recorded_without(
-        monkeypatch, old, {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
+        monkeypatch,
+        old,
+        {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE},
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -247,7 +250,7 @@ def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_sta
     process_payment, the patches it lacks stay off, and it completes the same."""
     old = Engine(_order(15_000, approval_required=False), approve=None)
     completion = _recorded_without(
-        monkeypatch, old, {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
+        monkeypatch, old, {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE}
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -274,6 +277,7 @@ def test_a_new_order_records_the_patches_it_started_with() -> None:
         FINISH_WITH_NOTICE,
         PAY_UNLESS_CANCELLED,
         CLOSE_DECISIONS_BY_RECORD,
+        RETRY_INFRASTRUCTURE,
     }
 
 
@@ -298,7 +302,9 @@ def test_an_order_waiting_before_close_decisions_replays_its_timeout_as_it_start
     history goes from the timer straight to the release. Today's code replays it without the
     new activity."""
     old = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
-    completion = _recorded_without(monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD})
+    completion = _recorded_without(
+        monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE}
+    )
 
     replayed = _replayed_by_todays_code(old)
 
