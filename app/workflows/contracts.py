@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 WORKFLOW_NAME: Final = "order_processing"
 APPROVAL_EVENT: Final = "manager_approval"
@@ -124,7 +131,10 @@ class StepStatus(BaseModel):
     @classmethod
     def decode(cls, raw: str) -> StepStatus:
         if raw.startswith("{"):
-            return cls.model_validate_json(raw)
+            try:
+                return cls.model_validate_json(raw)
+            except ValidationError:
+                pass  # not ours: shown as it is
         return cls(step=raw)
 
 
