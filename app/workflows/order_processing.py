@@ -116,10 +116,6 @@ INFRASTRUCTURE_ERRORS: dict[str, str] = {
 _ERROR_SHOWN_CHARS = 300
 
 
-class StepFailed(Exception):
-    """An activity failed for good: the workflow compensates, records the outcome, and ends."""
-
-
 class _Progress:
     """What the order has done that a failure would have to undo or keep (RETRY_INFRASTRUCTURE)."""
 
