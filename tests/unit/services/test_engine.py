@@ -177,3 +177,12 @@ async def test_a_bare_step_is_not_retrying() -> None:
 
     assert snapshot is not None
     assert (snapshot.step, snapshot.retrying) == ("done", None)
+
+
+async def test_a_custom_status_that_is_not_a_step_status_reads_as_it_is() -> None:
+    client = FakeClient(state=State(WorkflowStatus.RUNNING, serialized_custom_status="{odd"))
+
+    snapshot = await gateway(client).snapshot("o1")
+
+    assert snapshot is not None
+    assert (snapshot.step, snapshot.retrying) == ("{odd", None)
