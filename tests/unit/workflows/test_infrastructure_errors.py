@@ -12,6 +12,7 @@ import pytest
 from dapr.ext.workflow import TaskFailedError
 
 from app.errors import DependencyUnavailable, StoredStateConflict
+from app.services.order_records import OrderRecords
 from app.workflows.contracts import (
     ActivityName,
     InfrastructureRetry,
@@ -25,7 +26,16 @@ from app.workflows.order_processing import (
     FINISH_WITH_NOTICE,
     PAY_UNLESS_CANCELLED,
 )
-from tests.fixtures.workflow_driver import Script, ScriptedContext, WorkflowRun, run_workflow
+from tests.fixtures.fakes import InMemoryStateStore
+from tests.fixtures.shop import ORDER_ID, Shop
+from tests.fixtures.workflow_driver import (
+    ActivityCall,
+    Script,
+    ScriptedContext,
+    WorkflowRun,
+    run_with_activities,
+    run_workflow,
+)
 
 NOTIFY = ActivityName.NOTIFY
 RESERVE = ActivityName.RESERVE_INVENTORY
@@ -195,3 +205,37 @@ def test_an_order_started_before_the_patch_still_fails_as_it_did() -> None:
     with pytest.raises(TaskFailedError):
         run_workflow(order(), Script(failures={RESERVE: [STORE_DOWN]}), ctx)
     assert ctx.timers == []
+
+
+async def test_a_release_through_a_store_outage_leaves_nothing_held_and_the_outcome_recorded(
+    store: InMemoryStateStore,
+) -> None:
+    """The real activities over one store: the approval timer ends the order, and the store
+    refuses the release's writes for two rounds past the quick retries."""
+    shop = Shop(store)
+    order_input = await shop.place("cars", 4)
+    refusals = 2
+
+    async def store_away_at_release(ctx: ScriptedContext, call: ActivityCall) -> None:
+        nonlocal refusals
+        if call.name == RELEASE and refusals:
+            refusals -= 1
+            store.fail_next_saves = 1
+
+    async def timer(ctx: ScriptedContext) -> None:
+        ctx.timers[-1][1].complete(None)
+
+    run = await run_with_activities(
+        order_input,
+        shop.activities,
+        raised_events=shop.raised_events,
+        at_approval_wait=timer,
+        before_activity=store_away_at_release,
+    )
+
+    assert run.result == {"processed": False, "reason": "approval_timeout"}
+    assert run.context.activity_names.count(RELEASE) == 3
+    assert await shop.nothing_paid_or_held("cars")
+    record, _ = await OrderRecords(store).get(ORDER_ID)
+    assert record.outcome is not None
+    assert record.outcome.reason == "approval_timeout"
