@@ -16,6 +16,13 @@ class Settings(BaseSettings):
     # The quickstart's rule: orders above this total wait for a manager.
     approval_threshold: int = Field(default=50_000, ge=0)
     approval_timeout_seconds: float = Field(default=200.0, gt=0)
+    # A step of an order that the state store or the sidecar keeps failing (past the activity's
+    # quick retries, ~25 s) is tried again for this long, waiting from the first interval
+    # doubling to the longest between tries, before the order is compensated and ended
+    # step_failed. Fixed per order when it is accepted (it travels in the workflow's input).
+    infrastructure_retry_hours: float = Field(default=24.0, gt=0)
+    infrastructure_retry_first_interval_seconds: float = Field(default=10.0, gt=0)
+    infrastructure_retry_max_interval_seconds: float = Field(default=300.0, gt=0)
     # The manager endpoints' bearer token. Unset: read from `manager_token_file`, which is
     # created with a new token if it does not exist (app.manager_token); neither set, the
     # service refuses to start: no configuration lets anyone approve.

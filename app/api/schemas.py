@@ -46,6 +46,15 @@ class OrderResultOut(BaseModel):
     reason: str | None
 
 
+class RetryingOut(BaseModel):
+    """Why the order's step is being retried: the state store or the sidecar failed it."""
+
+    reason: str = Field(description="The error's name: `unavailable` (store or sidecar away)")
+    error: str = Field(description="The last attempt's error")
+    attempts: int = Field(description="Retry rounds so far")
+    since: datetime = Field(description="When the step first failed")
+
+
 class OrderOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -84,6 +93,11 @@ class OrderOut(BaseModel):
     )
     decided_by: str | None = Field(description="The approver named, or the token's role")
     decided_at: datetime | None
+    retrying: RetryingOut | None = Field(
+        default=None,
+        description="Set while the order waits to try its step again after the state store or "
+        "sidecar failed it (it keeps trying for INFRASTRUCTURE_RETRY_HOURS); null otherwise",
+    )
 
 
 class TimelineEntryOut(BaseModel):

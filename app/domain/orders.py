@@ -20,6 +20,7 @@ from app.workflows.contracts import (
     OrderOutcome,
     OrderResult,
     Reason,
+    Retrying,
     Step,
     WorkflowSnapshot,
 )
@@ -221,6 +222,8 @@ class Order:
     decision: DecisionKind | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
+    # Set while the workflow waits to try its step again (the store or sidecar failed it).
+    retrying: Retrying | None = None
 
 
 def _outcome(snapshot: WorkflowSnapshot | None) -> Outcome | None:
@@ -262,6 +265,7 @@ def order_view(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> Order:
         decision=record.decision.decision if record.decision else None,
         decided_by=record.decision.by if record.decision else None,
         decided_at=record.decision.at if record.decision else None,
+        retrying=snapshot.retrying if snapshot and not snapshot.finished else None,
     )
 
 

@@ -14,7 +14,7 @@ from opentelemetry import trace
 from pydantic import BaseModel
 
 from app.errors import DependencyUnavailable
-from app.workflows.contracts import FINISHED, WorkflowSnapshot, as_utc
+from app.workflows.contracts import FINISHED, StepStatus, WorkflowSnapshot, as_utc
 
 # A no-op unless tracing is installed (app.observability.tracing).
 _tracer = trace.get_tracer(__name__)
@@ -91,10 +91,13 @@ class DaprWorkflowGateway:
         if state is None:
             return None
         output = _json_or_none(state.serialized_output)
+        # set_custom_status(str) is stored as the string itself: the bare step, or the step and
+        # why it is retrying as JSON (StepStatus).
+        status = StepStatus.decode(state.serialized_custom_status or "")
         return WorkflowSnapshot(
             status=_STATUS_NAMES[state.runtime_status],
-            # set_custom_status(str) is stored as the bare string, not JSON.
-            step=state.serialized_custom_status or None,
+            step=status.step or None,
+            retrying=status.retrying,
             output=output if isinstance(output, dict) else None,
             # The SDK hands back naive datetimes that are in UTC.
             updated_at=None if state.last_updated_at is None else as_utc(state.last_updated_at),

@@ -50,6 +50,7 @@ from app.workflows.contracts import (
     CANCEL_EVENT,
     WORKFLOW_NAME,
     ApprovalDecision,
+    InfrastructureRetry,
     OrderInput,
     WorkflowSnapshot,
 )
@@ -274,6 +275,11 @@ class OrderService:
             total_cost=record.total_cost,
             approval_required=record.approval_required,
             approval_timeout_seconds=self._settings.approval_timeout_seconds,
+            infrastructure_retry=InfrastructureRetry(
+                budget_seconds=self._settings.infrastructure_retry_hours * 3600,
+                first_interval_seconds=self._settings.infrastructure_retry_first_interval_seconds,
+                max_interval_seconds=self._settings.infrastructure_retry_max_interval_seconds,
+            ),
         )
         # In flight before it is scheduled: a crash between the two leaves an entry the metrics
         # drop (no workflow, no record), never a running workflow nobody counts.

@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 WORKFLOW_NAME: Final = "order_processing"
 APPROVAL_EVENT: Final = "manager_approval"
@@ -73,7 +80,62 @@ Reason = Literal[
     "payment_failed",
     "inventory_update_failed",
     "cancelled",
+    # A step failed for good (an error that is not the store's or sidecar's absence, or that
+    # absence outlasting the retry budget): the order was compensated and ended.
+    "step_failed",
 ]
+
+
+class InfrastructureRetry(BaseModel):
+    """How the workflow retries a step whose activity failed because the state store or the
+    sidecar did not answer (DependencyUnavailable): with durable timers, from `first_interval`
+    doubling to `max_interval`, for `budget` in all, before it gives the step up. Part of the
+    workflow's input, so every replay of an order sees the values it was accepted with."""
+
+    budget_seconds: float = Field(default=24 * 3600.0, gt=0)
+    first_interval_seconds: float = Field(default=10.0, gt=0)
+    max_interval_seconds: float = Field(default=300.0, gt=0)
+
+
+class Retrying(BaseModel):
+    """Why the order's current step is being retried: shown on the order (`retrying`) while the
+    workflow waits to try the step again."""
+
+    # The error's stable name (app.errors: "unavailable" for the store's or sidecar's absence).
+    reason: str
+    # The last attempt's error, as the activity raised it (cut to a few hundred characters).
+    error: str
+    # Retry rounds so far (each after the activity's own quick retries were used up).
+    attempts: int
+    # When the step first failed, by the workflow's clock.
+    since: datetime
+
+    @field_validator("since")
+    @classmethod
+    def _in_utc(cls, moment: datetime) -> datetime:
+        return as_utc(moment)
+
+
+class StepStatus(BaseModel):
+    """The workflow's custom status: the step alone while all goes well (stored as the bare
+    string, as before), the step and why it is retrying (stored as JSON) while it waits."""
+
+    step: str
+    retrying: Retrying | None = None
+
+    def encode(self) -> str:
+        if self.retrying is None:
+            return self.step
+        return self.model_dump_json()
+
+    @classmethod
+    def decode(cls, raw: str) -> StepStatus:
+        if raw.startswith("{"):
+            try:
+                return cls.model_validate_json(raw)
+            except ValidationError:
+                pass  # not ours: shown as it is
+        return cls(step=raw)
 
 
 class OrderInput(BaseModel):
@@ -85,6 +147,9 @@ class OrderInput(BaseModel):
     total_cost: int
     approval_required: bool
     approval_timeout_seconds: float
+    # How long a step the state store or sidecar keeps failing is retried (None: the workflow's
+    # defaults; orders accepted before the setting existed have none).
+    infrastructure_retry: InfrastructureRetry | None = None
 
 
 class OrderResult(BaseModel):
@@ -183,6 +248,8 @@ class WorkflowSnapshot:
     step: str | None
     output: dict[str, Any] | None
     updated_at: datetime | None
+    # Set while the workflow waits to retry its step after the store or sidecar failed it.
+    retrying: Retrying | None = None
 
     @property
     def finished(self) -> bool:

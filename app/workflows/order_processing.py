@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from dapr.ext.workflow import RetryPolicy, TaskFailedError, when_any
 
+from app.errors import DependencyUnavailable
 from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
@@ -22,12 +23,15 @@ from app.workflows.contracts import (
     ActivityRequest,
     Completion,
     DecisionsClosing,
+    InfrastructureRetry,
     OrderInput,
     OrderOutcome,
     OrderResult,
     Reason,
+    Retrying,
     Step,
     StepEntry,
+    StepStatus,
 )
 
 
@@ -60,7 +64,8 @@ class WorkflowContext(Protocol):
     def is_patched(self, patch_name: str) -> bool: ...
 
 
-# Transient state-store or sidecar errors get retried; a real failure surfaces after ~30 s.
+# Transient state-store or sidecar errors get retried quietly by the SDK; after ~25 s the failure
+# reaches the workflow (and, behind RETRY_INFRASTRUCTURE, the workflow's own longer retry).
 ACTIVITY_RETRY = RetryPolicy(
     first_retry_interval=timedelta(seconds=1),
     max_number_of_attempts=6,
@@ -94,6 +99,38 @@ PAY_UNLESS_CANCELLED = "pay-unless-cancelled"
 # accepted (202) as the timer fired ended the order approval_timeout, and a cancel accepted as
 # the stock ran out ended it insufficient_inventory.
 CLOSE_DECISIONS_BY_RECORD = "close-decisions-by-record"
+# RETRY_INFRASTRUCTURE: a step whose activity failed because the state store or the sidecar did
+# not answer (DependencyUnavailable, once ACTIVITY_RETRY is used up) is tried again after a
+# durable timer, with backoff, for the order's retry budget (hours), the order showing its step
+# as retrying with the last error meanwhile; and an order that ends because a step failed for
+# good is compensated and its outcome recorded first (reason step_failed). Without it ~25 s of
+# store outage in any step but payment and stock commit ended the workflow FAILED with its stock
+# held and no outcome recorded.
+RETRY_INFRASTRUCTURE = "retry-infrastructure-errors"
+
+# The error kinds a retry can cure: the activity's exception class, as the failure reports it.
+INFRASTRUCTURE_ERRORS: dict[str, str] = {
+    DependencyUnavailable.__name__: DependencyUnavailable.error
+}
+# The last error as the order shows it: enough to tell a refused write from a lost connection.
+_ERROR_SHOWN_CHARS = 300
+
+
+class _Progress:
+    """What the order has done that a failure would have to undo or keep (RETRY_INFRASTRUCTURE)."""
+
+    def __init__(self) -> None:
+        # The payment was taken (and not refunded); the stock was sold; the outcome it was
+        # ending with when a step failed for good.
+        self.charged = False
+        self.committed = False
+        self.ending: Reason | None = None
+
+
+def retry_delay(policy: InfrastructureRetry, attempt: int) -> timedelta:
+    """The wait before retry round `attempt` (1, 2, ...): doubling, capped."""
+    seconds = policy.first_interval_seconds * 2 ** min(attempt - 1, 32)
+    return timedelta(seconds=min(seconds, policy.max_interval_seconds))
 
 
 def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
@@ -108,20 +145,65 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
     # The steps entered, with the workflow's own clock, kept on the order at the end (timeline).
     entered: list[StepEntry] = []
 
+    current: list[Step] = [Step.NOTIFYING]
+    progress = _Progress()
+
     def enter(step: Step) -> None:
+        current[0] = step
         ctx.set_custom_status(step)
         entered.append(StepEntry(step=step, at=ctx.current_utc_datetime))
 
-    def run(step: Step, activity: ActivityName, payload: ActivityRequest | None = None) -> Any:
+    # Asked once, first: an order started before a patch takes the old path on every replay.
+    finish_with_notice = ctx.is_patched(FINISH_WITH_NOTICE)
+    pay_unless_cancelled = ctx.is_patched(PAY_UNLESS_CANCELLED)
+    close_decisions_by_record = ctx.is_patched(CLOSE_DECISIONS_BY_RECORD)
+    retry_infrastructure = ctx.is_patched(RETRY_INFRASTRUCTURE)
+    retry_policy = order.infrastructure_retry or InfrastructureRetry()
+
+    def call(activity: ActivityName, payload: Any) -> Generator[Any, Any, Any]:
+        """The activity's result. Behind RETRY_INFRASTRUCTURE: while it fails because the store
+        or sidecar is away, wait (a durable timer) and call it again, showing the step as
+        retrying, until the order's retry budget is spent."""
+        task = ctx.call_activity(activity, input=payload, retry_policy=ACTIVITY_RETRY)
+        if not retry_infrastructure:
+            return (yield task)
+        since: datetime | None = None
+        attempts = 0
+        while True:
+            try:
+                return (yield task)
+            except TaskFailedError as failure:
+                reason = INFRASTRUCTURE_ERRORS.get(failure.details.error_type or "")
+                now = ctx.current_utc_datetime
+                since = since or now
+                budget = timedelta(seconds=retry_policy.budget_seconds)
+                if reason is None or now - since >= budget:
+                    raise
+                attempts += 1
+                retrying = Retrying(
+                    reason=reason,
+                    error=(failure.details.message or "")[:_ERROR_SHOWN_CHARS],
+                    attempts=attempts,
+                    since=since,
+                )
+                step = current[0]
+                ctx.set_custom_status(StepStatus(step=step, retrying=retrying).encode())
+                yield ctx.create_timer(retry_delay(retry_policy, attempts))
+                ctx.set_custom_status(step)
+                # Each round is one attempt: the backoff is the timer's (and the history grows
+                # by four events a round, not by the SDK policy's dozen).
+                task = ctx.call_activity(activity, input=payload)
+
+    def run(
+        step: Step, activity: ActivityName, payload: ActivityRequest | None = None
+    ) -> Generator[Any, Any, Any]:
         enter(step)
-        return ctx.call_activity(activity, input=payload or request, retry_policy=ACTIVITY_RETRY)
+        return (yield from call(activity, payload or request))
 
     def recorded_decision() -> Generator[Any, Any, str | None]:
         # An event is only a signal: what counts is the decision the service recorded on the
         # order (one per order, first wins). A forged or stray event finds none, or another.
-        decision = yield ctx.call_activity(
-            ActivityName.CHECK_DECISION, input=request, retry_policy=ACTIVITY_RETRY
-        )
+        decision = yield from call(ActivityName.CHECK_DECISION, request)
         return None if decision is None else str(decision)
 
     def cancelled() -> Generator[Any, Any, bool]:
@@ -133,12 +215,8 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         cancel = ctx.wait_for_external_event(CANCEL_EVENT)  # a stray cancel: keep listening
         return False
 
-    # Asked once, first: an order started before a patch takes the old path on every replay.
-    finish_with_notice = ctx.is_patched(FINISH_WITH_NOTICE)
-    pay_unless_cancelled = ctx.is_patched(PAY_UNLESS_CANCELLED)
-    close_decisions_by_record = ctx.is_patched(CLOSE_DECISIONS_BY_RECORD)
-
     def finish(reason: Reason | None, notice: str | None = None) -> Steps:
+        progress.ending = reason
         # The outcome goes onto the order record before the workflow ends: the engine purges
         # finished histories (retention policy), the order's answer must not change when it does.
         enter(Step.DONE)
@@ -150,15 +228,9 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
             steps=entered,
         )
         if finish_with_notice:
-            yield ctx.call_activity(
-                ActivityName.FINISH_ORDER,
-                input=Completion(outcome=outcome, notice=notice),
-                retry_policy=ACTIVITY_RETRY,
-            )
+            yield from call(ActivityName.FINISH_ORDER, Completion(outcome=outcome, notice=notice))
         else:
-            yield ctx.call_activity(
-                ActivityName.RECORD_OUTCOME, input=outcome, retry_policy=ACTIVITY_RETRY
-            )
+            yield from call(ActivityName.RECORD_OUTCOME, outcome)
         return OrderResult(processed=reason is None, reason=reason)
 
     def closed_to_decisions(reason: Reason) -> Generator[Any, Any, Reason | None]:
@@ -166,16 +238,26 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
         recorded first, what that decision says (None: approved, go on)."""
         if not close_decisions_by_record:
             return reason
-        decision = yield ctx.call_activity(
-            ActivityName.CLOSE_DECISIONS,
-            input=DecisionsClosing(order_id=order.order_id, reason=reason),
-            retry_policy=ACTIVITY_RETRY,
+        decision = yield from call(
+            ActivityName.CLOSE_DECISIONS, DecisionsClosing(order_id=order.order_id, reason=reason)
         )
         return reason if decision is None else DECIDED[decision]
 
     def give_up(reason: Reason) -> Steps:
-        yield run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
+        progress.ending = reason
+        yield from run(Step.RELEASING, ActivityName.RELEASE_INVENTORY)
         return (yield from finish(reason))
+
+    def compensate() -> Steps:
+        """After a step failed for good: the order's payment refunded if it was taken and its
+        stock not sold, its hold released (both idempotent: no-ops when nothing is owed), and
+        its outcome recorded: the outcome it was ending with, or step_failed. A step failing
+        here too ends the workflow FAILED (the store has been away for the whole budget)."""
+        if progress.committed:
+            return (yield from finish(None))
+        if progress.charged:
+            yield from run(Step.REFUNDING, ActivityName.REFUND_PAYMENT)
+        return (yield from give_up(progress.ending or "step_failed"))
 
     def await_approval() -> Generator[Any, Any, Reason | None]:
         """None when approved; otherwise why not."""
@@ -196,53 +278,71 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
             else:
                 cancel = ctx.wait_for_external_event(CANCEL_EVENT)
 
-    yield run(
-        Step.NOTIFYING,
-        ActivityName.NOTIFY,
-        request.model_copy(update={"message": f"received order of {order.quantity} {order.item}"}),
-    )
-    if (yield from cancelled()):
-        return (yield from finish("cancelled"))
+    def steps() -> Steps:
+        yield from run(
+            Step.NOTIFYING,
+            ActivityName.NOTIFY,
+            request.model_copy(
+                update={"message": f"received order of {order.quantity} {order.item}"}
+            ),
+        )
+        if (yield from cancelled()):
+            return (yield from finish("cancelled"))
 
-    reserved = yield run(Step.RESERVING, ActivityName.RESERVE_INVENTORY)
-    if not reserved:
-        # Nothing is held. A cancel or rejection recorded first is the outcome; an approval
-        # cannot make up for the stock.
-        why = yield from closed_to_decisions("insufficient_inventory")
-        return (yield from finish(why or "insufficient_inventory"))
-    if (yield from cancelled()):
-        return (yield from give_up("cancelled"))
+        reserved = yield from run(Step.RESERVING, ActivityName.RESERVE_INVENTORY)
+        if not reserved:
+            # Nothing is held. A cancel or rejection recorded first is the outcome; an approval
+            # cannot make up for the stock.
+            why = yield from closed_to_decisions("insufficient_inventory")
+            return (yield from finish(why or "insufficient_inventory"))
+        if (yield from cancelled()):
+            return (yield from give_up("cancelled"))
 
-    if order.approval_required:
-        yield run(Step.REQUESTING_APPROVAL, ActivityName.REQUEST_APPROVAL)
-        refused = yield from await_approval()
-        if refused is not None:
-            return (yield from give_up(refused))
+        if order.approval_required:
+            yield from run(Step.REQUESTING_APPROVAL, ActivityName.REQUEST_APPROVAL)
+            refused = yield from await_approval()
+            if refused is not None:
+                return (yield from give_up(refused))
 
-    payment = (
-        ActivityName.PAY_UNLESS_CANCELLED if pay_unless_cancelled else ActivityName.PROCESS_PAYMENT
-    )
+        payment = (
+            ActivityName.PAY_UNLESS_CANCELLED
+            if pay_unless_cancelled
+            else ActivityName.PROCESS_PAYMENT
+        )
+        try:
+            paid = yield from run(Step.PROCESSING_PAYMENT, payment)
+        except TaskFailedError:
+            return (yield from give_up("payment_failed"))
+        if pay_unless_cancelled and not paid:
+            # A cancel was recorded before the payment could start: it is the outcome. (Its event
+            # may not have arrived yet; the record is what counts.)
+            return (yield from give_up("cancelled"))
+        progress.charged = True
+
+        try:
+            yield from run(Step.UPDATING_INVENTORY, ActivityName.COMMIT_INVENTORY)
+        except TaskFailedError:
+            progress.ending = "inventory_update_failed"
+            yield from run(Step.REFUNDING, ActivityName.REFUND_PAYMENT)
+            progress.charged = False
+            return (yield from give_up("inventory_update_failed"))
+
+        progress.committed = True
+        completed = f"order of {order.quantity} {order.item} completed"
+        if finish_with_notice:
+            return (yield from finish(None, notice=completed))
+        yield from run(
+            Step.NOTIFYING_COMPLETION,
+            ActivityName.NOTIFY,
+            request.model_copy(update={"message": completed}),
+        )
+        return (yield from finish(None))
+
+    if not retry_infrastructure:
+        return (yield from steps())
     try:
-        paid = yield run(Step.PROCESSING_PAYMENT, payment)
+        return (yield from steps())
     except TaskFailedError:
-        return (yield from give_up("payment_failed"))
-    if pay_unless_cancelled and not paid:
-        # A cancel was recorded before the payment could start: it is the outcome. (Its event
-        # may not have arrived yet; the record is what counts.)
-        return (yield from give_up("cancelled"))
-
-    try:
-        yield run(Step.UPDATING_INVENTORY, ActivityName.COMMIT_INVENTORY)
-    except TaskFailedError:
-        yield run(Step.REFUNDING, ActivityName.REFUND_PAYMENT)
-        return (yield from give_up("inventory_update_failed"))
-
-    completed = f"order of {order.quantity} {order.item} completed"
-    if finish_with_notice:
-        return (yield from finish(None, notice=completed))
-    yield run(
-        Step.NOTIFYING_COMPLETION,
-        ActivityName.NOTIFY,
-        request.model_copy(update={"message": completed}),
-    )
-    return (yield from finish(None))
+        # A step failed for good. Undo what is still owed, then record how the order ended, so
+        # the order neither holds stock nor answers PENDING once the engine purges its history.
+        return (yield from compensate())

@@ -34,8 +34,9 @@ from tests.fixtures.waiting import eventually
 ORDERS = 3
 QUANTITY = 3
 # Refusals of each order's payment write seen before the writes come back: the first run of the
-# activity and at least one retry (the workflow's retry policy waits 1 s, then 2, 4, 8, 10: the
-# fault must end within those ~25 s, or the order gives up as payment_failed).
+# activity and at least one retry (the activity's retry policy waits 1 s, then 2, 4, 8, 10; a
+# fault that outlasts those ~25 s keeps the order waiting in the workflow's own retry rounds,
+# tests/integration/test_store_outage.py).
 REFUSALS = 2
 
 

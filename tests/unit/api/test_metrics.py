@@ -134,6 +134,7 @@ async def test_every_known_outcome_and_decision_is_reported_from_zero(api: Api) 
         "payment_failed",
         "inventory_update_failed",
         "cancelled",
+        "step_failed",
     }
     assert value(text, "orders_finished_total", outcome="processed") == 0
     assert label_values(text, "orders_decisions_total", "decision") == {

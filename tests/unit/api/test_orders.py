@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from app.main import MAX_BODY_BYTES
-from app.workflows.contracts import APPROVAL_EVENT, CANCEL_EVENT, Step
+from app.workflows.contracts import APPROVAL_EVENT, CANCEL_EVENT, Retrying, Step
 from tests.fixtures.api import Api, assert_error
 
 BIG_ORDER = {"item": "cars", "quantity": 4}  # 60,000: above the threshold
@@ -203,6 +204,30 @@ async def test_get_returns_the_order(api: Api) -> None:
         "RUNNING",
         "awaiting_approval",
     )
+
+
+async def test_get_of_an_order_whose_step_is_retried_shows_why(api: Api) -> None:
+    await place(api, "o1")
+    since = datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+    retrying = Retrying(reason="unavailable", error="state write failed", attempts=3, since=since)
+    api.workflows.set("o1", "RUNNING", Step.RESERVING, retrying=retrying)
+
+    body = (await api.client.get("/orders/o1")).json()
+
+    assert body["step"] == "reserving_inventory"
+    assert body["retrying"] == {
+        "reason": "unavailable",
+        "error": "state write failed",
+        "attempts": 3,
+        "since": "2026-12-07T16:00:00Z",
+    }
+
+
+async def test_get_of_an_order_going_well_shows_no_retrying(api: Api) -> None:
+    await place(api, "o1")
+    api.workflows.set("o1", "RUNNING", Step.RESERVING)
+
+    assert (await api.client.get("/orders/o1")).json()["retrying"] is None
 
 
 async def test_get_of_a_completed_order_shows_its_result(api: Api) -> None:

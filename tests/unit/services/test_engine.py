@@ -13,7 +13,7 @@ from dapr.ext.workflow import WorkflowStatus
 
 from app.errors import DependencyUnavailable
 from app.services.engine import DaprWorkflowGateway
-from app.workflows.contracts import OrderInput
+from app.workflows.contracts import OrderInput, Retrying, StepStatus
 
 
 class RpcError(grpc.RpcError):
@@ -154,3 +154,35 @@ async def test_an_event_the_engine_refuses_is_unavailable() -> None:
 
     with pytest.raises(DependencyUnavailable, match="could not deliver manager_approval to o1"):
         await gateway(client).raise_event("o1", "manager_approval", {"approval": True})
+
+
+async def test_a_step_being_retried_reads_as_the_step_and_why() -> None:
+    retrying = Retrying(
+        reason="unavailable", error="connection refused", attempts=2, since=datetime(2026, 12, 7)
+    )
+    custom = StepStatus(step="reserving_inventory", retrying=retrying).encode()
+    client = FakeClient(state=State(WorkflowStatus.RUNNING, serialized_custom_status=custom))
+
+    snapshot = await gateway(client).snapshot("o1")
+
+    assert snapshot is not None
+    assert snapshot.step == "reserving_inventory"
+    assert snapshot.retrying == retrying
+
+
+async def test_a_bare_step_is_not_retrying() -> None:
+    client = FakeClient(state=State(WorkflowStatus.RUNNING, serialized_custom_status="done"))
+
+    snapshot = await gateway(client).snapshot("o1")
+
+    assert snapshot is not None
+    assert (snapshot.step, snapshot.retrying) == ("done", None)
+
+
+async def test_a_custom_status_that_is_not_a_step_status_reads_as_it_is() -> None:
+    client = FakeClient(state=State(WorkflowStatus.RUNNING, serialized_custom_status="{odd"))
+
+    snapshot = await gateway(client).snapshot("o1")
+
+    assert snapshot is not None
+    assert (snapshot.step, snapshot.retrying) == ("{odd", None)

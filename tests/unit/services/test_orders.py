@@ -133,9 +133,34 @@ async def test_create_schedules_one_workflow_with_the_order_input(
                 "total_cost": 60_000,
                 "approval_required": True,
                 "approval_timeout_seconds": TIMEOUT_SECONDS,
+                # The defaults: a day of retries, 10 s doubling to 5 min between them.
+                "infrastructure_retry": {
+                    "budget_seconds": 86_400.0,
+                    "first_interval_seconds": 10.0,
+                    "max_interval_seconds": 300.0,
+                },
             },
         )
     ]
+
+
+async def test_the_infrastructure_retry_budget_comes_from_settings(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway
+) -> None:
+    settings = Settings(
+        infrastructure_retry_hours=0.5,
+        infrastructure_retry_first_interval_seconds=1,
+        infrastructure_retry_max_interval_seconds=4,
+    )
+    service = OrderService(store, gateway, settings)
+
+    await service.create("cars", 1, "o1")
+
+    assert gateway.scheduled[0][2]["infrastructure_retry"] == {
+        "budget_seconds": 1800.0,
+        "first_interval_seconds": 1.0,
+        "max_interval_seconds": 4.0,
+    }
 
 
 async def test_create_without_an_id_generates_one(

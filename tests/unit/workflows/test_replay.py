@@ -19,12 +19,21 @@ from dapr.ext.workflow._durabletask import worker as durable_worker
 from dapr.ext.workflow._durabletask.internal import helpers
 from dapr.ext.workflow._durabletask.internal import protos as pb
 
+from app.errors import DependencyUnavailable
 from app.workflows.activities import OrderActivities
-from app.workflows.contracts import APPROVAL_EVENT, WORKFLOW_NAME, ActivityName, OrderInput, Step
+from app.workflows.contracts import (
+    APPROVAL_EVENT,
+    WORKFLOW_NAME,
+    ActivityName,
+    OrderInput,
+    Step,
+    StepStatus,
+)
 from app.workflows.order_processing import (
     CLOSE_DECISIONS_BY_RECORD,
     FINISH_WITH_NOTICE,
     PAY_UNLESS_CANCELLED,
+    RETRY_INFRASTRUCTURE,
 )
 from app.workflows.runtime import build_runtime
 
@@ -57,8 +66,16 @@ def _timer_created(action: pb.WorkflowAction) -> pb.HistoryEvent:
 class Engine:
     """Records history the way daprd does and answers what the workflow asks for."""
 
-    def __init__(self, order: OrderInput, approve: bool | None, time_out: bool = False) -> None:
+    def __init__(
+        self,
+        order: OrderInput,
+        approve: bool | None,
+        time_out: bool = False,
+        failures: dict[str, int] | None = None,
+    ) -> None:
         self.history: list[pb.HistoryEvent] = []
+        # Activity name -> how many of its first runs fail because the store is away.
+        self.failures = dict(failures or {})
         # time_out: no manager answers; the approval timer fires instead.
         self.time_out = time_out
         self._timers: list[pb.WorkflowAction] = []
@@ -91,7 +108,7 @@ class Engine:
         return results
 
     def run(self) -> pb.CompleteWorkflowAction:
-        for _ in range(50):
+        for _ in range(80):
             results = self.turn()
             for action in results.actions:
                 if action.HasField("completeWorkflow"):
@@ -101,6 +118,8 @@ class Engine:
                 elif action.HasField("createTimer"):
                     self.history.append(_timer_created(action))
                     self._timers.append(action)
+                    if self._is_backoff(action):
+                        self._fire(action)  # it fires, in the next turn
             if self.statuses[-1] == Step.AWAITING_APPROVAL and not self._event_sent:
                 self._event_sent = True
                 if self.time_out:
@@ -113,7 +132,19 @@ class Engine:
                 self._new.append(
                     helpers.new_event_raised_event(APPROVAL_EVENT, json.dumps(payload))
                 )
-        raise AssertionError("the workflow did not complete within 50 turns")
+        raise AssertionError("the workflow did not complete within 80 turns")
+
+    def _is_backoff(self, timer: pb.WorkflowAction) -> bool:
+        """A retry's wait: the SDK's (activityRetry) or the workflow's own, created while it
+        shows the step retrying. Not an event wait's timer, nor the approval timer."""
+        origin = timer.createTimer.WhichOneof("origin")
+        return origin == "activityRetry" or (
+            origin == "createTimer" and self.statuses[-1].startswith("{")
+        )
+
+    def _fire(self, timer: pb.WorkflowAction) -> None:
+        fired = pb.TimerFiredEvent(fireAt=timer.createTimer.fireAt, timerId=timer.id)
+        self._new.append(pb.HistoryEvent(eventId=-1, timerFired=fired))
 
     def _answer_activity(self, action: pb.WorkflowAction) -> None:
         task = action.scheduleTask
@@ -122,6 +153,13 @@ class Engine:
         self.history.append(
             helpers.new_task_scheduled_event(action.id, task.name, task.input.value)
         )
+        if self.failures.get(task.name, 0) > 0:
+            self.failures[task.name] -= 1
+            away = DependencyUnavailable(
+                f"state write of {task.name} failed: 500 connection refused"
+            )
+            self._new.append(helpers.new_task_failed_event(action.id, away))
+            return
         result = None
         if task.name in (ActivityName.RESERVE_INVENTORY, ActivityName.PAY_UNLESS_CANCELLED):
             result = json.dumps(True)  # reserved; paid (no cancel recorded)
@@ -226,7 +264,9 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
     today's code it still notifies and records the outcome as it did, and completes."""
     old = Engine(_order(15_000, approval_required=False), approve=None)
     completion = _recorded_without(
-        monkeypatch, old, {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
+        monkeypatch,
+        old,
+        {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE},
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -247,7 +287,7 @@ def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_sta
     process_payment, the patches it lacks stay off, and it completes the same."""
     old = Engine(_order(15_000, approval_required=False), approve=None)
     completion = _recorded_without(
-        monkeypatch, old, {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD}
+        monkeypatch, old, {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE}
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -274,6 +314,7 @@ def test_a_new_order_records_the_patches_it_started_with() -> None:
         FINISH_WITH_NOTICE,
         PAY_UNLESS_CANCELLED,
         CLOSE_DECISIONS_BY_RECORD,
+        RETRY_INFRASTRUCTURE,
     }
 
 
@@ -298,7 +339,9 @@ def test_an_order_waiting_before_close_decisions_replays_its_timeout_as_it_start
     history goes from the timer straight to the release. Today's code replays it without the
     new activity."""
     old = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
-    completion = _recorded_without(monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD})
+    completion = _recorded_without(
+        monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE}
+    )
 
     replayed = _replayed_by_todays_code(old)
 
@@ -306,3 +349,41 @@ def test_an_order_waiting_before_close_decisions_replays_its_timeout_as_it_start
     assert _completions(replayed) == [completion]
     assert json.loads(completion.result.value) == {"processed": False, "reason": "approval_timeout"}
     assert set(replayed.patches or ()) == {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED}
+
+
+# ACTIVITY_RETRY's six attempts, then the workflow's own rounds: the first two fail, the third
+# reserves.
+_OUTAGE = {ActivityName.RESERVE_INVENTORY: 8}
+
+
+def test_a_store_outage_past_the_quick_retries_is_retried_through_the_sdk_executor() -> None:
+    engine = Engine(_order(15_000, approval_required=False), approve=None, failures=_OUTAGE)
+
+    completion = engine.run()
+
+    assert json.loads(completion.result.value) == {"processed": True, "reason": None}
+    names = [name for name, _ in engine.scheduled]
+    assert names.count(ActivityName.RESERVE_INVENTORY) == 9
+    retrying = [StepStatus.decode(status) for status in engine.statuses if status.startswith("{")]
+    assert [(s.step, s.retrying and s.retrying.attempts) for s in retrying] == [
+        (Step.RESERVING, 1),
+        (Step.RESERVING, 2),
+        (Step.RESERVING, 3),
+    ]
+    assert _completions(_replayed_by_todays_code(engine)) == [completion]
+
+
+def test_an_order_started_before_retry_infrastructure_fails_on_an_outage_as_it_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recorded by a worker without the patch: the outage ends it FAILED after the quick
+    retries, and today's code replays that history to the same failure, without a retry round."""
+    old = Engine(_order(15_000, approval_required=False), approve=None, failures=_OUTAGE)
+    completion = _recorded_without(monkeypatch, old, {RETRY_INFRASTRUCTURE})
+
+    replayed = _replayed_by_todays_code(old)
+
+    assert completion.workflowStatus == pb.ORCHESTRATION_STATUS_FAILED
+    assert [name for name, _ in old.scheduled].count(ActivityName.RESERVE_INVENTORY) == 6
+    assert _completions(replayed) == [completion]
+    assert RETRY_INFRASTRUCTURE not in (replayed.patches or ())
