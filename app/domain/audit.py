@@ -253,6 +253,9 @@ def visible_reason(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> st
         return "a manager's action waits for delivery"
     if snapshot is not None and snapshot.status == "SUSPENDED":
         return "its workflow is suspended"
+    if snapshot is not None and snapshot.retrying is not None:
+        # The store or sidecar failed its step; the order shows it (`retrying`) and goes on.
+        return f"its step is being retried ({snapshot.retrying.reason})"
     return None
 
 

@@ -15,7 +15,7 @@ from app.services.inventory import InventoryService
 from app.services.order_records import OrderRecords
 from app.services.orders import OrderService
 from app.services.payments import PaymentLedger
-from app.workflows.contracts import OrderOutcome, Reason, WorkflowSnapshot
+from app.workflows.contracts import OrderOutcome, Reason, Retrying, WorkflowSnapshot
 from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
 
 START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -379,6 +379,21 @@ async def test_a_late_order_whose_decision_waits_for_delivery_is_not_reported(
     shop.now = START + timedelta(seconds=APPROVAL_TIMEOUT + GRACE + 1)
 
     assert (await shop.audit()).ok
+
+
+async def test_a_late_order_whose_step_is_being_retried_is_not_reported(shop: Shop) -> None:
+    stalled = await shop.place("stalled")
+    shop.workflows.set(
+        stalled,
+        "RUNNING",
+        "reserving_inventory",
+        retrying=Retrying(reason="unavailable", error="NOPERM", attempts=3, since=START),
+    )
+    shop.now = START + timedelta(seconds=GRACE + 1)
+
+    assert (await shop.audit()).ok
+    shop.workflows.set(stalled, "RUNNING", "reserving_inventory")  # no reason shown any more
+    assert [v.order_id for v in found(await shop.audit(), "unfinished")] == ["stalled"]
 
 
 async def test_an_order_whose_workflow_ended_without_an_outcome_is_reported(shop: Shop) -> None:
