@@ -123,6 +123,15 @@ class OrderRecords:
             record.decision is None and record.decisions_closed is None and record.outcome is None
         )
 
+    async def payment_started(self, order_id: str) -> bool:
+        """Whether the order's payment has started (its point of no return); False for an order
+        without a record, which has not got that far."""
+        try:
+            record, _ = await self.get(order_id)
+        except NotFound:
+            return False
+        return record.payment_started
+
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""
         record, _ = await self.get(order_id)

@@ -19,6 +19,7 @@ import pytest
 from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import ComposeProject
 from tests.compose.test_faults import assert_invariant, ledger
+from tests.fixtures.audit import audit_api
 from tests.fixtures.faults import retrying
 from tests.fixtures.orders import create, new_id, wait_for_step, wait_until_finished
 from tests.fixtures.readme import walk_through_approval
@@ -104,5 +105,7 @@ async def test_losing_one_replica_loses_no_order(
         assert paid[order_id]["status"] == "paid", paid.get(order_id)
     for item in ("cars", "computers"):
         assert assert_invariant(replicas, item)["reserved"] == 0
+    audited = await audit_api(proxy, MANAGER)
+    assert audited["ok"] is True, audited
     for service, pid in killed.items():  # the restart policy brought the replica back
         replicas.wait_restarted(service, pid)

@@ -23,6 +23,7 @@ import pytest
 from devstack.replicas import Replica
 from devstack.settings import APP_ID
 from devstack.stack import Stack, http_json
+from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import MANAGER, RECOVERY_SECONDS, ledger
 from tests.fixtures.metrics import samples
 from tests.fixtures.orders import (
@@ -373,6 +374,7 @@ async def test_losing_a_replica_loses_no_order_and_it_takes_work_again_when_back
         assert paid[order_id]["status"] == "paid", paid.get(order_id)
     for item in ("cars", "paperclip"):
         assert assert_invariant(stack, item)["reserved"] == 0
+    await assert_audit_clean(api, stack)
 
     # The replica is back in service (waited for above): the proxy sends it requests, placement
     # sends it work.
