@@ -43,7 +43,7 @@ tools: deps
 # Local stand-ins for the compose files' images, for machines without registry access
 # (Dapr's from the binaries `make dapr` builds, which it builds itself if need be). Prints the
 # exports that select them and nothing else on standard output (all progress goes to standard
-# error): eval "$$(make -s images)"; docker compose up --build
+# error): eval "$$(make -s images)" && docker-compose up --build
 # OBSERVABILITY=true adds docker-compose.observability.yml's Prometheus and Jaeger images
 # (Jaeger built from its Go module first: several minutes cold).
 images: deps

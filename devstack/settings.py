@@ -139,6 +139,15 @@ class StackSettings(BaseSettings):
             return self.data_dir / "observability" / "daprd-config.yaml"
         return ROOT / "config" / "daprd-config.yaml"
 
+    @classmethod
+    def port_variables(cls) -> list[str]:
+        """The environment variable of every port setting, in field order (to move them all)."""
+        return [
+            str(field.validation_alias)
+            for name, field in cls.model_fields.items()
+            if name.endswith("_port")
+        ]
+
     def ports(self) -> dict[str, int]:
         """Every port the stack binds, keyed by the environment variable that moves it (the
         observability ports only when it is on)."""

@@ -99,11 +99,8 @@ def isolated_settings(data_dir: Path, **overrides: object) -> StackSettings:
     """Settings for a second, private stack: every port free right now, data in `data_dir`,
     and any other settings by their variable names (`ORDER_HISTORY_RETENTION_SECONDS=5`).
     Used by the integration tests and the benchmark so they never collide with `make run`."""
-    fields = [name for name in StackSettings.model_fields if name.endswith("_port")]
-    ports = dict(zip(fields, free_ports(len(fields)), strict=True))
-    aliases: dict[str, object] = {
-        str(StackSettings.model_fields[name].validation_alias): port for name, port in ports.items()
-    }
+    variables = StackSettings.port_variables()
+    aliases: dict[str, object] = dict(zip(variables, free_ports(len(variables)), strict=True))
     replicas = int(str(overrides.get("REPLICAS", 1)))
     aliases["REPLICA_PORT_BASE"] = free_port_block(replica_block_size(replicas))
     return StackSettings.model_validate({**aliases, "STACK_DATA_DIR": str(data_dir), **overrides})

@@ -32,11 +32,7 @@ def major_minor(version: str) -> str:
 
 def isolated_settings(tmp_path: Path, **overrides: int) -> StackSettings:
     """Every port free right now (then the overrides), data in a temporary folder."""
-    aliases = [
-        str(field.validation_alias)
-        for name, field in StackSettings.model_fields.items()
-        if name.endswith("_port")
-    ]
+    aliases = StackSettings.port_variables()
     ports: dict[str, object] = dict(zip(aliases, free_ports(len(aliases)), strict=True))
     return StackSettings.model_validate(
         {**ports, **overrides, "STACK_DATA_DIR": str(tmp_path / "data")}

@@ -20,11 +20,7 @@ from devstack.stack import WORKFLOW_ACTOR_TYPES, Stack, free_ports, workflow_eng
 
 
 def settings(tmp_path: Path, **values: Any) -> StackSettings:
-    aliases = [
-        str(field.validation_alias)
-        for name, field in StackSettings.model_fields.items()
-        if name.endswith("_port")
-    ]
+    aliases = StackSettings.port_variables()
     ports: dict[str, Any] = dict(zip(aliases, free_ports(len(aliases)), strict=True))
     return StackSettings.model_validate(
         {**ports, **values, "STACK_DATA_DIR": str(tmp_path / "data")}
