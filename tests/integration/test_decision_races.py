@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
+from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import MANAGER, ledger
 from tests.fixtures.orders import (
     assert_invariant,
@@ -141,6 +142,7 @@ async def race(
     assert not {t.order_id for t in tries} & set(stock["held"]), stock
     sales = sum(fates[t.status].paid for t in tries)
     assert stock["sold"] - sold_before == quantity * sales, (stock, sales)
+    await assert_audit_clean(api, stack)
     return tries
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
+from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import MANAGER, ledger
 from tests.fixtures.orders import assert_invariant, create, wait_for_step, wait_until_finished
 from tests.fixtures.stack import api_client, private_stack
@@ -89,6 +90,7 @@ async def test_racing_decisions_record_one_and_the_order_follows_it(
         )
         assert (order_id in paid) == (won == "approved")
     assert assert_invariant(decision_stack, "cars")["reserved"] == 0
+    await assert_audit_clean(api, decision_stack)
 
 
 async def test_the_sidecar_refuses_calls_without_the_token(decision_stack: Stack) -> None:

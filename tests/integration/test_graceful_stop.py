@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import Stack
+from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import wait_ready
 from tests.fixtures.orders import wait_until_finished
 from tests.fixtures.stack import api_client, private_stack
@@ -68,3 +69,4 @@ async def test_sigterm_waits_for_a_create_its_request_gave_up_on(stopping_stack:
         assert done["result"] == {"processed": True, "reason": None}
         listed = (await api.get("/orders", params={"limit": 100})).json()["orders"]
         assert [o["order_id"] for o in listed].count("stop-1") == 1
+        await assert_audit_clean(api, stack)

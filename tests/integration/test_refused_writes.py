@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
+from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import (
     MANAGER,
     RECOVERY_SECONDS,
@@ -94,6 +95,7 @@ async def test_refused_payment_writes_hold_orders_at_payment_until_they_are_take
     stock = assert_invariant(refusing_stack, "computers")
     assert stock["sold"] - sold_before == ORDERS * QUANTITY, stock
     assert stock["reserved"] == 0, stock
+    await assert_audit_clean(api, refusing_stack)
 
 
 async def test_a_refused_listing_write_fails_the_create_and_its_retry_lists_the_order(
@@ -121,6 +123,7 @@ async def test_a_refused_listing_write_fails_the_create_and_its_retry_lists_the_
     assert order_id in [o["order_id"] for o in listed.json()["orders"]], listed.text
     done = await wait_until_finished(api, order_id, RECOVERY_SECONDS)
     assert done["result"] == {"processed": True, "reason": None}
+    await assert_audit_clean(api, refusing_stack)
 
 
 async def test_a_refused_stock_write_is_a_503_not_a_lost_race(
@@ -137,3 +140,4 @@ async def test_a_refused_stock_write_is_a_503_not_a_lost_race(
 
     taken = await refusing_api.post("/inventory/restock", json=restock, headers=MANAGER)
     assert taken.status_code == 200, taken.text
+    await assert_audit_clean(refusing_api, refusing_stack)

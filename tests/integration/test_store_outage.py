@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
+from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import MANAGER, RECOVERY_SECONDS, ledger, wait_ready, writes_refused
 from tests.fixtures.orders import assert_invariant, create, new_id, order, wait_until_finished
 from tests.fixtures.stack import api_client, private_stack
@@ -101,6 +102,7 @@ async def test_a_reserve_the_store_refuses_past_the_old_window_shows_retrying_th
     assert done["retrying"] is None
     assert ledger(outage_stack)[order_id]["status"] == "paid"
     nothing_held(outage_stack)
+    await assert_audit_clean(api, outage_stack)
 
 
 async def test_orders_outlast_a_frozen_store_and_finish_with_nothing_held(
@@ -124,3 +126,4 @@ async def test_orders_outlast_a_frozen_store_and_finish_with_nothing_held(
     paid = ledger(outage_stack)
     assert [paid[order_id]["status"] for order_id in ids] == ["paid"] * len(ids)
     nothing_held(outage_stack)
+    await assert_audit_clean(api, outage_stack)
