@@ -16,7 +16,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,7 +30,7 @@ from tests.fixtures.newcomer import (
     Newcomer,
     environment_of,
     fresh_copy,
-    newcomer_env,
+    newcomer_envs,
     processes_of,
 )
 from tests.fixtures.pythons import interpreter, supported_versions
@@ -39,18 +41,75 @@ pytestmark = pytest.mark.newcomer
 # A cold install of the lock takes 1-2.5 min on 2 busy cores; the stack then starts in ~20 s.
 READY_SECONDS = 600.0
 STOP_SECONDS = 90.0
+UNIT_SECONDS = 600.0
 
 
-@pytest.fixture(scope="module", params=supported_versions(), ids=lambda version: f"python{version}")
-def newcomer(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Newcomer]:
-    """One fresh copy per Python version, shared by the version's tests (its venv is made by
-    the first one that runs make)."""
-    version: str = request.param
-    clone = fresh_copy(tmp_path_factory.mktemp(f"newcomer-{version}") / "order-processor")
-    yield Newcomer(clone, interpreter(version), newcomer_env())
-    shutil.rmtree(clone, ignore_errors=True)  # a venv is ~400 MB; three per run add up
+@pytest.fixture(scope="module")
+def journeys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Journey]]]:
+    """Every supported Python's journey at once, one thread each: a fresh copy, `make run`
+    and the walkthrough, then (other versions) the unit tests. Each is mostly waiting on its
+    own processes (pip, the stack, pytest), so side by side they take about half the time of
+    one after another; each copy has its own block of ports."""
+    versions = supported_versions()
+    newcomers = {
+        version: Newcomer(
+            fresh_copy(tmp_path_factory.mktemp(f"newcomer-{version}") / "order-processor"),
+            interpreter(version),
+            env,
+        )
+        for version, env in zip(versions, newcomer_envs(len(versions)), strict=True)
+    }
+    with ThreadPoolExecutor(max_workers=len(versions)) as pool:
+        yield {version: pool.submit(journey, newcomer) for version, newcomer in newcomers.items()}
+    for newcomer in newcomers.values():
+        shutil.rmtree(newcomer.clone, ignore_errors=True)  # a venv is ~400 MB; three add up
+
+
+@dataclass
+class Journey:
+    """How one Python's journey went: None where a part passed, else what it raised."""
+
+    make_run: BaseException | None
+    unit_tests: BaseException | None
+
+
+def journey(newcomer: Newcomer) -> Journey:
+    return Journey(
+        make_run=_raised(lambda: make_run_serves_the_walkthrough(newcomer)),
+        unit_tests=_raised(lambda: unit_tests_pass(newcomer)),
+    )
+
+
+def _raised(part: Callable[[], None]) -> BaseException | None:
+    try:
+        part()
+    except BaseException as error:  # pytest.fail's Failed too: reported by the test
+        return error
+    return None
+
+
+def _outcome(journeys: dict[str, Future[Journey]], version: str) -> Journey:
+    return journeys[version].result(timeout=READY_SECONDS + 2 * STOP_SECONDS + UNIT_SECONDS)
+
+
+@pytest.mark.parametrize("version", supported_versions(), ids=lambda version: f"python{version}")
+def test_make_run_serves_the_walkthrough_and_ctrl_c_leaves_nothing_behind(
+    journeys: dict[str, Future[Journey]], version: str
+) -> None:
+    failure = _outcome(journeys, version).make_run
+    if failure is not None:
+        raise failure
+
+
+@pytest.mark.parametrize("version", supported_versions(), ids=lambda version: f"python{version}")
+def test_unit_tests_pass_on_every_other_supported_python(
+    journeys: dict[str, Future[Journey]], version: str
+) -> None:
+    """`make run` proves the install and the stack on each version; the unit tests prove the
+    code on the versions `make test` itself does not run on (it runs them on this one)."""
+    failure = _outcome(journeys, version).unit_tests
+    if failure is not None:
+        raise failure
 
 
 def wait_ready(newcomer: Newcomer, make: subprocess.Popen[bytes], output: Path) -> float:
@@ -67,9 +126,7 @@ def wait_ready(newcomer: Newcomer, make: subprocess.Popen[bytes], output: Path) 
     pytest.fail(f"/readyz not 200 within {READY_SECONDS:.0f}s:\n{output.read_text()[-6000:]}")
 
 
-def test_make_run_serves_the_walkthrough_and_ctrl_c_leaves_nothing_behind(
-    newcomer: Newcomer,
-) -> None:
+def make_run_serves_the_walkthrough(newcomer: Newcomer) -> None:
     clone, output = newcomer.clone, newcomer.clone.parent / "make-run.out"
     with output.open("wb") as sink:
         make = subprocess.Popen(
@@ -117,9 +174,7 @@ def test_make_run_serves_the_walkthrough_and_ctrl_c_leaves_nothing_behind(
     assert "manager-token" in output.read_text()  # the banner says where the token is
 
 
-def test_unit_tests_pass_on_every_other_supported_python(newcomer: Newcomer) -> None:
-    """`make run` above proves the install and the stack on each version; the unit tests prove
-    the code on the versions `make test` itself does not run on (it runs them on this one)."""
+def unit_tests_pass(newcomer: Newcomer) -> None:
     clone, env = newcomer.clone, newcomer.env
     subprocess.run(
         ["make", "-s", "deps", f"PYTHON={newcomer.python}"],
@@ -138,6 +193,7 @@ def test_unit_tests_pass_on_every_other_supported_python(newcomer: Newcomer) -> 
         capture_output=True,
         text=True,
         check=False,
+        timeout=UNIT_SECONDS,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert re.search(r"\d+ passed", result.stdout), result.stdout[-2000:]
