@@ -29,15 +29,19 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from app.domain.orders import OrderRecord
 from app.errors import DependencyUnavailable, NotFound
-from app.services.engine import WorkflowGateway
 from app.services.order_records import OrderRecords
 from app.services.sharded import by_shard, shard_of
 from app.services.state_store import KeyLocks, StateStore, compare_and_swap
 from app.workflows.contracts import WORKFLOW_NAME, OrderInput
+
+if TYPE_CHECKING:
+    # Only the protocol: the engine module loads the Dapr SDK's clients, which the auditor's
+    # command line (app.audit, which reads the start outbox) imports only once it is ready to.
+    from app.services.engine import WorkflowGateway
 
 log = logging.getLogger(__name__)
 
