@@ -41,7 +41,9 @@ class OrderMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.accepted = Counter(
-            "orders_accepted", "Orders accepted (workflow scheduled).", registry=registry
+            "orders_accepted",
+            "Orders accepted (recorded; see orders_waiting_to_start for those not started yet).",
+            registry=registry,
         )
         self.decided = Counter(
             "orders_decisions",
