@@ -160,6 +160,18 @@ class StartOutbox:
         return len(await self.entries())
 
 
+@dataclass(frozen=True)
+class StartHold:
+    """A create's hold on its order's start, timed by the create itself: a create slower than
+    the hold (a store that answered late) leaves the start to the loop, which may be trying
+    it already."""
+
+    until: float  # event-loop time
+
+    def running(self) -> bool:
+        return asyncio.get_running_loop().time() < self.until
+
+
 class OrderStarts:
     """Starting orders' workflows: at once when a create can (a bounded wait), else from the
     start outbox, by `retry_due` in every replica's loop."""
@@ -183,10 +195,13 @@ class OrderStarts:
         self._wait = wait_seconds
         self._retry = timedelta(seconds=retry_seconds)
 
-    async def enter(self, order_id: str, accepted_at: datetime) -> bool:
-        """List an order about to be recorded (accepted just now); True when this caller holds
-        its start."""
-        return await self.outbox.enter(order_id, accepted_at, accepted_at + self._retry)
+    async def enter(self, order_id: str, accepted_at: datetime) -> StartHold | None:
+        """List an order about to be recorded (accepted just now); its hold on the start when
+        this call listed it (None: listed already, by whoever holds it)."""
+        until = asyncio.get_running_loop().time() + self._retry.total_seconds()
+        if await self.outbox.enter(order_id, accepted_at, accepted_at + self._retry):
+            return StartHold(until)
+        return None
 
     async def claim(self, order_id: str) -> bool:
         now = self._clock()
@@ -288,7 +303,8 @@ class OrderStarts:
         if await self._workflows.snapshot(order_id) is not None:
             return True
         try:
-            async with asyncio.timeout(self._retry.total_seconds()):
+            # Well inside the hold, so the next try (after it) sees what this one did.
+            async with asyncio.timeout(self._retry.total_seconds() / 2):
                 await self._schedule(record)
         except TimeoutError:
             log.warning("order %s: start not answered in time, will retry", order_id)

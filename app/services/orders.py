@@ -44,7 +44,7 @@ from app.services.manager_outbox import ManagerOutbox
 from app.services.order_index import NewOrders, OrderIndex
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.order_records import OrderRecords
-from app.services.order_starts import OrderStarts
+from app.services.order_starts import OrderStarts, StartHold
 from app.services.state_store import EtagMismatch, StateStore, contention_backoff
 from app.workflows.contracts import (
     APPROVAL_EVENT,
@@ -256,16 +256,20 @@ class OrderService:
         record = record.model_copy(update={"seq": await self._index.next_number()})
         # On the start outbox before the record: a create that stops between the two leaves an
         # entry without a record (dropped later), never a recorded order nobody starts.
-        holds_start = await self.starts.enter(order_id, record.created_at)
+        hold = await self.starts.enter(order_id, record.created_at)
         try:
-            return await self._record_and_start(record, holds_start, attempt, repeatable)
+            return await self._record_and_start(record, hold, attempt, repeatable)
         except Exception:
-            if holds_start:  # a retry of this create, or the loop, may start it at once
+            if hold is not None:  # a retry of this create, or the loop, may start it at once
                 await self.starts.release(order_id, record.created_at)
             raise
 
     async def _record_and_start(
-        self, record: OrderRecord, holds_start: bool, attempt: ChangeAttempt, repeatable: bool
+        self,
+        record: OrderRecord,
+        hold: StartHold | None,
+        attempt: ChangeAttempt,
+        repeatable: bool,
     ) -> tuple[Order, bool]:
         order_id = record.order_id
         try:
@@ -298,9 +302,9 @@ class OrderService:
             snapshot = await self._workflows.snapshot(order_id)
         if record.outcome is not None or snapshot is not None:
             # A repeat of an order that has started (or finished): listed again by this call.
-            if holds_start:
+            if hold is not None:
                 await self.starts.done({order_id})
-        elif holds_start or await self.starts.claim(order_id):
+        elif (hold is not None and hold.running()) or await self.starts.claim(order_id):
             # Accepted whether or not the engine answers now: the start outbox starts it
             # otherwise (PENDING until then). Also reached by a repeat of a create that could
             # not start it. Not claimed: the create or replica holding the start is on it.

@@ -348,3 +348,26 @@ async def test_a_pending_order_is_reported_waiting_to_start(
     await orders.create("paperclip", 1, "o3")
 
     assert await orders.starts.outbox.waiting() == 2
+
+
+async def test_a_create_slower_than_its_hold_leaves_the_start_to_the_loop(
+    store: InMemoryStateStore, gateway: FakeWorkflowGateway, clock: Clock
+) -> None:
+    # The store answered the create so late that another replica's loop started the order,
+    # and the quick order finished: a second start now would run it again (Dapr starts a
+    # finished instance again, and so does the fake).
+    settings = Settings(manager_token="t", start_retry_seconds=0.05)
+    orders, other_replica = (OrderService(store, gateway, settings, clock=clock) for _ in "ab")
+    index_add = orders._index.add
+
+    async def slow_listing(number: int, order_id: str) -> None:
+        await asyncio.sleep(0.1)  # past the create's own hold
+        clock.advance(0.05)  # and the hold the store shows
+        assert await other_replica.starts.retry_due() == 0
+        gateway.set(order_id, "COMPLETED", "done", {"processed": True, "reason": None})
+        await index_add(number, order_id)
+
+    orders._index.add = slow_listing  # type: ignore[method-assign]
+    await orders.create("paperclip", 1, "o1")
+
+    assert started(gateway) == ["o1"]
