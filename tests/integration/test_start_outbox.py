@@ -101,9 +101,11 @@ async def test_a_killed_sidecar_refuses_no_order_and_loses_none(replicated: Stac
         # The kill was felt: the victim's app answered 502 and the proxy went elsewhere.
         assert retried_after_502(stack, victim.app_port) > 0
 
+        posted = time.monotonic()
         finished = await asyncio.gather(
             *(wait_until_finished(api, order_id, RECOVERY_SECONDS) for order_id in accepted)
         )
+        print(f"every order finished {time.monotonic() - posted:.1f}s after the last POST")
         assert [o for o in finished if o["result"] != {"processed": True, "reason": None}] == []
         paid = ledger(stack)
         assert all(paid[order_id]["status"] == "paid" for order_id in accepted)
