@@ -70,7 +70,8 @@ class StoreReading:
     payments: dict[str, dict[str, Any]]
     stock: list[StockLevel]
     now: datetime
-    # Listed in the index, but no record: a create that undid itself.
+    # Listed in the index, but no record: a create that stopped before writing it (or one that
+    # undid itself, before the start outbox).
     listed_without_record: set[str] = field(default_factory=set)
     # Read after the stock; None: no record.
     late: dict[str, OrderRecord | None] = field(default_factory=dict)
