@@ -45,8 +45,13 @@ class Settings(BaseSettings):
     # at zero before this process replaces its worker.
     worker_check_seconds: float = Field(default=2.0, gt=0)
     worker_grace_seconds: float = Field(default=6.0, ge=0)
-    # How often manager actions the engine could not take at once are re-sent.
+    # How often manager actions the engine could not take at once are re-sent, and the start
+    # outbox is looked at for orders whose workflow is still to be started.
     outbox_interval_seconds: float = Field(default=2.0, gt=0)
+    # An order's workflow start, when the create could not make it (the engine did not answer
+    # within a quarter of the request deadline), is tried again after this long, and as long
+    # again between tries; whoever tries holds it that long (app.services.order_starts).
+    start_retry_seconds: float = Field(default=5.0, gt=0)
     # Every request answers within this (plus any `?wait=` the client asked for): a frozen
     # sidecar or state store gets a prompt 503, not a hung connection.
     request_timeout_seconds: float = Field(default=2.0, gt=0)

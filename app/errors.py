@@ -53,6 +53,18 @@ class DependencyUnavailable(AppError):
     )
 
 
+class SidecarUnreachable(DependencyUnavailable):
+    """This process's own Dapr sidecar could not be reached (connection refused, reset or closed
+    before it answered): a fault of this replica alone, unlike a sidecar or store that answers
+    late or with an error, which every replica shares. Another replica can serve the request
+    (app.api.errors answers it so that the proxy retries it there, when that is safe)."""
+
+    description = (
+        "This replica's Dapr sidecar is not reachable; another replica can serve the request "
+        "(the proxy retries it there). The body is a 503's"
+    )
+
+
 class StoredStateConflict(AppError):
     """The store already holds something else where this change writes once (a ledger entry of
     another amount, an order number that lists another order). Never taken as done; not a

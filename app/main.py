@@ -29,6 +29,7 @@ from app.services.inventory import InventoryService
 from app.services.manager_outbox import deliver_queued_actions
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.order_records import OrderRecords
+from app.services.order_starts import retry_due_starts
 from app.services.orders import OrderService
 from app.services.payments import PaymentLedger
 from app.services.sidecar import SidecarProbe
@@ -127,7 +128,10 @@ async def _running(
     background = [
         asyncio.create_task(
             deliver_queued_actions(orders_service.outbox, settings.outbox_interval_seconds)
-        )
+        ),
+        asyncio.create_task(
+            retry_due_starts(orders_service.starts, settings.outbox_interval_seconds)
+        ),
     ]
     if supervisor is not None:
         background.append(

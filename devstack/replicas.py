@@ -107,15 +107,21 @@ def nginx_config(
     The same text serves `make run` and docker compose (config/nginx-compose.conf).
 
     Failover is passive: a replica that refuses the connection, resets it or does not answer
-    in time is marked down for `fail_timeout` and the request goes to the next one. The app's
-    own 503 is passed on, not retried: it means the engine or the store cannot answer (every
-    replica shares them, so another replica would say the same), and counting it as a failure
-    marked all replicas down at once while Dapr moved a lost replica's workflows (measured: a
-    burst of "no live upstreams" 502s). POSTs are retried too (`non_idempotent`): a create with
-    a client-chosen `order_id` returns the same order when repeated, and a repeated approve or
-    cancel finds the decision already recorded (409 naming it) rather than making a second
-    one. Only a create *without* an id that reached a replica which died before it answered
-    can be accepted twice; clients that need exactly-once send their own order id (README).
+    in time is marked down for `fail_timeout` and the request goes to the next one. So is a
+    replica that answers 502: the app's answer when *its own* sidecar is not reachable (killed,
+    restarting), and only for a request that is safe to repeat as it was (app.api.errors);
+    that replica is broken alone, and another one serves the request. The app's 503 is passed
+    on, not retried: it means the engine or the store cannot answer (every replica shares
+    them, so another replica would say the same), and counting it as a failure marked all
+    replicas down at once while Dapr moved a lost replica's workflows (measured: a burst of "no
+    live upstreams" 502s).
+
+    POSTs are retried too (`non_idempotent`), and each attempt carries the same
+    `X-Request-Id` (nginx's `$request_id`, one per client request), which the app takes as the
+    order id of a create that names none: a create repeated on another replica finds the order
+    the first attempt may have recorded instead of making a second one. A create with its own
+    `order_id` or `Idempotency-Key` returns the same order when repeated, and a repeated
+    approve or cancel finds the decision already recorded (409 naming it).
     """
     servers = "\n".join(
         f"        server {upstream} max_fails=1 fail_timeout=3s;" for upstream in upstreams
@@ -159,11 +165,15 @@ http {{
         proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
+        # One id per client request, the same on every replica tried: a create's order id when
+        # the client names none, so a create repeated on another replica is the same order.
+        proxy_set_header X-Request-Id $request_id;
         # A replica that is gone refuses at once; one that hangs is given a second.
         proxy_connect_timeout 1s;
         # Above the longest answer the API gives: GET /orders/{{id}}?wait= waits up to 30 s.
         proxy_read_timeout 60s;
-        proxy_next_upstream error timeout non_idempotent;
+        # 502: the replica's own sidecar is gone (the app says so only when repeating is safe).
+        proxy_next_upstream error timeout http_502 non_idempotent;
         proxy_next_upstream_tries {len(upstreams)};
         proxy_next_upstream_timeout 10s;
 

@@ -13,7 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.api.schemas import ErrorOut, UnavailableOut
-from app.errors import AppError, Conflict, DependencyUnavailable, InvalidInput, NotFound
+from app.errors import (
+    AppError,
+    Conflict,
+    DependencyUnavailable,
+    InvalidInput,
+    NotFound,
+    SidecarUnreachable,
+)
 from app.services.changes import ChangeAttempt, attempt_in_progress
 
 
@@ -36,6 +43,8 @@ STATUS_CODES: dict[type[AppError], int] = {
     Unauthorized: 401,
     PayloadTooLarge: 413,
     DependencyUnavailable: 503,
+    # Only when the request is safe to repeat elsewhere; otherwise a 503 (see _app_error).
+    SidecarUnreachable: 502,
 }
 
 
@@ -110,8 +119,16 @@ def _describe(errors: list[Any]) -> str:
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     if isinstance(exc, DependencyUnavailable):
-        body = unavailable_body(exc.detail, attempt_in_progress())
-        return JSONResponse(body, status_code(DependencyUnavailable))
+        attempt = attempt_in_progress()
+        body = unavailable_body(exc.detail, attempt)
+        # This replica's own sidecar is gone: 502, which the proxy retries on another replica
+        # and counts against this one (devstack/replicas.py), but only for a request that is
+        # safe to repeat as it was. Everything else is the 503 every replica would answer.
+        elsewhere = (
+            isinstance(exc, SidecarUnreachable) and (attempt or ChangeAttempt()).safe_to_repeat
+        )
+        code = SidecarUnreachable if elsewhere else DependencyUnavailable
+        return JSONResponse(body, status_code(code))
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     return JSONResponse(error_body(exc.error, exc.detail), status_code(type(exc)), headers=headers)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
@@ -17,7 +18,7 @@ from app.api.schemas import (
     TimelineEntryOut,
 )
 from app.domain.orders import Order
-from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound, SidecarUnreachable
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 # The longest long poll GET /orders/{id}?wait= accepts (the request deadline allows for it).
@@ -35,6 +36,19 @@ IdempotencyKeyHeader = Annotated[
         examples=["6f1c2a7e-93b4-4f55-8d0e-2b7c1a9e4d10"],
     ),
 ]
+
+# The proxy's id of one client request (nginx's $request_id), the same on every replica it
+# tries: the order id of a create that names none, so that a create the proxy repeats on another
+# replica finds the order the first one may have recorded instead of making a second.
+RequestIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Request-Id",
+        description="Used as the order id only when neither order_id nor Idempotency-Key is "
+        "given (the proxy sets it per client request); ignored unless it is a valid order id",
+    ),
+]
+_REQUEST_ID = re.compile(ORDER_ID_PATTERN)
 
 _UNKNOWN_ORDER = (NotFound, "Unknown order")
 _WRONG_STATE = (Conflict, "Not possible in the order's current state")
@@ -62,6 +76,7 @@ def _out(order: Order) -> OrderOut:
             (Conflict, "Same order_id (or Idempotency-Key), another body"),
             (InvalidInput, "Invalid input, or an order_id and an Idempotency-Key that differ"),
             DependencyUnavailable,
+            SidecarUnreachable,
         ),
     },
 )
@@ -70,15 +85,18 @@ async def create_order(
     orders: OrdersDep,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
+    request_id: RequestIdHeader = None,
 ) -> OrderOut:
-    """Accept an order and start its workflow; `order_id` (or the `Idempotency-Key` header)
-    makes the call idempotent."""
+    """Accept an order (202, PENDING until its workflow starts); `order_id` (or the
+    `Idempotency-Key` header) makes the call idempotent."""
     if body.order_id and idempotency_key and body.order_id != idempotency_key:
         raise InvalidInput(
             f"order_id {body.order_id!r} and Idempotency-Key {idempotency_key!r} differ: the key "
             "is the order id, so send one of them, or the same value in both"
         )
-    order_id = body.order_id or idempotency_key
+    if request_id is not None and not _REQUEST_ID.fullmatch(request_id):
+        request_id = None
+    order_id = body.order_id or idempotency_key or request_id
     order, created = await orders.create(body.item, body.quantity, order_id)
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"/orders/{order.order_id}"
@@ -114,7 +132,9 @@ async def get_order(
     return _out(await orders.get(order_id, wait))
 
 
-_MANAGER_ACTION = error_responses(Unauthorized, _UNKNOWN_ORDER, _WRONG_STATE, DependencyUnavailable)
+_MANAGER_ACTION = error_responses(
+    Unauthorized, _UNKNOWN_ORDER, _WRONG_STATE, DependencyUnavailable, SidecarUnreachable
+)
 
 
 @router.get(

@@ -70,10 +70,13 @@ class StoreReading:
     payments: dict[str, dict[str, Any]]
     stock: list[StockLevel]
     now: datetime
-    # Listed in the index, but no record: a create that undid itself.
+    # Listed in the index, but no record: a create that stopped before writing it (or one that
+    # undid itself, before the start outbox).
     listed_without_record: set[str] = field(default_factory=set)
     # Read after the stock; None: no record.
     late: dict[str, OrderRecord | None] = field(default_factory=dict)
+    # On the start outbox (read first): accepted, the workflow's start still being retried.
+    waiting_to_start: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -279,13 +282,18 @@ def check_unfinished(reading: StoreReading, rules: AuditRules) -> Iterator[Viola
         snapshot = reading.workflows.get(order_id)
         due = deadline(record, rules)
         if reading.now > due and visible_reason(record, snapshot) is None:
-            where = "no workflow" if snapshot is None else f"step {snapshot.step or 'none'}"
             late = (reading.now - due).total_seconds()
+            if snapshot is None and order_id in reading.waiting_to_start:
+                # Accepted, PENDING, its start retried by every replica: the engine has not
+                # taken it for all this time. Late, and this is why.
+                why = "its workflow has not started: the engine has not taken the start outbox's tries"
+            else:
+                where = "no workflow" if snapshot is None else f"step {snapshot.step or 'none'}"
+                why = f"at {where}, with no reason shown"
             yield Violation(
                 "unfinished",
                 order_id,
-                f"unfinished {late:.0f}s past its deadline ({due.isoformat()}), at {where}, "
-                "with no reason shown",
+                f"unfinished {late:.0f}s past its deadline ({due.isoformat()}), {why}",
             )
 
 
@@ -300,6 +308,7 @@ def _counts(reading: StoreReading) -> dict[str, int]:
         "in_flight": len(reading.orders) - len(finished),
         "listed_without_record": len(reading.listed_without_record),
         "arrived_during_audit": len(reading.late),
+        "waiting_to_start": len(reading.waiting_to_start),
         "payments_paid": statuses.count("paid"),
         "payments_refunded": statuses.count("refunded"),
         "items": len(reading.stock),

@@ -76,6 +76,10 @@ class OrderRecord(BaseModel):
     # decision is recorded only while it is unset. So a decision either came first and is the
     # outcome, or it is refused.
     decisions_closed: Reason | None = None
+    # Set by the workflow's commit or release of the order's stock, before it changes the stock:
+    # a reserve that lands later (Dapr ran the activity again, and the run raced the workflow)
+    # and finds it set gives back the hold it made, which nothing would ever take.
+    stock_settled: bool = False
     # Written by the workflow's last activity; from then on the record alone answers for the
     # order (its workflow history is purged after the retention period).
     outcome: OrderOutcome | None = None

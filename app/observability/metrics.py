@@ -41,7 +41,9 @@ class OrderMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.accepted = Counter(
-            "orders_accepted", "Orders accepted (workflow scheduled).", registry=registry
+            "orders_accepted",
+            "Orders accepted (recorded; see orders_waiting_to_start for those not started yet).",
+            registry=registry,
         )
         self.decided = Counter(
             "orders_decisions",
@@ -109,6 +111,7 @@ class StateGauges(Collector):
     def __init__(self, read_seconds: float) -> None:
         self._read_seconds = read_seconds
         self.queued_actions: int | None = None
+        self.waiting_to_start: int | None = None
         self.worker_connected: bool | None = None
         self.in_flight: dict[str, int] | None = None
 
@@ -117,6 +120,12 @@ class StateGauges(Collector):
             with contextlib.suppress(TimeoutError, DependencyUnavailable):
                 async with asyncio.timeout(self._read_seconds):
                     return await services.orders.outbox.waiting()
+            return None
+
+        async def to_start() -> int | None:
+            with contextlib.suppress(TimeoutError, DependencyUnavailable):
+                async with asyncio.timeout(self._read_seconds):
+                    return await services.orders.starts.outbox.waiting()
             return None
 
         async def connected() -> bool:
@@ -134,9 +143,12 @@ class StateGauges(Collector):
                     return await services.orders.in_flight_by_step()
             return None
 
-        self.queued_actions, self.worker_connected, self.in_flight = await asyncio.gather(
-            queued(), connected(), in_flight()
-        )
+        (
+            self.queued_actions,
+            self.waiting_to_start,
+            self.worker_connected,
+            self.in_flight,
+        ) = await asyncio.gather(queued(), to_start(), connected(), in_flight())
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -152,6 +164,13 @@ class StateGauges(Collector):
         )
         if self.queued_actions is not None:
             queued.add_metric([], self.queued_actions)
+        to_start = GaugeMetricFamily(
+            "orders_waiting_to_start",
+            "Orders accepted whose workflow is not yet known to have started (the start outbox, "
+            "read from the state store); absent when the store did not answer.",
+        )
+        if self.waiting_to_start is not None:
+            to_start.add_metric([], self.waiting_to_start)
         worker = GaugeMetricFamily(
             "orders_workflow_worker_connected",
             "1 when the Dapr sidecar counts a workflow worker connected (its metadata), else 0.",
@@ -169,7 +188,7 @@ class StateGauges(Collector):
             for step in (*Step, "pending"):
                 if step != Step.DONE:
                     in_flight.add_metric([str(step)], self.in_flight.get(str(step), 0))
-        return [queued, worker, in_flight]
+        return [queued, to_start, worker, in_flight]
 
 
 class HttpSeries:

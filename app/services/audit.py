@@ -20,6 +20,7 @@ from app.errors import NotFound
 from app.services.inventory import InventoryService
 from app.services.order_index import OrderIndex
 from app.services.order_records import OrderRecords
+from app.services.order_starts import StartOutbox
 from app.services.payments import PaymentLedger
 from app.services.state_store import StateStore
 from app.workflows.contracts import WorkflowSnapshot
@@ -61,6 +62,7 @@ class Auditor:
         self._records = OrderRecords(store)
         self._ledger = PaymentLedger(store)
         self._inventory = InventoryService(store)
+        self._starts = StartOutbox(store)
         self._workflows = workflows
         self._rules = rules
         self._clock = clock
@@ -92,6 +94,8 @@ class Auditor:
 
     async def run(self) -> AuditReport:
         """One reading of the store, in the order StoreReading explains, judged."""
+        # First: an order that leaves the outbox has started, so its workflow is read later.
+        waiting_to_start = set(await self._starts.entries())
         top = await self._index.top()
         numbers = await self._listed(range(top))
         listed = [order_id for order_id in numbers.values() if order_id is not None]
@@ -115,6 +119,7 @@ class Auditor:
             now=self._clock(),
             listed_without_record={order_id for order_id, r in found.items() if r is None},
             late=late,
+            waiting_to_start=waiting_to_start,
         )
         return audit(reading, self._rules)
 

@@ -6,7 +6,7 @@ blocks of the shared counter, so a quiet replica's order can sit far below the c
 and the store cannot list keys; so the orders awaiting a decision are kept as a set of their
 own, each with its acceptance time (the feed's order). An order enters when it is accepted with
 `approval_required`, before its workflow is scheduled, and leaves when a decision or its outcome
-is recorded on it (or its create is undone). Every change is a compare-and-swap through the
+is recorded on it. Every change is a compare-and-swap through the
 state API, sharded by order id like the in-flight sets (app.services.in_flight), and each is
 idempotent: adding or removing twice changes nothing, so an activity that runs again is
 harmless.

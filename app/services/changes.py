@@ -50,8 +50,13 @@ class ChangeAttempt:
     abandoned: bool = False
     retry: RetryAdvice = "any"
     order_id: str | None = None
+    # The request, repeated exactly as it was, is safe even if the change was made: it names
+    # its order (a create with its own order id, a decision: see RetryAdvice).
+    repeatable: bool = False
 
-    def begin_write(self, retry: RetryAdvice, order_id: str | None = None) -> None:
+    def begin_write(
+        self, retry: RetryAdvice, order_id: str | None = None, *, repeatable: bool = False
+    ) -> None:
         """Called just before the write that makes the change is sent. Refuses (raises
         ChangeAbandoned) once the caller has given up, so a caller told "nothing was changed"
         was told the truth."""
@@ -61,7 +66,13 @@ class ChangeAttempt:
                 if order_id
                 else "given up before anything was written"
             )
-        self.sent, self.retry, self.order_id = True, retry, order_id
+        self.sent, self.retry, self.order_id, self.repeatable = True, retry, order_id, repeatable
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether the request may be repeated as it was, by anyone (the proxy, on another
+        replica): nothing was written, or repeating it finds what was."""
+        return not self.sent or self.repeatable
 
     def abandon(self) -> None:
         self.abandoned = True

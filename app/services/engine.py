@@ -67,6 +67,11 @@ class DaprWorkflowGateway:
                     workflow, input=payload, instance_id=instance_id
                 )
         except grpc.RpcError as error:
+            if getattr(error, "code", lambda: None)() == grpc.StatusCode.ALREADY_EXISTS:
+                # Dapr's answer when the instance is there and has not finished: a twin start
+                # (another replica, a repeated request) got there first. Started is what was
+                # asked. (A *finished* instance is started again instead: callers check first.)
+                return
             raise DependencyUnavailable(
                 f"could not start workflow {instance_id}: {error}"
             ) from error

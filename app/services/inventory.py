@@ -64,7 +64,21 @@ class InventoryService:
 
     async def reserve(self, order_id: str, item: str, quantity: int) -> bool:
         """Hold `quantity` for the order. False (and nothing held) when too little is available."""
-        level = await self._update(item, lambda level: level.reserved_for(order_id, quantity))
+        reserved, _ = await self.hold(order_id, item, quantity)
+        return reserved
+
+    async def hold(self, order_id: str, item: str, quantity: int) -> tuple[bool, bool]:
+        """`reserve`, also saying whether this call made the hold: (held, made now). False for
+        a hold that was there already (an earlier run of the same reserve)."""
+        made = False
+
+        def reserve(level: StockLevel) -> StockLevel | None:
+            nonlocal made
+            updated = level.reserved_for(order_id, quantity)
+            made = updated is not None  # the change that is written, on the last round
+            return updated
+
+        level = await self._update(item, reserve)
         reserved = order_id in level.held
         log.info(
             "order %s: %s %d %s",
@@ -73,7 +87,7 @@ class InventoryService:
             quantity,
             item,
         )
-        return reserved
+        return reserved, made
 
     async def release(self, order_id: str, item: str) -> None:
         """Give the order's held units back; a no-op when it holds none (already released)."""

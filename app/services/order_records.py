@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from app.domain.orders import OrderRecord, approval_wait_seconds
@@ -131,6 +132,26 @@ class OrderRecords:
         except NotFound:
             return False
         return record.payment_started
+
+    async def settle_stock(self, order_id: str) -> None:
+        """Mark the order's stock as being committed or released (see OrderRecord.stock_settled);
+        nothing to mark for an order without a record."""
+
+        def settle(record: OrderRecord) -> OrderRecord | None:
+            return (
+                None if record.stock_settled else record.model_copy(update={"stock_settled": True})
+            )
+
+        with contextlib.suppress(NotFound):
+            await self.update(order_id, settle)
+
+    async def stock_settled(self, order_id: str) -> bool:
+        """Whether the order's stock was committed or released (False without a record)."""
+        try:
+            record, _ = await self.get(order_id)
+        except NotFound:
+            return False
+        return record.stock_settled
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""

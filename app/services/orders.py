@@ -44,15 +44,14 @@ from app.services.manager_outbox import ManagerOutbox
 from app.services.order_index import NewOrders, OrderIndex
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.order_records import OrderRecords
+from app.services.order_starts import OrderStarts, StartHold
 from app.services.state_store import EtagMismatch, StateStore, contention_backoff
 from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
-    WORKFLOW_NAME,
     ApprovalDecision,
     InfrastructureRetry,
     OrderInput,
-    WorkflowSnapshot,
 )
 
 log = logging.getLogger(__name__)
@@ -87,6 +86,16 @@ class OrderService:
         )
         self._index = OrderIndex(store)
         self.outbox = ManagerOutbox(store, self._records, workflows)
+        self.starts = OrderStarts(
+            store,
+            self._records,
+            workflows,
+            self._order_input,
+            clock,
+            # A create waits this long for the engine before it leaves the start to the outbox.
+            wait_seconds=settings.request_timeout_seconds / 4,
+            retry_seconds=settings.start_retry_seconds,
+        )
         self._accepted_cache: OrderedDict[str, OrderRecord] = OrderedDict()
         # Creates and decisions run to completion even when their request's deadline strikes
         # (a create cancelled between its writes would leave a record without a workflow);
@@ -223,26 +232,50 @@ class OrderService:
     async def create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
         """Accept an order and start its workflow. Returns (order, created).
 
-        With a client-chosen id the call is idempotent: repeating it returns the same order and
-        never starts a second workflow; the same id with a different body is a conflict.
+        Accepting needs only the state store: when the engine cannot start the workflow within
+        a short wait, the order is accepted all the same, PENDING, and the start outbox
+        (app.services.order_starts) starts it. With a client-chosen id the call is idempotent:
+        repeating it returns the same order and never starts a second workflow; the same id
+        with a different body is a conflict.
         """
+        repeatable = order_id is not None
         order_id = order_id or uuid.uuid4().hex
         attempt = current_attempt()
         return await self.changes.run(
-            self._create(item, quantity, order_id, attempt), f"create order {order_id}", attempt
+            self._create(item, quantity, order_id, attempt, repeatable),
+            f"create order {order_id}",
+            attempt,
         )
 
     async def _create(
-        self, item: str, quantity: int, order_id: str, attempt: ChangeAttempt
+        self, item: str, quantity: int, order_id: str, attempt: ChangeAttempt, repeatable: bool
     ) -> tuple[Order, bool]:
         record = new_order(
             order_id, item, quantity, self._settings.approval_threshold, self._clock()
         )
+        record = record.model_copy(update={"seq": await self._index.next_number()})
+        # On the start outbox before the record: a create that stops between the two leaves an
+        # entry without a record (dropped later), never a recorded order nobody starts.
+        hold = await self.starts.enter(order_id, record.created_at)
         try:
-            record = record.model_copy(update={"seq": await self._index.next_number()})
+            return await self._record_and_start(record, hold, attempt, repeatable)
+        except Exception:
+            if hold is not None:  # a retry of this create, or the loop, may start it at once
+                await self.starts.release(order_id, record.created_at)
+            raise
+
+    async def _record_and_start(
+        self,
+        record: OrderRecord,
+        hold: StartHold | None,
+        attempt: ChangeAttempt,
+        repeatable: bool,
+    ) -> tuple[Order, bool]:
+        order_id = record.order_id
+        try:
             # From here on the order may exist: a 503 says so, and names it.
             try:
-                attempt.begin_write("same_order_id", order_id)
+                attempt.begin_write("same_order_id", order_id, repeatable=repeatable)
             except ChangeAbandoned:
                 log.info("order %s: create given up before it was recorded", order_id)
                 raise
@@ -254,21 +287,37 @@ class OrderService:
             record, created = existing, False
         assert record.seq is not None
         await self._index.add(record.seq, order_id)
-        if record.outcome is not None:  # a repeat of an order that has finished
-            return order_view(record, None), created
+        if created:
+            self._observer.order_accepted()
+            log.info(
+                "order %s: accepted (%d %s, total %d)",
+                order_id,
+                record.quantity,
+                record.item,
+                record.total_cost,
+            )
         # A record this call created has no workflow yet; only a repeat needs to look.
-        snapshot = None if created else await self._workflows.snapshot(order_id)
-        if snapshot is None:
-            # Also reached by a retry after a create whose scheduling failed: finish that job.
-            snapshot = await self._start_workflow(record, created)
+        snapshot = None
+        if not created and record.outcome is None:
+            snapshot = await self._workflows.snapshot(order_id)
+        if record.outcome is not None or snapshot is not None:
+            # A repeat of an order that has started (or finished): listed again by this call.
+            if hold is not None:
+                await self.starts.done({order_id})
+        elif (hold is not None and hold.running()) or await self.starts.claim(order_id):
+            # Accepted whether or not the engine answers now: the start outbox starts it
+            # otherwise (PENDING until then). Also reached by a repeat of a create that could
+            # not start it. Not claimed: the create or replica holding the start is on it.
+            await self.starts.start(record)
         if created:
             await self._events.publish(
                 OrderEvent(order_id, "accepted", "PENDING", None, record.created_at)
             )
         return order_view(record, snapshot), created
 
-    async def _start_workflow(self, record: OrderRecord, created: bool) -> WorkflowSnapshot | None:
-        payload = OrderInput(
+    def _order_input(self, record: OrderRecord) -> OrderInput:
+        """The workflow's input: the order, and the settings it runs with (fixed at its start)."""
+        return OrderInput(
             order_id=record.order_id,
             item=record.item,
             quantity=record.quantity,
@@ -281,36 +330,6 @@ class OrderService:
                 max_interval_seconds=self._settings.infrastructure_retry_max_interval_seconds,
             ),
         )
-        # In flight before it is scheduled: a crash between the two leaves an entry the metrics
-        # drop (no workflow, no record), never a running workflow nobody counts.
-        if self._records.in_flight is not None:
-            await self._records.in_flight.add(record.order_id)
-        if record.approval_required:
-            # Listed for the managers' feed before the workflow can finish (and unlist it).
-            await self._records.awaiting.add(record.order_id, record.created_at)
-        try:
-            await self._workflows.schedule(WORKFLOW_NAME, record.order_id, payload)
-        except DependencyUnavailable:
-            snapshot = await self._workflows.snapshot(record.order_id)
-            if snapshot is not None:  # a racing twin request started it: that is success
-                return snapshot
-            if created:  # undo: nothing half-written
-                self._accepted_cache.pop(record.order_id, None)
-                await self._records.delete(record.order_id)
-                if self._records.in_flight is not None:
-                    await self._records.in_flight.remove({record.order_id})
-                if record.approval_required:
-                    await self._records.awaiting.remove({record.order_id})
-            raise
-        self._observer.order_accepted()
-        log.info(
-            "order %s: accepted (%d %s, total %d)",
-            record.order_id,
-            record.quantity,
-            record.item,
-            record.total_cost,
-        )
-        return None
 
     # -- manager actions --------------------------------------------------------------------
 
@@ -383,7 +402,8 @@ class OrderService:
                 queued = True
             updated = record.with_decision(decision, event, data)
             try:
-                change.begin_write("same_request", order_id)
+                # Repeated, it finds the decision recorded (409 naming it), never a second one.
+                change.begin_write("same_request", order_id, repeatable=True)
             except ChangeAbandoned:
                 # Its caller got a 503 already. (The outbox entry has nothing pending: dropped.)
                 log.info(

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from app.errors import AppError, DependencyUnavailable
+from app.errors import AppError, DependencyUnavailable, SidecarUnreachable
 
 
 async def contention_backoff(attempt: int) -> None:
@@ -150,7 +150,15 @@ class SidecarStateStore:
                 return _Reply(
                     response.status, await response.read(), response.headers.get("ETag", "")
                 )
-        except (aiohttp.ClientError, TimeoutError) as error:
+        except TimeoutError as error:  # aiohttp's own timeouts too: late, not gone
+            raise DependencyUnavailable(
+                f"state store unreachable through the sidecar: {error!r}"
+            ) from error
+        except aiohttp.ClientConnectionError as error:
+            # No connection to this process's sidecar (refused: not running), or it closed the
+            # connection before answering (killed): this replica's fault alone.
+            raise SidecarUnreachable(f"the Dapr sidecar is not reachable: {error!r}") from error
+        except aiohttp.ClientError as error:
             raise DependencyUnavailable(
                 f"state store unreachable through the sidecar: {error!r}"
             ) from error

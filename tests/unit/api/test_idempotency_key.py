@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.fixtures.api import Api, assert_error
+import pytest
+
+from tests.fixtures.api import SHORT_REQUEST_TIMEOUT_SECONDS, Api, assert_error
 
 PAPERCLIPS = {"item": "paperclip", "quantity": 3}
 KEY = "6f1c2a7e-93b4-4f55-8d0e-2b7c1a9e4d10"
@@ -66,10 +68,12 @@ async def test_a_key_that_is_not_a_valid_order_id_is_refused(api: Api) -> None:
     assert api.workflows.scheduled == []
 
 
+@pytest.mark.parametrize("request_timeout_seconds", [SHORT_REQUEST_TIMEOUT_SECONDS])
 async def test_a_503_names_the_key_to_retry_with(api: Api) -> None:
-    api.workflows.unavailable = True  # the workflow cannot be scheduled: the create undoes
+    gate = api.store.hold_saves("order:")  # the record is being written at the deadline
 
     response = await api.client.post("/orders", json=PAPERCLIPS, headers={"Idempotency-Key": KEY})
+    gate.set()
 
     assert_error(response, 503, "unavailable")
     body = response.json()

@@ -84,12 +84,22 @@ async def test_queued_manager_actions_are_read_from_the_store(api: Api) -> None:
     assert value(await scrape(api), "orders_manager_actions_queued") == 3
 
 
+async def test_orders_waiting_to_start_are_read_from_the_store(api: Api) -> None:
+    assert value(await scrape(api), "orders_waiting_to_start") == 0
+    api.workflows.unavailable = True  # accepted, PENDING: left to the start outbox
+
+    await api.client.post("/orders", json={"item": "paperclip", "quantity": 1})
+
+    assert value(await scrape(api), "orders_waiting_to_start") == 1
+
+
 async def test_queued_actions_are_left_out_when_the_store_does_not_answer(api: Api) -> None:
     api.store.frozen = True
 
     text = await scrape(api)
 
     assert value(text, "orders_manager_actions_queued") is None
+    assert value(text, "orders_waiting_to_start") is None
     assert value(text, "orders_workflow_worker_connected") == 1
 
 

@@ -178,14 +178,16 @@ async def test_streamed_body_over_the_limit_is_413_with_the_error_shape(api: Api
     assert api.workflows.scheduled == []
 
 
-async def test_create_with_the_engine_down_is_503_and_stores_no_order(api: Api) -> None:
+async def test_create_with_the_engine_down_is_accepted_and_pending(api: Api) -> None:
+    # Accepting needs only the state store; the start outbox starts the workflow later.
     api.workflows.unavailable = True
 
     response = await api.client.post("/orders", json={**BIG_ORDER, "order_id": "o1"})
 
-    assert_error(response, 503, "unavailable")
-    assert "order:o1" not in api.store.data
-    assert_error(await api.client.get("/orders/o1"), 404, "not_found")
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "PENDING"
+    assert (await api.client.get("/orders/o1")).json()["status"] == "PENDING"
+    assert api.workflows.scheduled == []
 
 
 # -- GET /orders/{id} --------------------------------------------------------------------------

@@ -59,7 +59,9 @@ def test_proxy_fails_over_and_streams_events_unbuffered(tmp_path: Path) -> None:
 
     for replica in three.replicas:
         assert f"server 127.0.0.1:{replica.app_port} " in config
-    assert "proxy_next_upstream error timeout non_idempotent;" in config
+    # 502 is the app's "my own sidecar is gone"; its 503 (shared by every replica) is not.
+    assert "proxy_next_upstream error timeout http_502 non_idempotent;" in config
+    assert "proxy_set_header X-Request-Id $request_id;" in config
     events = config[config.index(EVENT_ROUTES) :]
     events = events[: events.index("}")]
     assert "proxy_buffering off;" in events

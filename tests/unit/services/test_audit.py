@@ -396,6 +396,43 @@ async def test_a_late_order_whose_step_is_being_retried_is_not_reported(shop: Sh
     assert [v.order_id for v in found(await shop.audit(), "unfinished")] == ["stalled"]
 
 
+async def test_an_order_waiting_to_start_is_not_late_within_its_deadline(shop: Shop) -> None:
+    shop.workflows.unavailable = True  # accepted, PENDING: the start outbox retries its start
+    await shop.place("pending")
+    shop.now = START + timedelta(seconds=GRACE - 1)
+
+    report = await shop.audit()
+
+    assert report.ok, report.violations
+    assert report.checked["waiting_to_start"] == 1
+
+
+async def test_an_order_waiting_to_start_past_its_deadline_is_late_with_the_reason(
+    shop: Shop,
+) -> None:
+    shop.workflows.unavailable = True
+    await shop.place("pending")
+    shop.now = START + timedelta(seconds=GRACE + 1)
+
+    [violation] = found(await shop.audit(), "unfinished")
+
+    assert violation.order_id == "pending"
+    assert "its workflow has not started" in violation.detail
+    assert "start outbox" in violation.detail
+
+
+async def test_a_late_order_without_a_workflow_nor_a_start_pending_shows_no_reason(
+    shop: Shop,
+) -> None:
+    await shop.place("lost")
+    del shop.workflows.snapshots["lost"]  # started, the engine then lost it
+    shop.now = START + timedelta(seconds=GRACE + 1)
+
+    [violation] = found(await shop.audit(), "unfinished")
+
+    assert "at no workflow, with no reason shown" in violation.detail
+
+
 async def test_an_order_whose_workflow_ended_without_an_outcome_is_reported(shop: Shop) -> None:
     order_id = await shop.place("crashed")
     shop.workflows.set(order_id, "FAILED", "processing_payment")

@@ -148,6 +148,23 @@ async def test_a_schedule_the_engine_refuses_is_unavailable() -> None:
         await gateway(client).schedule("order_processing", "o1", order)
 
 
+async def test_a_schedule_of_a_running_instance_is_taken_as_started() -> None:
+    # Dapr's ALREADY_EXISTS: a twin start (another replica, a repeated create) got there first.
+    client = FakeClient(failures=[grpc.StatusCode.ALREADY_EXISTS])
+    order = OrderInput(
+        order_id="o1",
+        item="cars",
+        quantity=1,
+        total_cost=15_000,
+        approval_required=False,
+        approval_timeout_seconds=1.0,
+    )
+
+    await gateway(client).schedule("order_processing", "o1", order)
+
+    assert client.calls == ["schedule"]
+
+
 async def test_an_event_the_engine_refuses_is_unavailable() -> None:
     # Dapr answers FAILED_PRECONDITION while no worker is connected; the outbox retries later.
     client = FakeClient(failures=[grpc.StatusCode.FAILED_PRECONDITION])

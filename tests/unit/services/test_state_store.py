@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from app.errors import DependencyUnavailable
+from app.errors import DependencyUnavailable, SidecarUnreachable
 from app.services.state_store import Entry, EtagMismatch, SidecarStateStore, compare_and_swap
 from tests.fixtures.fakes import RedisStateApi
 
@@ -199,10 +199,11 @@ async def test_a_failed_read_is_unavailable_and_names_the_key(
         await sidecar.get("k")
 
 
-async def test_an_unreachable_sidecar_is_unavailable() -> None:
+async def test_an_unreachable_sidecar_is_this_replicas_own_fault() -> None:
     store = SidecarStateStore("http://127.0.0.1:9", "statestore", timeout=2.0)
     try:
-        with pytest.raises(DependencyUnavailable, match="state store unreachable"):
+        # Nothing listens: the sidecar is not running (another replica's may be).
+        with pytest.raises(SidecarUnreachable, match="sidecar is not reachable"):
             await store.get("k")
     finally:
         await store.aclose()
