@@ -94,7 +94,7 @@ class Failpoints:
 
     def __init__(self, rules_file: Path | None) -> None:
         self._file = rules_file
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._rules: list[Rule] = []
 
     @property
@@ -107,7 +107,8 @@ class Failpoints:
             stat = self._file.stat()
         except FileNotFoundError:
             return []
-        version = (stat.st_mtime_ns, stat.st_size)
+        # write_rules replaces the file: a new inode even when the time and size look the same.
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if version != self._seen:
             self._rules = Rules.model_validate_json(self._file.read_bytes()).rules
             self._seen = version
