@@ -47,7 +47,7 @@ from tests.fixtures.fault_matrix import (
 )
 from tests.fixtures.faults import RECOVERY_SECONDS, retrying, wait_ready, writes_refused
 from tests.fixtures.orders import new_id
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import private_stack
 from tests.fixtures.waiting import eventually
 
 # Short, so a hang costs seconds; long enough that a healthy activity on a loaded machine is
@@ -156,19 +156,19 @@ class Matrix:
         for order in orders:
             self.armed[order.order_id] = order.rules()
         self.arm()
-        for order in orders:
-            body = {"item": order.route.item, "quantity": order.route.quantity}
-            created = await retrying(
-                lambda body=body, oid=order.order_id: self.api.post(
-                    "/orders", json={**body, "order_id": oid}
-                )
-            )
-            assert created.status_code in (200, 202), created.text
-            order.driver = asyncio.create_task(drive(self.api, order))
         column = Column(fault, orders)
         self.columns.append(column)
         self.mark(column, f"{len(orders)} orders started")
+        await asyncio.gather(*(self.create(order) for order in orders))
         return column
+
+    async def create(self, order: MatrixOrder) -> None:
+        body = {"item": order.route.item, "quantity": order.route.quantity}
+        created = await retrying(
+            lambda: self.api.post("/orders", json={**body, "order_id": order.order_id})
+        )
+        assert created.status_code in (200, 202), created.text
+        order.driver = asyncio.create_task(drive(self.api, order))
 
     def mark(self, column: Column, what: str) -> None:
         column.timeline.append((what, time.monotonic() - self.started_at))
@@ -388,7 +388,12 @@ def report(
 async def test_every_activity_under_every_fault_ends_every_order_and_the_audit_is_clean(
     matrix_stack: MatrixStack,
 ) -> None:
-    async with api_client(matrix_stack.stack) as api:
+    # Room for every order's long poll at once (three columns run together), beside the creates.
+    async with httpx.AsyncClient(
+        base_url=matrix_stack.stack.app_url,
+        timeout=30.0,
+        limits=httpx.Limits(max_connections=200),
+    ) as api:
         for item in ("computers", "cars"):
             restocked = await api.post(
                 "/inventory/restock", json={"item": item, "quantity": 2000}, headers=MANAGER
