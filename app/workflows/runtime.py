@@ -53,7 +53,7 @@ def input_model(method: Implementation) -> type[BaseModel]:
 
 
 async def run_activity(
-    method: Implementation,
+    method: Callable[[Any], Awaitable[Any]],
     request: BaseModel,
     order_id: str,
     deadline_seconds: float,
@@ -67,7 +67,7 @@ async def run_activity(
     same error class as before, not a new one: the workflow already retries it, histories
     written before hold no other kind, and a replica on the previous version decides alike.
     The failpoints (off unless FAILPOINTS_FILE is set) fault the activity at its two edges."""
-    name = method.__name__
+    name = getattr(method, "__name__", "activity")
     await failpoints.pause(order_id, name, "start")
     try:
         async with asyncio.timeout(deadline_seconds) as deadline:
