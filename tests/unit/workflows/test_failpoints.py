@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import DependencyUnavailable
-from app.workflows.contracts import ActivityRequest
+from app.workflows.contracts import ActivityName, ActivityRequest, OrderInput, StepStatus
 from app.workflows.failpoints import (
     NO_FAILPOINTS,
     FailpointError,
@@ -19,6 +19,7 @@ from app.workflows.failpoints import (
 )
 from app.workflows.runtime import run_activity
 from tests.fixtures.waiting import eventually
+from tests.fixtures.workflow_driver import Script, run_workflow
 
 ORDER = "order-1"
 REQUEST = ActivityRequest(order_id=ORDER)
@@ -147,3 +148,26 @@ async def test_pause_holds_past_the_deadline_until_released(rules_file: Path, at
     async with asyncio.timeout(5):
         assert await running == "done order-1"
     assert activity.runs == 1
+
+
+async def test_an_activity_cut_short_by_its_deadline_is_retried_by_the_workflow() -> None:
+    # The deadline's error, as the activity raises it, reaches the workflow (past the SDK's
+    # quick retries) and is retried like the store's absence: the order still completes.
+    with pytest.raises(DependencyUnavailable) as cut_short:
+        await run_activity(Recorder(seconds=10).commit_inventory, REQUEST, ORDER, 0.01)
+    order = OrderInput(
+        order_id=ORDER,
+        item="computers",
+        quantity=1,
+        total_cost=500,
+        approval_required=False,
+        approval_timeout_seconds=200.0,
+    ).model_dump()
+    commit = ActivityName.COMMIT_INVENTORY
+
+    run = run_workflow(order, Script(failures={commit: [cut_short.value] * 2}))
+
+    assert run.result == {"processed": True, "reason": None}
+    assert run.context.activity_names.count(commit) == 3
+    shown = [StepStatus.decode(raw).retrying for raw in run.context.steps]
+    assert [r.reason for r in shown if r is not None] == ["unavailable"] * 2
