@@ -99,6 +99,8 @@ class MatrixOrder:
     route: Route
     fault: Fault
     driver: asyncio.Task[dict[str, Any] | None] | None = None
+    # When the driver saw the outcome (or gave up), by the monotonic clock.
+    ended_at: float = 0.0
 
     def rules(self, with_fault: bool = True) -> list[Rule]:
         rules = []
@@ -168,10 +170,15 @@ class Matrix:
             lambda: self.api.post("/orders", json={**body, "order_id": order.order_id})
         )
         assert created.status_code in (200, 202), created.text
-        order.driver = asyncio.create_task(drive(self.api, order))
+        order.driver = asyncio.create_task(self.follow(order))
 
-    def mark(self, column: Column, what: str) -> None:
-        column.timeline.append((what, time.monotonic() - self.started_at))
+    async def follow(self, order: MatrixOrder) -> dict[str, Any] | None:
+        result = await drive(self.api, order)
+        order.ended_at = time.monotonic()
+        return result
+
+    def mark(self, column: Column, what: str, at: float | None = None) -> None:
+        column.timeline.append((what, (at or time.monotonic()) - self.started_at))
 
     async def staged(self, column: Column) -> None:
         """Every order of a pause column is paused inside its activity (or has finished without
@@ -228,7 +235,7 @@ class Matrix:
         column.results = {
             order.order_id: result for order, result in zip(column.orders, results, strict=True)
         }
-        self.mark(column, "every order ended")
+        self.mark(column, "every order ended", max(order.ended_at for order in column.orders))
 
     async def audit(self) -> None:
         """The auditor's findings, to count per cell by order id. Once, at the end: what it
