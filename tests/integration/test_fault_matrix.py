@@ -354,16 +354,16 @@ def report(
         "",
         "- **raises**: the activity does its work, then fails (`FailpointError`), once. The SDK's",
         "  retry runs it again: the retry finds the work done.",
-        f"- **hangs past its deadline**: before its work it sleeps past `ACTIVITY_TIMEOUT_SECONDS`"
-        f" ({ACTIVITY_TIMEOUT_SECONDS} s here, 60 s by default), once; the deadline cuts it short"
-        " as `DependencyUnavailable` and it is retried.",
+        "- **hangs past its deadline**: before its work it sleeps past `ACTIVITY_TIMEOUT_SECONDS`",
+        f"  ({ACTIVITY_TIMEOUT_SECONDS} s here, 60 s by default), once; the deadline cuts it short",
+        "  as `DependencyUnavailable` and it is retried.",
         "- **kill -9 app / daprd**: every order of the column paused inside the activity after its",
         "  work, before its result reached the engine; then one `kill -9`, the supervisor restarts",
         "  the process, the engine runs the activity again.",
-        f"- **store writes refused {OUTAGE_SECONDS} s**: every order paused before the activity's"
-        " work; then a Redis ACL refuses every write to the app's keys (the engine's history"
-        f" too) for {OUTAGE_SECONDS} s while the activities run into it "
-        "(`tests/fixtures/faults.writes_refused`).",
+        f"- **store writes refused {OUTAGE_SECONDS} s**: every order paused before the activity's",
+        "  work; then a Redis ACL refuses every write to the app's keys (the engine's history too)",
+        f"  for {OUTAGE_SECONDS} s while the activities run into it",
+        "  (`tests/fixtures/faults.writes_refused`).",
         "",
         "Rows reached only on some paths get orders sent down them: `refund_payment` after a stock",
         "commit that fails every time (the SDK's quick retries, ~25 s, then the refund);",
@@ -372,6 +372,10 @@ def report(
         "still applies to the activity around them.",
         "",
         "## Orders per row",
+        "",
+        "The cancel racing the payment is sent once the order is seen reserving its stock: it wins",
+        "(cancelled) or loses (409, processed) as the engine's timing has it, so those counts vary",
+        "from run to run.",
         "",
         "| Activity | Routes (every column) | Outcomes (all columns) |",
         "|---|---|---|",
@@ -392,9 +396,9 @@ def report(
         "",
         "## This run",
         "",
-        f"{orders} orders; {seconds:.0f} s from the stack's start to the audit on a 2-core"
-        f" machine; the stack was up after {start_seconds:.0f} s. Each column, in seconds since"
-        " the stack began to start:",
+        f"{orders} orders; {seconds:.0f} s from the stack's start to the audit on a 2-core",
+        f"machine shared with other test runs; the stack was up after {start_seconds:.0f} s. Each",
+        "column, in seconds since the stack began to start:",
         "",
         *(
             f"- {column.fault.title}: "
