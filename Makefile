@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr helm jaeger tools images lint typecheck unit integration newcomer compose bench bench-replicas bench-storage clean
+.PHONY: run test deps dapr helm jaeger tools images lint typecheck unit integration fault-matrix newcomer compose bench bench-replicas bench-storage clean
 
 # The lock is installed as it is, resolving nothing (--no-deps): an older pip (Python 3.11's
 # bundled 23.2) otherwise resolves extras such as coverage[toml] itself and can pick a release
@@ -72,6 +72,10 @@ unit: deps helm
 
 integration: deps tools dapr jaeger
 	$(PY) -m pytest -m integration
+
+# The fault matrix (part of `make integration` too), writing its table to docs/fault-matrix.md.
+fault-matrix: deps tools dapr
+	FAULT_MATRIX_REPORT=docs/fault-matrix.md $(PY) -m pytest tests/integration/test_fault_matrix.py -m integration
 
 # README's first commands from a fresh copy, with a new venv for every supported Python.
 newcomer: deps dapr

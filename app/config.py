@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     infrastructure_retry_hours: float = Field(default=24.0, gt=0)
     infrastructure_retry_first_interval_seconds: float = Field(default=10.0, gt=0)
     infrastructure_retry_max_interval_seconds: float = Field(default=300.0, gt=0)
+    # Each activity run is cut short after this and retried as the store's or sidecar's absence
+    # (all it waits on): a hung call cannot hold an order at its step for good.
+    activity_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Fault injection for the fault matrix (app.workflows.failpoints, docs/fault-matrix.md):
+    # the rules file the activities read. Unset, as in production: no failpoint, no cost.
+    failpoints_file: Path | None = None
     # The manager endpoints' bearer token. Unset: read from `manager_token_file`, which is
     # created with a new token if it does not exist (app.manager_token); neither set, the
     # service refuses to start: no configuration lets anyone approve.

@@ -35,6 +35,7 @@ from app.services.payments import PaymentLedger
 from app.services.sidecar import SidecarProbe
 from app.services.state_store import SidecarStateStore
 from app.workflows.activities import OrderActivities
+from app.workflows.failpoints import Failpoints
 from app.workflows.runtime import SDK_LOGGING, build_runtime
 from app.workflows.worker import WorkerSupervisor, keep_worker_connected
 
@@ -62,8 +63,17 @@ def workflow_worker(
     """The workflow worker of this process, its activities over `store`."""
     in_flight = InFlightOrders(store) if settings.observability else None
     activities = order_activities(store, observer, in_flight)
+    failpoints = Failpoints(settings.failpoints_file)
+    if failpoints.enabled:
+        log.warning("failpoints armed from %s (fault injection)", settings.failpoints_file)
     return WorkerSupervisor(
-        lambda: build_runtime(activities, settings.dapr_host, settings.dapr_grpc_port)
+        lambda: build_runtime(
+            activities,
+            settings.dapr_host,
+            settings.dapr_grpc_port,
+            settings.activity_timeout_seconds,
+            failpoints,
+        )
     )
 
 
