@@ -78,14 +78,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("SOAK_SEED"),
         help="the orders' fates and the faults (SOAK_SEED; default: random, printed)",
     )
+    # (argparse converts a default given as a string, from the environment, with `type`.)
     args = parser.parse_args(argv)  # fmt: skip
     if args.seed is None:
         args.seed = secrets.randbelow(1_000_000)
-    for name in ("interval", "freeze"):
-        if isinstance(getattr(args, name), str):
-            setattr(args, name, seconds_range(getattr(args, name)))
-    if args.faults is not None:
-        args.faults = int(args.faults)
     return args
 
 
