@@ -99,6 +99,10 @@ class Chaos:
         process = await self.running(fault.component)
         record = Injected(fault, at=time.monotonic() - self.started)
         self.injected.append(record)
+        if process is None:
+            record.problem = f"{fault.component} was not running when its fault was due"
+            log.error("fault %d (%s) not injected: %s", len(self.injected), fault, record.problem)
+            return record
         since = time.monotonic()
         log.info("fault %d at %.0f s: %s", len(self.injected), record.at, fault)
         if fault.action == "kill":
@@ -123,15 +127,16 @@ class Chaos:
             )
         return record
 
-    async def running(self, name: str) -> subprocess.Popen[bytes]:
-        """The component's process, once it runs (a fault never hits one still restarting)."""
+    async def running(self, name: str) -> subprocess.Popen[bytes] | None:
+        """The component's process once it runs (a fault never hits one still restarting);
+        None if it does not within the healing deadline."""
         deadline = time.monotonic() + self.heal_seconds
         while time.monotonic() < deadline:
             process = self.stack.services[name].process
             if process is not None and process.poll() is None:
                 return process
             await asyncio.sleep(POLL_SECONDS)
-        raise RuntimeError(f"{name} is not running: no fault can be injected into it")
+        return None
 
     @staticmethod
     async def frozen(process: subprocess.Popen[bytes], seconds: float) -> bool:
