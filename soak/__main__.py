@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devstack.dapr_build import build
+from devstack.settings import ROOT
 from devstack.stack import Stack, isolated_settings
 from soak.report import report
 from soak.run import SoakOptions, SoakResult, run_soak
@@ -27,6 +29,7 @@ from soak.run import SoakOptions, SoakResult, run_soak
 log = logging.getLogger("soak")
 # Longer than any decision delayed by the faults takes, so "approve" never loses to the timer.
 APPROVAL_TIMEOUT_SECONDS = 300
+ARTIFACTS = ROOT / ".artifacts"  # git-ignored
 
 
 def seconds_range(text: str) -> tuple[float, float]:
@@ -113,7 +116,13 @@ async def soak(args: argparse.Namespace) -> SoakResult:
         # Supervised exactly as `make run` supervises (its settings' defaults).
         stack = Stack(settings, app_env=app_env, report=log.info, supervise=True)
         with stack:
-            return await run_soak(stack, token, options)
+            result = await run_soak(stack, token, options)
+        if result.problems:
+            # The temporary folder goes; the logs of a failed run stay for its diagnosis.
+            kept = ARTIFACTS / f"soak-{args.seed}-logs"
+            shutil.copytree(settings.log_dir, kept, dirs_exist_ok=True)
+            log.error("the stack's logs are kept in %s", kept)
+        return result
 
 
 def main(argv: list[str] | None = None) -> int:
