@@ -21,7 +21,7 @@ SHORT_SOAK = SoakOptions(
     # Fewer clients and short pauses, so that all three faults and their healing fall within
     # the orders' half minute or so (at 16 clients the last fault came after the last order).
     clients=8,
-    interval=(3.0, 5.0),
+    interval=(2.0, 4.0),
     faults=3,
     plan=(Fault("kill", "daprd"), Fault("freeze", "redis", 5.0), Fault("kill", "app")),
     seed=19,
