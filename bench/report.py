@@ -12,14 +12,14 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(head: list[str], rows: list[list[str]]) -> str:
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([_row(head), _row(["---"] * len(head)), *map(_row, rows)])
 
 
 def latency_table(runs: list[Run]) -> str:
     head = ["mode", "load", "completed/s", "accept p50 ms", "accept p99 ms",
             "completion p50 ms", "p95", "p99", "errors"]  # fmt: skip
-    return _table(
+    return markdown_table(
         head,
         [
             [
@@ -54,7 +54,7 @@ def cost_table(runs: list[Run]) -> str:
         busy = sum(run.cpu_share(name) for name in present)
         rows.append([run.mode, run.load, *cells, f"{total:.1f}", f"{busy:.0%}",
                      f"{run.redis_per_order:.0f}", f"{run.sidecar_calls_per_order:.1f}"])  # fmt: skip
-    return _table(head, rows)
+    return markdown_table(head, rows)
 
 
 def _by_level(runs: list[Run], mode: str) -> dict[int, Run]:

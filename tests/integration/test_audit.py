@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from devstack.audit import audit_cli
 from devstack.stack import Stack
-from tests.fixtures.audit import MANAGER, assert_audit_clean, audit_api, audit_cli
+from tests.fixtures.audit import MANAGER, assert_audit_clean, audit_api
 from tests.fixtures.orders import create, wait_for_step, wait_until_finished
 from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, private_stack
 
