@@ -254,31 +254,29 @@ class OrderService:
             order_id, item, quantity, self._settings.approval_threshold, self._clock()
         )
         record = record.model_copy(update={"seq": await self._index.next_number()})
+        # From here on the order may exist: a 503 says so, and names it. Its first write is its
+        # entry on the start outbox, then its record; a create whose caller gave up goes on from
+        # here to the end (and shutdown waits for it), so the order does exist once it is done.
+        try:
+            attempt.begin_write("same_order_id", order_id, repeatable=repeatable)
+        except ChangeAbandoned:
+            log.info("order %s: create given up before it was recorded", order_id)
+            raise
         # On the start outbox before the record: a create that stops between the two leaves an
         # entry without a record (dropped later), never a recorded order nobody starts.
         hold = await self.starts.enter(order_id, record.created_at)
         try:
-            return await self._record_and_start(record, hold, attempt, repeatable)
+            return await self._record_and_start(record, hold)
         except Exception:
             if hold is not None:  # a retry of this create, or the loop, may start it at once
                 await self.starts.release(order_id, record.created_at)
             raise
 
     async def _record_and_start(
-        self,
-        record: OrderRecord,
-        hold: StartHold | None,
-        attempt: ChangeAttempt,
-        repeatable: bool,
+        self, record: OrderRecord, hold: StartHold | None
     ) -> tuple[Order, bool]:
         order_id = record.order_id
         try:
-            # From here on the order may exist: a 503 says so, and names it.
-            try:
-                attempt.begin_write("same_order_id", order_id, repeatable=repeatable)
-            except ChangeAbandoned:
-                log.info("order %s: create given up before it was recorded", order_id)
-                raise
             await self._records.create(record)
             created = True
         except EtagMismatch:

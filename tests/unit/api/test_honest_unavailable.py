@@ -58,6 +58,18 @@ async def test_a_create_whose_record_was_being_written_at_the_deadline_may_have_
     assert "nothing was changed" not in body["detail"].lower()
 
 
+async def test_a_create_held_at_its_start_outbox_entry_may_have_happened_and_goes_on(
+    api: Api,
+) -> None:
+    # The entry on the start outbox is the create's first write: once it is sent, the create
+    # goes on to record the order, so a 503 then must not say that nothing was changed.
+    response = await create_held_at(api, "orders:starting:")
+
+    body: dict[str, Any] = response.json()
+    [created] = order_ids(api)
+    assert (body.get("may_have_happened"), body.get("order_id")) == (True, created), body
+
+
 async def test_retrying_with_the_order_id_a_503_named_returns_that_order_not_a_second(
     api: Api,
 ) -> None:
