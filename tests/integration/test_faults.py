@@ -1,10 +1,13 @@
-"""Orders survive the loss of any one process of the stack.
+"""Orders survive faults the supervisor does not simply undo: an approval sent while the
+engine restarts or while the workflow worker is away, and the state store frozen for longer than
+the activities' quick retries.
 
-Each test starts a batch spread over the workflow (some waiting for approval, some mid-flight),
-injects one fault, recovers, approves what waits, and then checks that every order finished
-exactly once: one payment ledger entry per paid order, the inventory invariant, nothing reserved.
-These run on a stack of their own (approval timeout 300 s) so a slow recovery cannot turn into
-an approval timeout, and the destruction cannot disturb the other tests.
+Each fault test starts a batch spread over the workflow (some waiting for approval, some
+mid-flight), injects one fault, recovers, approves what waits, and ends with the auditor. They
+run on a stack of their own (approval timeout 300 s) so a slow recovery cannot turn into an
+approval timeout, and the destruction cannot disturb the other tests. kill -9 of each process,
+healed by the supervisor with the same batch and checks, is tests/integration/test_supervision.py;
+kill -9 of the app or daprd inside every activity is tests/integration/test_fault_matrix.py.
 """
 
 from __future__ import annotations
@@ -60,25 +63,6 @@ async def fault_api(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.mark.parametrize("service", ["app", "daprd", "scheduler", "placement"])
-async def test_orders_finish_exactly_once_after_kill_9(
-    fault_stack: Stack, fault_api: httpx.AsyncClient, service: str
-) -> None:
-    waiting, moving = await start_batch(fault_api, fault_stack)
-    fault_stack.kill(service)
-    fault_stack.start_service(service)
-    await finish_and_check(fault_api, fault_stack, waiting, moving)
-
-
-async def test_orders_finish_exactly_once_after_redis_restart(
-    fault_stack: Stack, fault_api: httpx.AsyncClient
-) -> None:
-    waiting, moving = await start_batch(fault_api, fault_stack)
-    fault_stack.stop_service("redis")
-    fault_stack.start_service("redis")
-    await finish_and_check(fault_api, fault_stack, waiting, moving)
-
-
 async def test_approval_sent_while_the_engine_restarts_still_counts(
     fault_stack: Stack, fault_api: httpx.AsyncClient
 ) -> None:
@@ -123,7 +107,9 @@ async def test_approval_raised_while_the_worker_is_down_counts_once_it_is_back(
     assert ledger(fault_stack)[order_id]["status"] == "paid"
 
 
-FREEZE_SECONDS = 20.0
+# Longer than the activities' quick retries (ACTIVITY_RETRY, about 25 s): an order whose step
+# failed through them all before the retry-infrastructure-errors patch must outlast it now.
+FREEZE_SECONDS = 40.0
 # The app's deadline (REQUEST_TIMEOUT_SECONDS, 2 s by default) plus what an HTTP round trip on
 # a loaded 2-core machine may add.
 ANSWER_WITHIN_SECONDS = 3.0
