@@ -135,6 +135,14 @@ def test_images_default_to_the_official_ones() -> None:
     assert ("FROM", "${PYTHON_IMAGE}") in instructions
 
 
+def test_every_compose_service_is_restarted_by_the_engine(compose: dict[str, Any]) -> None:
+    """A container that dies comes back with no human: the same policy for every service (the
+    compose fault tests kill some of them; this holds the rest, e.g. the scheduler, to it)."""
+    policies = {name: spec.get("restart") for name, spec in compose["services"].items()}
+    assert set(policies.values()) == {"unless-stopped"}, policies
+    assert {"redis", "placement", "scheduler", "daprd", "app", "proxy"} <= set(policies)
+
+
 def test_compose_tool_refuses_to_start_without_an_api_token() -> None:
     result = _run_compose("config", "-q", api_token=None)
     assert result.returncode != 0
