@@ -20,58 +20,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
-from app.services.sharded import by_shard, shard_of
-from app.services.state_store import KeyLocks, StateStore, compare_and_swap
+from app.services.sharded import ShardedOrders, dump_id_map, id_map, without
+from app.services.state_store import StateStore
 
 SHARDS: Final = 16
+PREFIX: Final = "orders:awaiting-decision"
 
 
 def shard_key(shard: int) -> str:
-    return f"orders:awaiting-decision:{shard}"
-
-
-Listed = dict[str, str]  # order id -> acceptance time (ISO 8601, UTC)
+    return f"{PREFIX}:{shard}"
 
 
 class AwaitingDecision:
+    """order id -> acceptance time (ISO 8601, UTC), in the store."""
+
     def __init__(self, store: StateStore) -> None:
-        self._store = store
-        self._locks = KeyLocks()
+        self._shards = ShardedOrders(store, PREFIX, SHARDS, id_map, dump_id_map)
 
     async def add(self, order_id: str, accepted_at: datetime) -> None:
         at = accepted_at.isoformat()
-        await self._change(shard_of(order_id, SHARDS), lambda listed: {**listed, order_id: at})
+        await self._shards.change(order_id, lambda listed: {**listed, order_id: at})
 
     async def remove(self, order_ids: Iterable[str]) -> None:
-        grouped = by_shard(order_ids, SHARDS)
-        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in grouped.items()))
-
-    async def _drop(self, shard: int, order_ids: set[str]) -> None:
-        await self._change(
-            shard, lambda listed: {k: v for k, v in listed.items() if k not in order_ids}
-        )
-
-    async def _change(self, shard: int, change: Callable[[Listed], Listed]) -> None:
-        key = shard_key(shard)
-
-        def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-            current: Listed = dict(doc["orders"]) if doc else {}
-            updated = change(current)
-            return None if updated == current else {"orders": updated}
-
-        async with self._locks(key):
-            await compare_and_swap(self._store, key, apply)
+        await self._shards.change_each(order_ids, without)
 
     async def oldest_first(self) -> list[str]:
         """Every order listed, by acceptance time (oldest first; order id breaks a tie)."""
-        entries = await asyncio.gather(*(self._store.get(shard_key(s)) for s in range(SHARDS)))
         listed = [
             (datetime.fromisoformat(at), order_id)
-            for entry in entries
-            if entry is not None
-            for order_id, at in entry.value["orders"].items()
+            for shard in await self._shards.every_shard()
+            for order_id, at in shard.items()
         ]
         return [order_id for _, order_id in sorted(listed)]
 

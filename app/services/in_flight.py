@@ -9,52 +9,29 @@ scrape time and ask the engine for each order's step (app.observability.metrics)
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
-from app.services.sharded import by_shard, shard_of
-from app.services.state_store import KeyLocks, StateStore, compare_and_swap
+from app.services.sharded import ShardedOrders, dump_id_set, id_set
+from app.services.state_store import StateStore
 
 SHARDS: Final = 16
+PREFIX: Final = "orders:in-flight"
 
 
 def shard_key(shard: int) -> str:
-    return f"orders:in-flight:{shard}"
+    return f"{PREFIX}:{shard}"
 
 
 class InFlightOrders:
     def __init__(self, store: StateStore) -> None:
-        self._store = store
-        self._locks = KeyLocks()
+        self._shards = ShardedOrders(store, PREFIX, SHARDS, id_set, dump_id_set)
 
     async def add(self, order_id: str) -> None:
-        await self._change(shard_of(order_id, SHARDS), lambda ids: ids | {order_id})
+        await self._shards.change(order_id, lambda ids: ids | {order_id})
 
     async def remove(self, order_ids: set[str]) -> None:
-        grouped = by_shard(order_ids, SHARDS)
-        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in grouped.items()))
-
-    async def _drop(self, shard: int, order_ids: set[str]) -> None:
-        await self._change(shard, lambda ids: ids - order_ids)
-
-    async def _change(self, shard: int, change: Callable[[set[str]], set[str]]) -> None:
-        key = shard_key(shard)
-
-        def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-            current = set(doc["order_ids"]) if doc else set()
-            updated = change(current)
-            return None if updated == current else {"order_ids": sorted(updated)}
-
-        async with self._locks(key):
-            await compare_and_swap(self._store, key, apply)
+        await self._shards.change_each(order_ids, lambda ids, gone: ids - gone)
 
     async def ids(self) -> set[str]:
         """Every order the store holds as in flight."""
-        entries = await asyncio.gather(*(self._store.get(shard_key(s)) for s in range(SHARDS)))
-        return {
-            order_id
-            for entry in entries
-            if entry is not None
-            for order_id in entry.value["order_ids"]
-        }
+        return set().union(*await self._shards.every_shard())

@@ -29,13 +29,13 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from app.domain.orders import OrderRecord
 from app.errors import DependencyUnavailable, NotFound
 from app.services.order_records import OrderRecords
-from app.services.sharded import by_shard, shard_of
-from app.services.state_store import KeyLocks, StateStore, compare_and_swap
+from app.services.sharded import ShardedOrders, dump_id_map, id_map, without
+from app.services.state_store import StateStore
 from app.workflows.contracts import WORKFLOW_NAME, OrderInput
 
 if TYPE_CHECKING:
@@ -55,8 +55,11 @@ ORPHAN_SECONDS: Final = 60.0
 _CONCURRENT_STARTS: Final = 8
 
 
+PREFIX: Final = "orders:starting"
+
+
 def shard_key(shard: int) -> str:
-    return f"orders:starting:{shard}"
+    return f"{PREFIX}:{shard}"
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,7 @@ class StartOutbox:
     """The orders waiting for their workflow to start, in the state store."""
 
     def __init__(self, store: StateStore) -> None:
-        self._store = store
-        self._locks = KeyLocks()
+        self._shards = ShardedOrders(store, PREFIX, SHARDS, id_map, dump_id_map)
 
     async def enter(self, order_id: str, accepted_at: datetime, retry_at: datetime) -> bool:
         """List the order, held by the caller until `retry_at`, unless it is listed already
@@ -123,36 +125,17 @@ class StartOutbox:
         return claimed
 
     async def remove(self, order_ids: Iterable[str]) -> None:
-        grouped = by_shard(order_ids, SHARDS)
-        await asyncio.gather(*(self._drop(shard, ids) for shard, ids in grouped.items()))
-
-    async def _drop(self, shard: int, order_ids: set[str]) -> None:
-        await self._change_shard(
-            shard, lambda listed: {k: v for k, v in listed.items() if k not in order_ids}
-        )
+        await self._shards.change_each(order_ids, without)
 
     async def _change(self, order_id: str, change: Callable[[Listed], Listed]) -> None:
-        await self._change_shard(shard_of(order_id, SHARDS), change)
-
-    async def _change_shard(self, shard: int, change: Callable[[Listed], Listed]) -> None:
-        key = shard_key(shard)
-
-        def apply(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-            current: Listed = dict(doc["orders"]) if doc else {}
-            updated = change(current)
-            return None if updated == current else {"orders": updated}
-
-        async with self._locks(key):
-            await compare_and_swap(self._store, key, apply)
+        await self._shards.change(order_id, change)
 
     async def entries(self) -> dict[str, StartEntry]:
         """Every order listed, with when it was accepted and may be tried next."""
-        docs = await asyncio.gather(*(self._store.get(shard_key(s)) for s in range(SHARDS)))
         return {
             order_id: _parse(value)
-            for doc in docs
-            if doc is not None
-            for order_id, value in doc.value["orders"].items()
+            for shard in await self._shards.every_shard()
+            for order_id, value in shard.items()
         }
 
     async def waiting(self) -> int:
