@@ -8,13 +8,14 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
-from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, MANAGER_TOKEN, api_client, private_stack
+from tests.fixtures.manager import manager_headers
+from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, private_stack
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     app_env = {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
-    with private_stack(tmp_path_factory.mktemp("stack-data"), app_env) as running:
+    with private_stack(tmp_path_factory.mktemp("stack-data"), env=app_env) as running:
         yield running
 
 
@@ -26,4 +27,4 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def manager() -> dict[str, str]:
-    return {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+    return manager_headers()

@@ -5,23 +5,21 @@ with the order's id. A stack of its own: the seeded violation must not reach oth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from devstack.audit import audit_cli
 from devstack.stack import Stack
-from tests.fixtures.audit import MANAGER, assert_audit_clean, audit_api
+from tests.fixtures.audit import assert_audit_clean, audit_api
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import create, wait_for_step, wait_until_finished
-from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, private_stack
+from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, module_stack
 
-
-@pytest.fixture(scope="module")
-def audit_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    app_env = {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
-    with private_stack(tmp_path_factory.mktemp("audit-stack"), app_env) as running:
-        yield running
+audit_stack = module_stack(
+    "audit-stack", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+)
 
 
 @pytest.fixture

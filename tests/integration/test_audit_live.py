@@ -5,16 +5,17 @@ long approval timeout: every decision here is made in time, however loaded the m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from devstack.stack import Stack
-from tests.fixtures.audit import MANAGER, assert_audit_clean, audit_api
+from tests.fixtures.audit import assert_audit_clean, audit_api
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import create, wait_for_step, wait_until_finished
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 
 ORDERS = 80
 CLIENTS = 8
@@ -30,11 +31,7 @@ KINDS: list[tuple[str, int, str | None]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    app_env = {"APPROVAL_TIMEOUT_SECONDS": "300"}
-    with private_stack(tmp_path_factory.mktemp("audit-live"), app_env) as running:
-        yield running
+live_stack = module_stack("audit-live", env={"APPROVAL_TIMEOUT_SECONDS": "300"})
 
 
 @pytest.fixture

@@ -22,8 +22,9 @@ from playwright.sync_api import ConsoleMessage, Error, Page, expect
 
 from devstack.stack import Stack
 from tests.fixtures.browser import Browser, chromium, docs_operations, screenshot
+from tests.fixtures.manager import manager_headers
 from tests.fixtures.orders import new_id
-from tests.fixtures.stack import MANAGER_TOKEN, private_stack
+from tests.fixtures.stack import MANAGER_TOKEN, module_stack
 
 pytestmark = pytest.mark.browser
 
@@ -38,11 +39,9 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
 
-@pytest.fixture(scope="module")
-def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    app_env = {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
-    with private_stack(tmp_path_factory.mktemp("console-stack"), app_env) as running:
-        yield running
+console_stack = module_stack(
+    "console-stack", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+)
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +230,7 @@ def test_restocking_in_the_console_adds_units(console_stack: Stack, tab: Tab) ->
 
 def test_a_wrong_token_shows_the_apis_401_message(console_stack: Stack, tab: Tab) -> None:
     answer = httpx.get(
-        f"{console_stack.app_url}/events", headers={"Authorization": "Bearer wrong"}, timeout=10
+        f"{console_stack.app_url}/events", headers=manager_headers("wrong"), timeout=10
     )
     assert answer.status_code == 401
     detail = answer.json()["detail"]

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -25,7 +25,8 @@ import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.faults import MANAGER, ledger
+from tests.fixtures.faults import ledger
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import (
     assert_invariant,
     create,
@@ -33,7 +34,7 @@ from tests.fixtures.orders import (
     wait_for_step,
     wait_until_finished,
 )
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,9 @@ APPROVAL_TRIES = 60
 APPROVALS_AT_ONCE = 15
 
 
-@pytest.fixture(scope="module")
-def race_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    app_env = {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
-    with private_stack(tmp_path_factory.mktemp("decision-races"), app_env) as running:
-        yield running
+race_stack = module_stack(
+    "decision-races", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+)
 
 
 @pytest.fixture

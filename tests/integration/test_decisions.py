@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +12,10 @@ import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.faults import MANAGER, ledger
+from tests.fixtures.faults import ledger
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import assert_invariant, create, wait_for_step, wait_until_finished
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
 ROUNDS = 50
@@ -26,13 +27,8 @@ OUTCOME = {
 }
 
 
-@pytest.fixture(scope="module")
-def decision_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # A long approval timeout: a hundred orders wait at approval while the managers race.
-    with private_stack(
-        tmp_path_factory.mktemp("decisions"), {"APPROVAL_TIMEOUT_SECONDS": "300"}
-    ) as running:
-        yield running
+# A long approval timeout: a hundred orders wait at approval while the managers race.
+decision_stack = module_stack("decisions", env={"APPROVAL_TIMEOUT_SECONDS": "300"})
 
 
 @pytest.fixture

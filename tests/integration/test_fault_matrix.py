@@ -34,7 +34,7 @@ import pytest
 from app.workflows.contracts import PAST_PAYMENT_STEPS, ActivityName
 from app.workflows.failpoints import Rule, read_hits, write_rules
 from devstack.stack import Stack
-from tests.fixtures.audit import MANAGER, assert_audit_clean, audit_api
+from tests.fixtures.audit import assert_audit_clean, audit_api
 from tests.fixtures.fault_matrix import (
     COLUMNS,
     OUTAGE_SECONDS,
@@ -46,6 +46,7 @@ from tests.fixtures.fault_matrix import (
     table,
 )
 from tests.fixtures.faults import RECOVERY_SECONDS, retrying, wait_ready, writes_refused
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import new_id
 from tests.fixtures.stack import private_stack
 from tests.fixtures.waiting import eventually
@@ -88,7 +89,7 @@ def matrix_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MatrixSta
         "INFRASTRUCTURE_RETRY_FIRST_INTERVAL_SECONDS": "1",
         "INFRASTRUCTURE_RETRY_MAX_INTERVAL_SECONDS": "2",
     }
-    with private_stack(data, app_env, supervise=True) as running:
+    with private_stack(data, env=app_env, supervise=True) as running:
         yield MatrixStack(running, rules_file, started_at, time.monotonic() - started_at)
 
 

@@ -16,7 +16,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,37 +24,33 @@ import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.faults import (
-    MANAGER,
     RECOVERY_SECONDS,
     finish_and_check,
     ledger,
     retrying,
     start_batch,
 )
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import (
     create,
     new_id,
     wait_for_step,
     wait_until_finished,
 )
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
-
-@pytest.fixture(scope="module")
-def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # Supervised, as under `make run`: a kill -9 of the app can leave Dapr 1.18.2's daprd
-    # without the workflow actor types (the wedge in the README); the app then asks daprd to
-    # shut down, and only a supervisor starts it again. The tests still restart what they kill
-    # themselves (the supervisor leaves a component someone else started alone). No hang
-    # watchdog: the frozen-store test stops Redis on purpose and expects it back as it was.
-    with private_stack(
-        tmp_path_factory.mktemp("fault-stack"),
-        {"APPROVAL_TIMEOUT_SECONDS": "300"},
-        {"WATCHDOG_HANG": 0},
-        supervise=True,
-    ) as running:
-        yield running
+# Supervised, as under `make run`: a kill -9 of the app can leave Dapr 1.18.2's daprd without the
+# workflow actor types (the wedge in the README); the app then asks daprd to shut down, and only
+# a supervisor starts it again. The tests still restart what they kill themselves (the
+# supervisor leaves a component someone else started alone). No hang watchdog: the
+# frozen-store test stops Redis on purpose and expects it back as it was.
+fault_stack = module_stack(
+    "fault-stack",
+    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    supervise=True,
+    settings={"WATCHDOG_HANG": 0},
+)
 
 
 @pytest.fixture

@@ -6,30 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from devstack.stack import Stack
-from tests.fixtures.faults import MANAGER
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import create, new_id, stored_doc, wait_until_finished
 from tests.fixtures.sse import Event, events
-from tests.fixtures.stack import private_stack
+from tests.fixtures.stack import module_stack
 from tests.fixtures.waiting import eventually
 
 BUSY_ORDERS = 200
 AWAITING = "awaiting_approval"
 
 
-@pytest.fixture(scope="module")
-def two_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(
-        tmp_path_factory.mktemp("feed-replicas"),
-        {"APPROVAL_TIMEOUT_SECONDS": "300"},  # the orders wait for the manager throughout
-        {"REPLICAS": 2},
-    ) as running:
-        yield running
+two_replicas = module_stack(
+    "feed-replicas",
+    env={"APPROVAL_TIMEOUT_SECONDS": "300"},  # the orders wait for the manager throughout
+    replicas=2,
+)
 
 
 @contextlib.asynccontextmanager

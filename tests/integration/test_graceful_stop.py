@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
-
-import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import wait_ready
 from tests.fixtures.orders import wait_until_finished
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
 PAPERCLIP = {"item": "paperclip", "quantity": 1}
 
 
-@pytest.fixture(scope="module")
-def stopping_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory.mktemp("graceful-stop"), {}) as running:
-        yield running
+stopping_stack = module_stack("graceful-stop")
 
 
 async def test_sigterm_waits_for_a_create_its_request_gave_up_on(stopping_stack: Stack) -> None:

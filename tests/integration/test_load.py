@@ -6,18 +6,17 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
+from tests.fixtures.manager import manager_headers
 from tests.fixtures.orders import assert_invariant, new_id, wait_until_finished
-from tests.fixtures.stack import MANAGER_TOKEN, private_stack
+from tests.fixtures.stack import module_stack
 
 ORDERS = 500
 CLIENTS = 30
@@ -49,14 +48,10 @@ SHAPES = {
 LOAD_APPROVAL_TIMEOUT_SECONDS = 20
 
 
-@pytest.fixture(scope="module")
-def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    app_env = {
-        "APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS),
-        "LOG_LEVEL": "WARNING",
-    }
-    with private_stack(tmp_path_factory.mktemp("load-stack"), app_env) as running:
-        yield running
+load_stack = module_stack(
+    "load-stack",
+    env={"APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS), "LOG_LEVEL": "WARNING"},
+)
 
 
 class Client:
@@ -118,7 +113,7 @@ async def test_mixed_orders_under_load_never_oversell_or_leave_stock_reserved(
     load_stack: Stack,
 ) -> None:
     stack = load_stack
-    manager = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+    manager = manager_headers()
     async with httpx.AsyncClient(base_url=stack.app_url, timeout=120) as api:
         await _run_load(stack, api, manager)
 

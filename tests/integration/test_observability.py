@@ -8,8 +8,7 @@ tests/compose/test_observability.py checks the same on the compose stack).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,14 +20,9 @@ from tests.fixtures.observability import (
     traces_of,
     whole_order,
 )
-from tests.fixtures.stack import MANAGER_TOKEN, api_client, private_stack
+from tests.fixtures.stack import MANAGER_TOKEN, api_client, module_stack
 
-
-@pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data: Path = tmp_path_factory.mktemp("observed-stack")
-    with private_stack(data, {}, stack_settings={"OBSERVABILITY": True}) as stack:
-        yield stack
+observed = module_stack("observed-stack", observability=True)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ On a stack of its own: the ACL is on the whole Redis.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,14 +21,14 @@ import pytest
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import (
-    MANAGER,
     RECOVERY_SECONDS,
     ledger,
     refused_writes,
     writes_refused,
 )
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import assert_invariant, create, new_id, order, wait_until_finished
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
 # Small orders (no approval): 3 computers at 500 each.
@@ -41,10 +41,7 @@ QUANTITY = 3
 REFUSALS = 2
 
 
-@pytest.fixture(scope="module")
-def refusing_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory.mktemp("refused-writes"), {}) as running:
-        yield running
+refusing_stack = module_stack("refused-writes")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from devstack.replicas import Replica
 from devstack.settings import APP_ID
 from devstack.stack import Stack, http_json
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.faults import MANAGER, RECOVERY_SECONDS, ledger
+from tests.fixtures.faults import RECOVERY_SECONDS, ledger
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.metrics import samples
 from tests.fixtures.orders import (
     assert_invariant,
@@ -35,7 +36,7 @@ from tests.fixtures.orders import (
 )
 from tests.fixtures.readme import walk_through_approval
 from tests.fixtures.sse import events
-from tests.fixtures.stack import MANAGER_TOKEN, api_client, private_stack
+from tests.fixtures.stack import MANAGER_TOKEN, api_client, module_stack
 from tests.fixtures.waiting import eventually
 
 # The killed replica stays down this long before the supervisor starts it again.
@@ -54,15 +55,13 @@ ACTIVITY_EXECUTIONS = "dapr_runtime_workflow_activity_execution_count"
 MAX_IN_FLIGHT_ORDERS = 50
 
 
-@pytest.fixture(scope="module")
-def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(
-        tmp_path_factory.mktemp("replicas"),
-        {"APPROVAL_TIMEOUT_SECONDS": "300"},
-        {"REPLICAS": 3, "RESTART_BACKOFF": RESTART_DELAY_SECONDS},
-        supervise=True,
-    ) as running:
-        yield running
+replicated = module_stack(
+    "replicas",
+    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    supervise=True,
+    replicas=3,
+    settings={"RESTART_BACKOFF": RESTART_DELAY_SECONDS},
+)
 
 
 @pytest.fixture

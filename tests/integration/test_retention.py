@@ -4,7 +4,7 @@ retention period (here 5 s), and every order keeps answering exactly as before."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,26 +13,23 @@ import redis
 
 from devstack.settings import APP_ID
 from devstack.stack import Stack
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import create, new_id, wait_for_step, wait_until_finished
-from tests.fixtures.stack import MANAGER_TOKEN, api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
 RETENTION_SECONDS = 5
-MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 # Keys a finished order may leave: its record, its listing entry, its payment ledger entry.
 MAX_KEYS_PER_ORDER = 3
 MAX_BYTES_PER_ORDER = 1536
 MAX_BYTES_DECIDED = 2048
 
 
-@pytest.fixture(scope="module")
-def retention_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(
-        tmp_path_factory.mktemp("retention"),
-        {"APPROVAL_TIMEOUT_SECONDS": "300"},
-        {"ORDER_HISTORY_RETENTION_SECONDS": RETENTION_SECONDS},
-    ) as running:
-        yield running
+retention_stack = module_stack(
+    "retention",
+    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    settings={"ORDER_HISTORY_RETENTION_SECONDS": RETENTION_SECONDS},
+)
 
 
 @pytest.fixture

@@ -6,15 +6,11 @@ restarts anything. Every order ends as its fate allows, every fault heals, and t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from devstack.stack import Stack
 from soak import Fault, SoakOptions, run_soak
 from soak.report import report
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.stack import MANAGER_TOKEN, api_client, private_stack
+from tests.fixtures.stack import MANAGER_TOKEN, api_client, module_stack
 
 SHORT_SOAK = SoakOptions(
     orders=300,
@@ -33,11 +29,11 @@ SHORT_SOAK = SoakOptions(
 )
 
 
-@pytest.fixture(scope="module")
-def soak_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    app_env = {"APPROVAL_TIMEOUT_SECONDS": "300", "LOG_LEVEL": "WARNING"}
-    with private_stack(tmp_path_factory.mktemp("soak-stack"), app_env, supervise=True) as running:
-        yield running
+soak_stack = module_stack(
+    "soak-stack",
+    env={"APPROVAL_TIMEOUT_SECONDS": "300", "LOG_LEVEL": "WARNING"},
+    supervise=True,
+)
 
 
 async def test_short_chaos_soak_finishes_every_order_heals_every_fault_and_audits_clean(

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean, audit_api
-from tests.fixtures.faults import MANAGER, RECOVERY_SECONDS, ledger
+from tests.fixtures.faults import RECOVERY_SECONDS, ledger
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import wait_until_finished
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 
 RATE_PER_SECOND = 20
 SECONDS = 15
@@ -33,15 +32,9 @@ KILL_AT_SECONDS = 4
 STOCK = RATE_PER_SECOND * SECONDS + 100
 
 
-@pytest.fixture(scope="module")
-def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(
-        tmp_path_factory.mktemp("start-outbox"),
-        {"APPROVAL_TIMEOUT_SECONDS": "300"},
-        {"REPLICAS": 3},
-        supervise=True,
-    ) as running:
-        yield running
+replicated = module_stack(
+    "start-outbox", env={"APPROVAL_TIMEOUT_SECONDS": "300"}, supervise=True, replicas=3
+)
 
 
 def retried_after_502(stack: Stack, port: int) -> int:

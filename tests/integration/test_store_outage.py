@@ -14,7 +14,7 @@ faults are on the whole Redis.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,9 +22,10 @@ import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.faults import MANAGER, RECOVERY_SECONDS, ledger, writes_refused
+from tests.fixtures.faults import RECOVERY_SECONDS, ledger, writes_refused
+from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import assert_invariant, create, new_id, order, wait_until_finished
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
 # ACTIVITY_RETRY's quick retries: 1 + 2 + 4 + 8 + 10 s. A fault that outlasts them ended the
@@ -32,22 +33,19 @@ from tests.fixtures.waiting import eventually
 OLD_WINDOW_SECONDS = 25.0
 
 
-@pytest.fixture(scope="module")
-def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # Supervised, as under `make run` (and as tests/integration/test_faults.py's stack): after a
-    # long store outage Dapr 1.18.2's daprd can be left without the workflow actor types, the app
-    # then asks it to shut down, and only a supervisor starts it again. No hang watchdog: the
-    # freeze test stops Redis on purpose and expects it back as it was.
-    with private_stack(
-        tmp_path_factory.mktemp("store-outage"),
-        {
-            "INFRASTRUCTURE_RETRY_FIRST_INTERVAL_SECONDS": "1",
-            "INFRASTRUCTURE_RETRY_MAX_INTERVAL_SECONDS": "2",
-        },
-        {"WATCHDOG_HANG": 0},
-        supervise=True,
-    ) as running:
-        yield running
+# Supervised, as under `make run` (and as tests/integration/test_faults.py's stack): after a long
+# store outage Dapr 1.18.2's daprd can be left without the workflow actor types, the app then
+# asks it to shut down, and only a supervisor starts it again. No hang watchdog: the freeze test
+# stops Redis on purpose and expects it back as it was.
+outage_stack = module_stack(
+    "store-outage",
+    env={
+        "INFRASTRUCTURE_RETRY_FIRST_INTERVAL_SECONDS": "1",
+        "INFRASTRUCTURE_RETRY_MAX_INTERVAL_SECONDS": "2",
+    },
+    supervise=True,
+    settings={"WATCHDOG_HANG": 0},
+)
 
 
 @pytest.fixture

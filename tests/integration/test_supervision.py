@@ -14,34 +14,29 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from devstack.stack import SERVICE_ORDER, Stack, http_json, workflow_engine_problem
 from tests.fixtures.faults import finish_and_check, start_batch
-from tests.fixtures.stack import api_client, private_stack
+from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
 # Issue 8: ready again within a minute of the fault, without a human.
 READY_WITHIN = 60.0
 
 
-@pytest.fixture(scope="module")
-def supervised_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # With an API token, so the watchdog's metadata probe is shown to send it (the wedge test
-    # fails if it does not: daprd's refusal is no evidence of a wedge).
-    stack = private_stack(
-        tmp_path_factory.mktemp("supervised-stack"),
-        {"APPROVAL_TIMEOUT_SECONDS": "300"},
-        {"DAPR_API_TOKEN": "supervision-test-token"},
-    )
-    stack.supervise = True
-    with stack as running:
-        yield running
-        failure = running.supervision_failure
-    assert failure is None, failure
+# With an API token, so the watchdog's metadata probe is shown to send it (the wedge test fails
+# if it does not: daprd's refusal is no evidence of a wedge). The supervisor must not have
+# given up by the end of the module (module_stack checks).
+supervised_stack = module_stack(
+    "supervised-stack",
+    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    supervise=True,
+    settings={"DAPR_API_TOKEN": "supervision-test-token"},
+)
 
 
 @pytest.fixture
