@@ -9,7 +9,6 @@ volumes included, when the module ends.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,26 +18,17 @@ import httpx
 import pytest
 
 from devstack.docker_engine import DockerEngine
-from devstack.settings import ROOT
 from tests.compose.project import ComposeProject, ProjectFactory
-from tests.fixtures.images import exports_of_make_images
-
-MANAGER_TOKEN = "compose-manager-token"
-# One tag per checkout: runs from two worktrees on one engine never swap each other's app.
-APP_IMAGE = (
-    "localhost/order-processor/app:tests-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
+from tests.compose.support import (
+    APP_IMAGE,
+    APPROVAL_TIMEOUT_SECONDS,
+    MANAGER,
+    MANAGER_TOKEN,
+    MEASUREMENTS,
+    record,
+    wait_ready,
 )
-# Kills and recreations must never turn into approval timeouts.
-APPROVAL_TIMEOUT_SECONDS = "300"
-READY_SECONDS = 60.0
-
-
-# Figures worth reporting (recovery times, build times), printed after the run.
-MEASUREMENTS: list[str] = []
-
-
-def record(line: str) -> None:
-    MEASUREMENTS.append(line)
+from tests.fixtures.images import exports_of_make_images
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -74,25 +64,6 @@ def _compose_env(images: dict[str, str]) -> dict[str, str]:
         "MANAGER_TOKEN": MANAGER_TOKEN,
         "APPROVAL_TIMEOUT_SECONDS": APPROVAL_TIMEOUT_SECONDS,
     }
-
-
-def wait_ready(project: ComposeProject, seconds: float = READY_SECONDS) -> float:
-    """Seconds until the app's /readyz is 200 (sidecar healthy, workflow worker connected).
-
-    Blocking on purpose: nothing else runs in the test while the stack recovers."""
-    started = time.monotonic()
-    deadline = started + seconds
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(f"{project.app_url}/readyz", timeout=5.0)
-            if response.status_code == 200:
-                return time.monotonic() - started
-            last = (response.status_code, response.text[:200])
-        except httpx.HTTPError as error:
-            last = repr(error)
-        time.sleep(0.2)
-    raise AssertionError(f"/readyz not 200 within {seconds:.0f}s; last: {last}\n{project.logs()}")
 
 
 @pytest.fixture(scope="module")
@@ -133,4 +104,4 @@ async def api(project: ComposeProject) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def manager() -> dict[str, str]:
-    return {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+    return dict(MANAGER)

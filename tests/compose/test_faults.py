@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import ComposeProject
+from tests.compose.support import MANAGER, assert_invariant, ledger, record, wait_ready
 from tests.fixtures.audit import audit_api
 from tests.fixtures.faults import retrying
 from tests.fixtures.orders import create, wait_for_step, wait_until_finished
 
-MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 READY_AFTER_KILL_SECONDS = 60.0
 FINISH_SECONDS = 120.0
 
@@ -36,24 +34,6 @@ async def start_batch(api: httpx.AsyncClient) -> tuple[list[str], list[str]]:
         await wait_for_step(api, order_id, "awaiting_approval")
     moving = [(await create(api, "computers", 2))["order_id"] for _ in range(4)]
     return waiting, moving
-
-
-def assert_invariant(project: ComposeProject, item: str) -> dict[str, Any]:
-    doc = project.state(f"inventory:{item}")
-    assert doc is not None, f"no inventory document for {item}"
-    assert min(doc["quantity"], doc["reserved"], doc["sold"]) >= 0, doc
-    assert doc["quantity"] + doc["reserved"] + doc["sold"] == doc["stock"], doc
-    assert doc["reserved"] == sum(doc["held"].values()), doc
-    return doc
-
-
-def ledger(project: ComposeProject) -> dict[str, dict[str, Any]]:
-    entries = {}
-    for key in project.keys("payment:*"):
-        entry = project.state(key)
-        assert entry is not None, key
-        entries[entry["order_id"]] = entry
-    return entries
 
 
 async def finish_and_check(

@@ -7,12 +7,11 @@ import time
 import httpx
 import pytest
 
-from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import ComposeProject
+from tests.compose.support import MANAGER, record, wait_ready
 from tests.fixtures.orders import create, order, wait_for_step, wait_until_finished
 from tests.fixtures.waiting import eventually
 
-MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 RECOVERY_SECONDS = 90.0
 
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import OBSERVABILITY_FILE, ComposeProject, ProjectFactory
+from tests.compose.support import MANAGER_TOKEN, record, wait_ready
 from tests.fixtures.observability import (
     assert_order_series_scraped,
     processed_order,

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from devstack.stack import free_ports
-from tests.compose.conftest import APP_IMAGE, MANAGER_TOKEN, wait_ready
 from tests.compose.project import ComposeProject
+from tests.compose.support import APP_IMAGE, MANAGER_TOKEN, wait_ready
 from tests.fixtures.helm import Manifest, app_container, helm_binary, only, render_chart
 from tests.fixtures.readme import walk_through_approval
 

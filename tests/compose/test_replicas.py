@@ -16,16 +16,21 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from tests.compose.conftest import MANAGER_TOKEN, record, wait_ready
 from tests.compose.project import ComposeProject
-from tests.compose.test_faults import assert_invariant, ledger
+from tests.compose.support import (
+    MANAGER,
+    MANAGER_TOKEN,
+    assert_invariant,
+    ledger,
+    record,
+    wait_ready,
+)
 from tests.fixtures.audit import audit_api
 from tests.fixtures.faults import retrying
 from tests.fixtures.orders import create, new_id, wait_for_step, wait_until_finished
 from tests.fixtures.readme import walk_through_approval
 from tests.fixtures.waiting import eventually
 
-MANAGER = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
 APPS = ("app", "app-2", "app-3")
 FINISH_SECONDS = 120.0
 

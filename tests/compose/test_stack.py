@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.compose.conftest import MANAGER_TOKEN
 from tests.compose.project import ComposeProject
+from tests.compose.support import MANAGER_TOKEN
 from tests.fixtures.readme import walk_through_approval
 
 

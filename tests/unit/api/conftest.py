@@ -8,6 +8,7 @@ import pytest
 
 from tests.fixtures.api import MANAGER_TOKEN, REQUEST_TIMEOUT_SECONDS, Api, running_api
 from tests.fixtures.fakes import InMemoryStateStore
+from tests.fixtures.manager import manager_headers
 
 
 @pytest.fixture
@@ -33,4 +34,4 @@ async def observed_api(
 
 @pytest.fixture
 def manager() -> dict[str, str]:
-    return {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+    return manager_headers(MANAGER_TOKEN)

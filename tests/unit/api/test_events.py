@@ -19,6 +19,7 @@ from app.main import create_app
 from app.workflows.contracts import Step
 from tests.fixtures.api import MANAGER_TOKEN, SHORT_REQUEST_TIMEOUT_SECONDS, Api, assert_error
 from tests.fixtures.fakes import FakeSidecar, FakeWorkflowGateway, InMemoryStateStore, fake_services
+from tests.fixtures.manager import manager_headers
 from tests.fixtures.sse import Event, collect
 from tests.fixtures.waiting import eventually
 
@@ -147,7 +148,7 @@ async def test_streams_end_cleanly_when_the_app_shuts_down(store: InMemoryStateS
     )
     built: list[Services] = []
     app = create_app(settings, services=fake_services(store, workflows, FakeSidecar(), built))
-    manager = {"Authorization": f"Bearer {MANAGER_TOKEN}"}
+    manager = manager_headers(MANAGER_TOKEN)
     lifespan = LifespanManager(app)
     await lifespan.__aenter__()
     client = httpx.AsyncClient(
