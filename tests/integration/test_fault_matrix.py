@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -118,7 +118,7 @@ class MatrixOrder:
     ended_at: float = 0.0
     # A slow order started ahead of its column: "ahead" (failing its commit), "held" (paused at
     # its last commit attempt), "released" (its column has started); None: started with it.
-    ahead: str | None = None
+    ahead: Literal["ahead", "held", "released"] | None = None
 
     @property
     def slow(self) -> bool:
@@ -455,6 +455,10 @@ def report(
         "",
         "Rows reached only on some paths get orders sent down them: `refund_payment` after a stock",
         "commit that fails every time (the SDK's quick retries, ~25 s, then the refund);",
+        "in the later pause columns those orders start with the first column and are held, paused",
+        "before the commit's work, at its last attempt until their column starts (so no column",
+        "waits the ~25 s): an earlier fault finds them there or between the commit's retries,",
+        "short of their own activity, whose fault is armed only when they are let go;",
         "`release_inventory` after a rejection or a cancel; `close_decisions` with too little stock;",
         "`check_decision` for each decision. `notify` and `request_approval` only log: the fault",
         "still applies to the activity around them.",
