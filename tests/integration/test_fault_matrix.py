@@ -525,22 +525,26 @@ async def test_every_activity_under_every_fault_ends_every_order_and_the_audit_i
             [column for column in columns if column not in pausing[1:]], ahead=pausing[1:]
         )
         holding = asyncio.create_task(matrix.hold())
-        unfinished = [column for column in columns if column not in pausing]
-        for column in pausing:
-            if column is not pausing[0]:
-                matrix.release_ahead(column)
-                await matrix.start([column], ahead=[])
-            await matrix.staged(column)
-            # A fault on the whole stack waits for every order started before it (but the slow
-            # orders held ahead of their column, short of their activity).
+        try:
+            unfinished = [column for column in columns if column not in pausing]
+            for column in pausing:
+                if column is not pausing[0]:
+                    matrix.release_ahead(column)
+                    await matrix.start([column], ahead=[])
+                await matrix.staged(column)
+                # A fault on the whole stack waits for every order started before it (but the slow
+                # orders held ahead of their column, short of their activity).
+                for earlier in unfinished:
+                    await matrix.finish(earlier)
+                unfinished = []
+                await matrix.apply(column)
+                unfinished.append(column)
             for earlier in unfinished:
                 await matrix.finish(earlier)
-            unfinished = []
-            await matrix.apply(column)
-            unfinished.append(column)
-        for earlier in unfinished:
-            await matrix.finish(earlier)
-        await holding
+            await holding
+        finally:
+            # Done by now unless the test failed early: then it would wait forever.
+            holding.cancel()
         await matrix.audit()
         seconds = time.monotonic() - matrix_stack.started_at
 
