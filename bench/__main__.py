@@ -50,7 +50,7 @@ from bench.engine import SERIES_LENGTH, SERIES_WORKFLOW, register_series
 from bench.load import Meter, OneOrder, Run, closed_loop, open_loop
 from bench.report import cost_table, latency_table, report
 from bench.service import TOKEN, service_order, stocked_api, warm_up
-from devstack.dapr_build import build
+from devstack.build.dapr import build
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
 
 ENGINE = ("redis", "placement", "scheduler", "daprd")

@@ -3,7 +3,7 @@
 Kept out of devstack/stack.py, which only calls `attach` (and `supervisor_metrics` from the
 launcher). With observability on:
 
-- Jaeger (built from its Go module, devstack/jaeger_build.py) receives OTLP on loopback and keeps
+- Jaeger (built from its Go module, devstack/build/jaeger.py) receives OTLP on loopback and keeps
   traces in memory; its query API and UI are on JAEGER_UI_PORT.
 - daprd runs with a copy of config/daprd-config.yaml whose `tracing` section sends its spans to
   Jaeger (samplingRate TRACING_SAMPLING_RATE), and the app gets OTEL_EXPORTER_OTLP_ENDPOINT, so
@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from devstack.jaeger_build import jaeger_binary
+from devstack.build.jaeger import jaeger_binary
 from devstack.settings import StackSettings
 
 if TYPE_CHECKING:

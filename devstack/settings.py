@@ -97,7 +97,7 @@ class StackSettings(BaseSettings):
     # Optional Dapr API token: daprd then refuses calls without a `dapr-api-token` header
     # (except /v1.0/healthz); the stack hands it to daprd and the app and its probes send it.
     dapr_api_token: str | None = Field(default=None, validation_alias="DAPR_API_TOKEN")
-    # The helm binary that tests/deploy lints and renders the chart with (devstack/helm_build.py).
+    # The helm binary that tests/deploy lints and renders the chart with (devstack/build/helm.py).
     helm_cache_dir: Path = Field(
         default=Path.home() / ".cache" / "order-processor" / "helm",
         validation_alias="HELM_CACHE_DIR",

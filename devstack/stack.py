@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from devstack import observability
-from devstack.dapr_build import bin_dir
+from devstack.build.dapr import bin_dir
 from devstack.ports import PortsBusy, port_in_use, wait_until_free
 from devstack.replicas import Replica, nginx_config, replica_block_size, replica_layout
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack.jaeger_build import pinned_jaeger_version, release_version
+from devstack.build.jaeger import pinned_jaeger_version, release_version
 from devstack.observability import COMPOSE_FILES, compose_files, jaeger_config
 from devstack.settings import OBSERVABILITY_PORTS, ROOT, StackSettings
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings

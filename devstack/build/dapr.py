@@ -7,7 +7,6 @@ Go module's files, so an edit to the pin or to the replace directives rebuilds.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from devstack.build.go_tool import module_digest
 from devstack.settings import ROOT, StackSettings, pinned_dapr_version
 
 GO_MODULE_DIR = ROOT / "tools" / "dapr"
@@ -43,21 +43,11 @@ def bin_dir(settings: StackSettings, version: str) -> Path:
     return settings.dapr_cache_dir / version / "bin"
 
 
-def module_digest(module_dir: Path = GO_MODULE_DIR) -> str:
-    """A digest of a Go build module's files: what a cached build of it is keyed by."""
-    digest = hashlib.sha256()
-    for path in sorted(module_dir.rglob("*")):
-        if path.is_file() and path.suffix in {".go", ".mod", ".sum"}:
-            digest.update(path.relative_to(module_dir).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def binaries_current(directory: Path) -> bool:
     stamp = directory / _STAMP
     return (
         stamp.is_file()
-        and stamp.read_text().strip() == module_digest()
+        and stamp.read_text().strip() == module_digest(GO_MODULE_DIR)
         and all(os.access(directory / name, os.X_OK) for name in BINARIES)
     )
 
@@ -132,7 +122,7 @@ def build(settings: StackSettings) -> Path:
         target.mkdir(exist_ok=True)
         for name in BINARIES:
             os.replace(target.parent / f".{name}.new", target / name)
-        (target / _STAMP).write_text(module_digest() + "\n")
+        (target / _STAMP).write_text(module_digest(GO_MODULE_DIR) + "\n")
     _log(f"built in {time.monotonic() - started:.0f}s")
     return target
 

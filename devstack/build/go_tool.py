@@ -1,12 +1,13 @@
 """Go programs the stack needs besides Dapr (helm for the chart's checks, Jaeger for traces).
 
-No registry reachable here ships their binaries, so, like Dapr (devstack/dapr_build.py), each is
+No registry reachable here ships their binaries, so, like Dapr (devstack/build/dapr.py), each is
 compiled from the module that `tools/<name>/go.mod` pins as a `tool`, and cached outside the repo
 keyed by a digest of that module's files: an edit to the pin rebuilds, anything else reuses it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -18,10 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.dapr_build import module_digest
 from devstack.settings import ROOT, StackSettings
 
 _STAMP = ".build-stamp"
+
+
+def module_digest(module_dir: Path) -> str:
+    """A digest of a Go build module's files: what a cached build of it is keyed by."""
+    digest = hashlib.sha256()
+    for path in sorted(module_dir.rglob("*")):
+        if path.is_file() and path.suffix in {".go", ".mod", ".sum"}:
+            digest.update(path.relative_to(module_dir).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 class GoToolBuildError(RuntimeError):
