@@ -18,9 +18,9 @@ from devstack.build.jaeger import JaegerBuildError
 from devstack.build.jaeger import build as build_jaeger
 from devstack.docker_engine import DockerEngine, DockerEngineError
 from devstack.images import ImageBuildError, build_local_images
-from devstack.observability import supervisor_metrics
 from devstack.settings import StackSettings
 from devstack.stack import Stack, StackError
+from devstack.stack.observability import supervisor_metrics
 
 # Command on PATH -> the Debian package that provides it. docker.io brings dockerd with
 # containerd and runc; debootstrap builds the local Redis and Python images; chromium is the

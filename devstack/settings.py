@@ -68,7 +68,7 @@ class StackSettings(BaseSettings):
     proxy_health_port: int = Field(default=18999, validation_alias="PROXY_HEALTH_PORT")
     nginx: str = Field(default="nginx", validation_alias="NGINX")
     # Observability (`OBSERVABILITY=true make run`): Prometheus scraping the app and the Dapr
-    # processes, Jaeger receiving the app's and daprd's traces (devstack/observability.py).
+    # processes, Jaeger receiving the app's and daprd's traces (devstack/stack/observability.py).
     observability: bool = Field(default=False, validation_alias="OBSERVABILITY")
     prometheus_port: int = Field(default=9095, validation_alias="PROMETHEUS_PORT")
     prometheus_scrape_seconds: int = Field(default=5, ge=1, validation_alias="PROMETHEUS_SCRAPE")
@@ -134,7 +134,7 @@ class StackSettings(BaseSettings):
     @property
     def dapr_config_file(self) -> Path:
         """The Configuration daprd runs with (the same file under docker compose); with
-        observability on, a copy with tracing switched on (devstack.observability writes it)."""
+        observability on, a copy with tracing switched on (devstack.stack.observability writes it)."""
         if self.observability:
             return self.data_dir / "observability" / "daprd-config.yaml"
         return ROOT / "config" / "daprd-config.yaml"
