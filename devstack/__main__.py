@@ -16,8 +16,8 @@ from types import FrameType
 from devstack.build.dapr import DaprBuildError, build
 from devstack.build.jaeger import JaegerBuildError
 from devstack.build.jaeger import build as build_jaeger
-from devstack.docker_engine import DockerEngine, DockerEngineError
-from devstack.images import ImageBuildError, build_local_images
+from devstack.images.docker_engine import DockerEngine, DockerEngineError
+from devstack.images.local import ImageBuildError, build_local_images
 from devstack.settings import StackSettings
 from devstack.stack import Stack, StackError
 from devstack.stack.observability import supervisor_metrics
