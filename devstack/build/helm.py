@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.build import go_tool
-from devstack.build.go_tool import GoTool, GoToolBuildError, required_version
+from devstack.build.go_tool import HELM, GoToolBuildError, required_version
 from devstack.settings import StackSettings
 
-HELM = GoTool("helm", "helm.sh/helm/v3/cmd/helm", "about 6 min on 2 cores")
 GO_MODULE_DIR = HELM.module_dir
 HelmBuildError = GoToolBuildError
 
@@ -34,7 +33,7 @@ def helm_binary(settings: StackSettings) -> Path:
 
 
 def binary_current(binary: Path) -> bool:
-    return HELM.current(binary)
+    return HELM.current(binary.parent)
 
 
 def _ldflags() -> str:
@@ -50,7 +49,7 @@ def _ldflags() -> str:
 
 def build(settings: StackSettings) -> Path:
     """Compile `helm` into the cache (unless already there) and return its path."""
-    return HELM.build(helm_binary(settings), pinned_helm_version(), _ldflags())
+    return HELM.build(helm_binary(settings).parent, pinned_helm_version(), _ldflags()) / "helm"
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.build import go_tool
-from devstack.build.go_tool import GoTool, GoToolBuildError, required_version
+from devstack.build.go_tool import JAEGER, GoToolBuildError, required_version
 from devstack.settings import StackSettings
 
-JAEGER = GoTool("jaeger", "github.com/jaegertracing/jaeger/cmd/jaeger", "several minutes")
 GO_MODULE_DIR = JAEGER.module_dir
 JaegerBuildError = GoToolBuildError
 
@@ -33,12 +32,12 @@ def jaeger_binary(settings: StackSettings) -> Path:
 
 
 def binary_current(binary: Path) -> bool:
-    return JAEGER.current(binary)
+    return JAEGER.current(binary.parent)
 
 
 def build(settings: StackSettings) -> Path:
     """Compile `jaeger` into the cache (unless already there) and return its path."""
-    return JAEGER.build(jaeger_binary(settings), pinned_jaeger_version())
+    return JAEGER.build(jaeger_binary(settings).parent, pinned_jaeger_version()) / "jaeger"
 
 
 if __name__ == "__main__":
