@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.docker_engine import DockerEngine
+from devstack.images.docker_engine import DockerEngine
 from devstack.settings import ROOT
 from tests.compose.project import ComposeProject, ProjectFactory
 from tests.fixtures.images import exports_of_make_images
