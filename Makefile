@@ -26,11 +26,11 @@ dapr: deps
 # Builds helm from its Go module (cached outside the repo): tests/deploy lints and renders
 # deploy/helm with it.
 helm: deps
-	$(PY) -m devstack.helm_build
+	$(PY) -m devstack.build.helm
 
 # Builds Jaeger, the trace backend of OBSERVABILITY=true, from its Go module (cached the same way).
 jaeger: deps
-	$(PY) -m devstack.jaeger_build
+	$(PY) -m devstack.build.jaeger
 
 # Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
 # docker-compose and debootstrap for the container stack that the compose tests run;

@@ -50,8 +50,8 @@ from bench.engine import SERIES_LENGTH, SERIES_WORKFLOW, register_series
 from bench.load import Meter, OneOrder, Run, closed_loop, open_loop
 from bench.report import cost_table, latency_table, report
 from bench.service import TOKEN, service_order, stocked_api, warm_up
-from devstack.dapr_build import build
-from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
+from devstack.build.dapr import build
+from devstack.stack import DEFAULT_EXTRAS, SERVICE_ORDER, Extras, Stack, isolated_settings
 
 ENGINE = ("redis", "placement", "scheduler", "daprd")
 
@@ -195,9 +195,15 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as data_dir:
         settings = isolated_settings(Path(data_dir))
         build(settings)
-        stack = Stack(settings, app_env={"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"})
-        stack.services["daprd"].argv += args.daprd_args.split()
-        stack.services["scheduler"].argv += args.scheduler_args.split()
+        # The flags under test are given to the stack when it is built, beside its defaults.
+        flags = Extras(
+            args={"daprd": args.daprd_args.split(), "scheduler": args.scheduler_args.split()}
+        )
+        stack = Stack(
+            settings,
+            app_env={"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"},
+            extras=(*DEFAULT_EXTRAS, lambda _layout: flags),
+        )
         stack.start(ENGINE)
         try:
             runs = await measure_engine(stack, levels, args.seconds)

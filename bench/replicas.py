@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.load import Meter, Run, closed_loop, percentile
 from bench.service import TOKEN, service_order, stocked_api, warm_up
-from devstack.dapr_build import build
+from devstack.build.dapr import build
 from devstack.stack import Stack, isolated_settings
 
 # Process groups whose CPU is summed across replicas (a stack's service names start with them).

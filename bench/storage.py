@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from devstack.dapr_build import build
+from devstack.build.dapr import build
 from devstack.settings import APP_ID
 from devstack.stack import Stack, isolated_settings
 

@@ -13,14 +13,14 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from devstack.dapr_build import DaprBuildError, build
-from devstack.docker_engine import DockerEngine, DockerEngineError
-from devstack.images import ImageBuildError, build_local_images
-from devstack.jaeger_build import JaegerBuildError
-from devstack.jaeger_build import build as build_jaeger
-from devstack.observability import supervisor_metrics
+from devstack.build.dapr import DaprBuildError, build
+from devstack.build.jaeger import JaegerBuildError
+from devstack.build.jaeger import build as build_jaeger
+from devstack.images.docker_engine import DockerEngine, DockerEngineError
+from devstack.images.local import ImageBuildError, build_local_images
 from devstack.settings import StackSettings
 from devstack.stack import Stack, StackError
+from devstack.stack.observability import supervisor_metrics
 
 # Command on PATH -> the Debian package that provides it. docker.io brings dockerd with
 # containerd and runc; debootstrap builds the local Redis and Python images; chromium is the

@@ -68,7 +68,7 @@ class StackSettings(BaseSettings):
     proxy_health_port: int = Field(default=18999, validation_alias="PROXY_HEALTH_PORT")
     nginx: str = Field(default="nginx", validation_alias="NGINX")
     # Observability (`OBSERVABILITY=true make run`): Prometheus scraping the app and the Dapr
-    # processes, Jaeger receiving the app's and daprd's traces (devstack/observability.py).
+    # processes, Jaeger receiving the app's and daprd's traces (devstack/stack/observability.py).
     observability: bool = Field(default=False, validation_alias="OBSERVABILITY")
     prometheus_port: int = Field(default=9095, validation_alias="PROMETHEUS_PORT")
     prometheus_scrape_seconds: int = Field(default=5, ge=1, validation_alias="PROMETHEUS_SCRAPE")
@@ -97,7 +97,7 @@ class StackSettings(BaseSettings):
     # Optional Dapr API token: daprd then refuses calls without a `dapr-api-token` header
     # (except /v1.0/healthz); the stack hands it to daprd and the app and its probes send it.
     dapr_api_token: str | None = Field(default=None, validation_alias="DAPR_API_TOKEN")
-    # The helm binary that tests/deploy lints and renders the chart with (devstack/helm_build.py).
+    # The helm binary that tests/deploy lints and renders the chart with (devstack/build/helm.py).
     helm_cache_dir: Path = Field(
         default=Path.home() / ".cache" / "order-processor" / "helm",
         validation_alias="HELM_CACHE_DIR",
@@ -134,7 +134,7 @@ class StackSettings(BaseSettings):
     @property
     def dapr_config_file(self) -> Path:
         """The Configuration daprd runs with (the same file under docker compose); with
-        observability on, a copy with tracing switched on (devstack.observability writes it)."""
+        observability on, a copy with tracing switched on (devstack.stack.observability writes it)."""
         if self.observability:
             return self.data_dir / "observability" / "daprd-config.yaml"
         return ROOT / "config" / "daprd-config.yaml"

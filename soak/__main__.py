@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.dapr_build import build
+from devstack.build.dapr import build
 from devstack.settings import ROOT
 from devstack.stack import Stack, isolated_settings
 from soak.report import report

@@ -122,7 +122,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         attempt = attempt_in_progress()
         body = unavailable_body(exc.detail, attempt)
         # This replica's own sidecar is gone: 502, which the proxy retries on another replica
-        # and counts against this one (devstack/replicas.py), but only for a request that is
+        # and counts against this one (devstack/stack/replicas.py), but only for a request that is
         # safe to repeat as it was. Everything else is the 503 every replica would answer.
         elsewhere = (
             isinstance(exc, SidecarUnreachable) and (attempt or ChangeAttempt()).safe_to_repeat

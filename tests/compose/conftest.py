@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.docker_engine import DockerEngine
+from devstack.images.docker_engine import DockerEngine
 from tests.compose.project import ComposeProject, ProjectFactory
 from tests.compose.support import (
     APP_IMAGE,

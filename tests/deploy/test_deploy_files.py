@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.jaeger_build import release_version
-from devstack.observability import COMPOSE_APPS, COMPOSE_FILES, COMPOSE_SIDECARS
+from devstack.build.jaeger import release_version
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from devstack.stack import Stack, isolated_settings
+from devstack.stack.observability import COMPOSE_APPS, COMPOSE_FILES, COMPOSE_SIDECARS
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 OBSERVABILITY_FILE = ROOT / "docker-compose.observability.yml"

@@ -1,6 +1,6 @@
 """The Helm chart (deploy/helm/order-processor) lints, renders, and its output is valid.
 
-`helm` is the real one, built from its Go module (devstack/helm_build.py, `make helm`). Every
+`helm` is the real one, built from its Go module (devstack/build/helm.py, `make helm`). Every
 rendered manifest is checked against the Kubernetes 1.37 schemas that kubernetes-validate ships
 (1.37: the client-go that helm links, so the schemas and `.Capabilities` agree), and Dapr's
 Component and Configuration against the openAPIV3Schema of Dapr's own CRDs, read from the Dapr
@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from devstack.helm_build import kubernetes_version
+from devstack.build.helm import kubernetes_version
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
 from tests.fixtures.helm import (
     CHART,

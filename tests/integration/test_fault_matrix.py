@@ -12,7 +12,15 @@ The stack is supervised, as under `make run`: the supervisor restarts what the t
 To save time on a 2-core machine the columns overlap where they cannot disturb each other: the
 raise and hang columns and the first pause column's orders start together, and each pause column
 starts its orders as soon as the previous fault is over and the stack is ready; a fault is applied
-only once every order started before it has ended.
+only once every order started before it has ended, but for the slow orders started ahead.
+The slow orders are those whose stock commit fails for good (the refund row): they reach their
+activity only after the SDK's retries of the commit (ACTIVITY_RETRY, ~25 s). Those of the later
+pause columns start with the first, and each is held (paused before the commit's work, nothing
+done) at its last commit attempt until its column starts: then it fails that attempt and reaches
+its refund at once, instead of the column waiting ~25 s for it. While held they are short of
+their own activity: an earlier fault finds them paused in a commit that does nothing, or between
+its retries. Their own fault rule is armed only when they are let go, so one that got past its
+hold early runs its refund without a fault and the cell says "not reached".
 
 FAULT_MATRIX_REPORT=docs/fault-matrix.md writes the table there (`make fault-matrix`).
 """
@@ -23,16 +31,18 @@ import asyncio
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 
 from app.workflows.contracts import PAST_PAYMENT_STEPS, ActivityName
 from app.workflows.failpoints import Rule, read_hits, write_rules
+from app.workflows.order_processing import ACTIVITY_RETRY
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean, audit_api
 from tests.fixtures.fault_matrix import (
@@ -56,8 +66,13 @@ from tests.fixtures.waiting import eventually
 ACTIVITY_TIMEOUT_SECONDS = 3
 # The slowest route reaches its activity after the commit's quick retries (~25 s).
 STAGED_WITHIN_SECONDS = 90.0
-DECISION_POLL_SECONDS = 0.5
+STAGED_POLL_SECONDS = 0.2
+DECISION_POLL_SECONDS = 0.2
 CANCEL_POLL_SECONDS = 0.1
+# A slow order started ahead of its column is held at its last commit attempt: the commit has
+# failed this many times (the SDK makes ACTIVITY_RETRY.max_number_of_attempts).
+HOLD_AFTER_FAILURES = ACTIVITY_RETRY.max_number_of_attempts - 1
+HOLD_POLL_SECONDS = 0.2
 # A cancel sent once the order is seen reserving its stock (or later) races the payment: the
 # service refuses a cancel once the engine shows the payment step or the payment has started,
 # the payment refuses to start once a cancel is recorded. Either may win.
@@ -102,9 +117,25 @@ class MatrixOrder:
     driver: asyncio.Task[dict[str, Any] | None] | None = None
     # When the driver saw the outcome (or gave up), by the monotonic clock.
     ended_at: float = 0.0
+    # A slow order started ahead of its column: "ahead" (failing its commit), "held" (paused at
+    # its last commit attempt), "released" (its column has started); None: started with it.
+    ahead: Literal["ahead", "held", "released"] | None = None
 
-    def rules(self, with_fault: bool = True) -> list[Rule]:
+    @property
+    def slow(self) -> bool:
+        return self.route.commit_fails
+
+    def rules(self, with_fault: bool = True, held: bool = False) -> list[Rule]:
         rules = []
+        if held:
+            # Before the commit's work and before its failpoint raises: the commit does nothing.
+            rules.append(
+                Rule(
+                    order_id=self.order_id,
+                    activity=ActivityName.COMMIT_INVENTORY,
+                    action="pause",
+                )
+            )
         if self.route.commit_fails:
             # Before its work, every time: the commit fails for good and the payment is refunded.
             rules.append(
@@ -129,6 +160,11 @@ class MatrixOrder:
 class Column:
     fault: Fault
     orders: list[MatrixOrder]
+
+    @property
+    def slow(self) -> list[MatrixOrder]:
+        return [order for order in self.orders if order.slow]
+
     # What happened when, in seconds since the stack began to start.
     timeline: list[tuple[str, float]] = field(default_factory=list)
     results: dict[str, dict[str, Any] | None] = field(default_factory=dict)
@@ -150,20 +186,70 @@ class Matrix:
     def arm(self) -> None:
         write_rules(self.rules_file, [rule for rules in self.armed.values() for rule in rules])
 
-    async def start(self, fault: Fault) -> Column:
+    def column(self, fault: Fault) -> Column:
         orders = [
             MatrixOrder(new_id(activity.value.replace("_", "-")[:12]), activity, route, fault)
             for activity, routes in ROWS.items()
             for route in routes
         ]
-        for order in orders:
-            self.armed[order.order_id] = order.rules()
-        self.arm()
         column = Column(fault, orders)
         self.columns.append(column)
-        self.mark(column, f"{len(orders)} orders started")
-        await asyncio.gather(*(self.create(order) for order in orders))
         return column
+
+    async def start(self, columns: list[Column], ahead: list[Column]) -> None:
+        """Every order of `columns`, and the slow orders of `ahead` without their fault (to be
+        held at their last commit attempt until `release_ahead`), created at once."""
+        orders: list[MatrixOrder] = []
+        for column in columns:
+            fresh = [order for order in column.orders if order.ahead is None]
+            for order in fresh:
+                self.armed[order.order_id] = order.rules()
+            self.mark(column, f"{len(fresh)} orders started")
+            orders += fresh
+        for column in ahead:
+            for order in column.slow:
+                order.ahead = "ahead"
+                self.armed[order.order_id] = order.rules(with_fault=False)
+            self.mark(column, f"{len(column.slow)} slow orders started ahead")
+            orders += column.slow
+        self.arm()
+        await asyncio.gather(*(self.create(order) for order in orders))
+
+    async def hold(self) -> None:
+        """Pause each slow order started ahead at its last commit attempt, until let go: run
+        beside the columns (its failures come seconds apart, the last two ~10 s)."""
+        while ahead := [order for order in self.all_orders() if order.ahead == "ahead"]:
+            hits = await asyncio.to_thread(read_hits, self.rules_file)
+            failures = Counter(
+                hit.order_id
+                for hit in hits
+                if hit.activity == ActivityName.COMMIT_INVENTORY.value and hit.action == "raise"
+            )
+            # Checked again after the read: the column may have let an order go meanwhile.
+            due = [
+                o
+                for o in ahead
+                if o.ahead == "ahead" and failures[o.order_id] >= HOLD_AFTER_FAILURES
+            ]
+            for order in due:
+                order.ahead = "held"
+                self.armed[order.order_id] = order.rules(with_fault=False, held=True)
+            if due:
+                self.arm()
+            await asyncio.sleep(HOLD_POLL_SECONDS)
+
+    def release_ahead(self, column: Column) -> None:
+        """The column's slow orders let go, their fault armed: the last commit attempt fails and
+        they reach their refund."""
+        for order in column.orders:
+            if order.ahead is not None:
+                order.ahead = "released"
+                self.armed[order.order_id] = order.rules()
+        self.arm()
+        self.mark(column, "slow orders let go")
+
+    def all_orders(self) -> list[MatrixOrder]:
+        return [order for column in self.columns for order in column.orders]
 
     async def create(self, order: MatrixOrder) -> None:
         body = {"item": order.route.item, "quantity": order.route.quantity}
@@ -185,11 +271,12 @@ class Matrix:
         """Every order of a pause column is paused inside its activity (or has finished without
         reaching it: a cancel won the race)."""
 
-        def paused() -> set[str]:
+        def paused() -> set[tuple[str, str]]:
+            # In the order's own activity: a held slow order pauses in its commit first.
             return {
-                hit.order_id
+                (hit.order_id, hit.activity)
                 for hit in read_hits(self.rules_file)
-                if hit.action == "pause" and hit.order_id in self.armed
+                if hit.action == "pause"
             }
 
         async def waiting() -> list[str]:
@@ -197,14 +284,15 @@ class Matrix:
             return [
                 order.order_id
                 for order in column.orders
-                if order.order_id not in hits and not (order.driver and order.driver.done())
+                if (order.order_id, order.activity.value) not in hits
+                and not (order.driver and order.driver.done())
             ]
 
         await eventually(
             waiting,
             lambda left: not left,
             deadline_seconds=STAGED_WITHIN_SECONDS,
-            interval=0.5,
+            interval=STAGED_POLL_SECONDS,
             what=f"every order of '{column.fault.title}' paused in its activity",
         )
         self.mark(column, "all paused")
@@ -325,7 +413,7 @@ async def _decided(api: httpx.AsyncClient, order: MatrixOrder, cancelling: bool)
 
 def stray_violations(matrix: Matrix) -> list[tuple[str, str | None]]:
     """Findings of the auditor on an item (stock balance) or an order the matrix did not run."""
-    ours = {order.order_id for column in matrix.columns for order in column.orders}
+    ours = {order.order_id for order in matrix.all_orders()}
     return [key for key in matrix.violations if key[1] not in ours]
 
 
@@ -368,6 +456,10 @@ def report(
         "",
         "Rows reached only on some paths get orders sent down them: `refund_payment` after a stock",
         "commit that fails every time (the SDK's quick retries, ~25 s, then the refund);",
+        "in the later pause columns those orders start with the first column and are held, paused",
+        "before the commit's work, at its last attempt until their column starts (so no column",
+        "waits the ~25 s): an earlier fault finds them there or between the commit's retries,",
+        "short of their own activity, whose fault is armed only when they are let go;",
         "`release_inventory` after a rejection or a cancel; `close_decisions` with too little stock;",
         "`check_decision` for each decision. `notify` and `request_approval` only log: the fault",
         "still applies to the activity around them.",
@@ -426,19 +518,34 @@ async def test_every_activity_under_every_fault_ends_every_order_and_the_audit_i
             )
             assert restocked.status_code == 200, restocked.text
         matrix = Matrix(matrix_stack, api)
-        unfinished: list[Column] = []
-        for fault in COLUMNS:
-            column = await matrix.start(fault)
-            if fault.pauses:
+        columns = [matrix.column(fault) for fault in COLUMNS]
+        pausing = [column for column in columns if column.fault.pauses]
+        # The raise and hang columns and the first pause column; the later pause columns' slow
+        # orders ahead of them.
+        await matrix.start(
+            [column for column in columns if column not in pausing[1:]], ahead=pausing[1:]
+        )
+        holding = asyncio.create_task(matrix.hold())
+        try:
+            unfinished = [column for column in columns if column not in pausing]
+            for column in pausing:
+                if column is not pausing[0]:
+                    matrix.release_ahead(column)
+                    await matrix.start([column], ahead=[])
                 await matrix.staged(column)
-                # A fault on the whole stack waits for every order started before it.
+                # A fault on the whole stack waits for every order started before it (but the slow
+                # orders held ahead of their column, short of their activity).
                 for earlier in unfinished:
                     await matrix.finish(earlier)
                 unfinished = []
                 await matrix.apply(column)
-            unfinished.append(column)
-        for earlier in unfinished:
-            await matrix.finish(earlier)
+                unfinished.append(column)
+            for earlier in unfinished:
+                await matrix.finish(earlier)
+            await holding
+        finally:
+            # Done by now unless the test failed early: then it would wait forever.
+            holding.cancel()
         await matrix.audit()
         seconds = time.monotonic() - matrix_stack.started_at
 

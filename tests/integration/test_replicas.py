@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.replicas import Replica
 from devstack.settings import APP_ID
 from devstack.stack import Stack, http_json
+from devstack.stack.replicas import Replica
 from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.faults import RECOVERY_SECONDS, ledger
 from tests.fixtures.manager import MANAGER

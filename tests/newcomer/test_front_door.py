@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.ports import port_in_use
+from devstack.stack.ports import port_in_use
 from tests.fixtures.newcomer import (
     MEASUREMENTS,
     Newcomer,

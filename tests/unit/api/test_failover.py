@@ -1,5 +1,5 @@
 """A replica whose own Dapr sidecar is gone answers 502 where the request is safe to repeat on
-another replica (the proxy does so: devstack/replicas.py), and 503 where it is not; a create
+another replica (the proxy does so: devstack/stack/replicas.py), and 503 where it is not; a create
 the proxy repeats carries the proxy's request id as its order id, so it finds the same order."""
 
 from __future__ import annotations

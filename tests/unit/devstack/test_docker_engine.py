@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack import docker_engine
-from devstack.docker_engine import DockerEngine
+from devstack.images import docker_engine
+from devstack.images.docker_engine import DockerEngine
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack import helm_build
-from devstack.dapr_build import module_digest
+from devstack.build import helm as helm_build
+from devstack.build.go_tool import module_digest
 from devstack.settings import ROOT, StackSettings
 
 GO_MOD = """module example/tools/helm

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.images import (
+from devstack.images.local import (
     DAPR_USER,
     JAEGER_ENTRYPOINT,
     JAEGER_USER,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from devstack.jaeger_build import pinned_jaeger_version, release_version
-from devstack.observability import COMPOSE_FILES, compose_files, jaeger_config
+from devstack.build.jaeger import pinned_jaeger_version, release_version
 from devstack.settings import OBSERVABILITY_PORTS, ROOT, StackSettings
 from devstack.stack import SERVICE_ORDER, Stack, isolated_settings
+from devstack.stack.observability import COMPOSE_FILES, compose_files, jaeger_config
 
 
 def observed(tmp_path: Path, on: bool = True) -> Stack:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from devstack.ports import PortsBusy, _hex_address, holders, wait_until_free
+from devstack.stack.ports import PortsBusy, _hex_address, holders, wait_until_free
 
 
 @contextmanager

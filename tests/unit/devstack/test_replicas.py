@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from devstack.replicas import EVENT_ROUTES, compose_nginx_config
 from devstack.settings import ROOT
 from devstack.stack import INFRASTRUCTURE, PROXY, SERVICE_ORDER, Stack, isolated_settings
+from devstack.stack.replicas import EVENT_ROUTES, compose_nginx_config
 
 
 def stack(tmp_path: Path, replicas: int) -> Stack:
@@ -83,6 +83,6 @@ def test_the_compose_proxy_configuration_is_the_generated_one() -> None:
     committed = (ROOT / "config" / "nginx-compose.conf").read_text()
 
     assert committed == compose_nginx_config(), (
-        'regenerate it: python -c "from devstack.replicas import compose_nginx_config as c; '
+        'regenerate it: python -c "from devstack.stack.replicas import compose_nginx_config as c; '
         "open('config/nginx-compose.conf', 'w').write(c())\""
     )

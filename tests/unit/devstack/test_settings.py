@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.dapr_build import go_mod_dapr_version
+from devstack.build.dapr import go_mod_dapr_version
 from devstack.settings import ROOT, StackSettings, pinned_dapr_version
 from devstack.stack import Stack, StackError, free_ports
 

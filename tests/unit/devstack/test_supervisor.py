@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.supervisor import Condition, Policy, Supervisor, describe_exit
+from devstack.stack.supervisor import Condition, Policy, Supervisor, describe_exit
 
 POLICY = Policy(
     backoff_initial=1.0,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import secrets
 import signal
@@ -17,25 +16,34 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from devstack import observability
-from devstack.dapr_build import bin_dir
-from devstack.ports import PortsBusy, port_in_use, wait_until_free
-from devstack.replicas import Replica, nginx_config, replica_block_size, replica_layout
+from devstack.build.dapr import bin_dir
 from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
-from devstack.supervisor import Condition, Policy, Probe, Supervisor
+from devstack.stack import observability
+from devstack.stack.ports import PortsBusy, port_in_use, wait_until_free
+from devstack.stack.process import (
+    Extras,
+    ExtrasFactory,
+    Layout,
+    Service,
+    http_json,
+    http_status,
+    redis_answers,
+)
+from devstack.stack.replicas import Replica, nginx_config, replica_block_size, replica_layout
+from devstack.stack.supervisor import Condition, Policy, Probe, Supervisor
 
 # The services of a one-replica stack, in start order (Stack.service_order has a stack's own).
 SERVICE_ORDER = ("redis", "placement", "scheduler", "daprd", "app")
 INFRASTRUCTURE = ("redis", "placement", "scheduler")
+# What every stack is given unless its caller says otherwise: Prometheus and Jaeger when
+# OBSERVABILITY is on (devstack/stack/observability.py; nothing when it is off).
+DEFAULT_EXTRAS: tuple[ExtrasFactory, ...] = (observability.extras,)
 PROXY = "proxy"
 _PR_SET_PDEATHSIG = 1
 # Loaded once here, not in the forked child: the supervisor starts processes from a thread, and
@@ -106,35 +114,6 @@ def isolated_settings(data_dir: Path, **overrides: object) -> StackSettings:
     return StackSettings.model_validate({**aliases, "STACK_DATA_DIR": str(data_dir), **overrides})
 
 
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (OSError, ValueError):
-        return None
-
-
-def http_json(url: str, timeout: float, headers: Mapping[str, str]) -> Any:
-    """The JSON body of a 200 answer, or None for anything else (no answer, error, not JSON)."""
-    request = urllib.request.Request(url, headers=dict(headers))
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except (OSError, ValueError):
-        return None
-
-
-def redis_answers(port: int, timeout: float = 2.0) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def workflow_engine_problem(metadata: Any) -> str | None:
     """What daprd's own metadata says is wrong with the workflow engine, None if nothing.
 
@@ -155,15 +134,6 @@ def workflow_engine_problem(metadata: Any) -> str | None:
     return None
 
 
-@dataclass
-class Service:
-    name: str
-    argv: list[str]
-    ready: Callable[[], bool]
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-
-
 class Stack:
     """The processes of the local stack, started in dependency order and stopped in reverse:
     Redis, placement and the scheduler, then each replica's daprd and app, then the proxy."""
@@ -175,9 +145,11 @@ class Stack:
         dapr_bin_dir: Path | None = None,
         report: Callable[[str], None] | None = None,
         supervise: bool = False,
+        extras: Sequence[ExtrasFactory] = DEFAULT_EXTRAS,
     ) -> None:
         """`supervise`: once started, restart what exits and replace what hangs (`make run`;
-        the supervision tests). Without it a dead component stays dead until restarted by hand."""
+        the supervision tests). Without it a dead component stays dead until restarted by hand.
+        `extras`: what the stack is given besides its own processes, each made once, here."""
         self.settings = settings or StackSettings()
         if not self.settings.dapr_api_token:
             # The Dapr API is never open, not even on loopback: without the token any local
@@ -191,9 +163,10 @@ class Stack:
         self.supervise = supervise
         self.supervisor: Supervisor | None = None
         self.replicas = replica_layout(self.settings)
-        self.services = {service.name: service for service in self._define_services()}
-        # Prometheus and Jaeger when OBSERVABILITY is on (devstack/observability.py).
-        observability.attach(self)
+        layout = Layout(self.settings, self.replicas, supervise)
+        given = [make(layout) for make in extras]
+        self.extra_names = frozenset(service.name for extra in given for service in extra.services)
+        self.services = {service.name: service for service in self._define_services(given)}
 
     # -- definition -------------------------------------------------------------------------
 
@@ -245,7 +218,21 @@ class Stack:
         token = self.settings.dapr_api_token
         return {"DAPR_API_TOKEN": token} if token else {}
 
-    def _define_services(self) -> list[Service]:
+    def _define_services(self, extras: Sequence[Extras]) -> list[Service]:
+        """Its own services in start order, each extra's right after the one it names."""
+        services = self._own_services()
+        for extra in extras:
+            at = next((i + 1 for i, x in enumerate(services) if x.name == extra.after), 0)
+            services[at:at] = extra.services
+            for name, args in extra.args.items():
+                services[[x.name for x in services].index(name)].argv += args
+            for replica in self.replicas:
+                app_env = next(x for x in services if x.name == replica.app_name).env
+                for variable, value in extra.app_env.items():
+                    app_env.setdefault(variable, value)
+        return services
+
+    def _own_services(self) -> list[Service]:
         s = self.settings
         data = s.data_dir
         dapr = self.bin_dir
@@ -357,7 +344,7 @@ class Stack:
         ]  # fmt: skip
 
     def _proxy_service(self) -> Service:
-        """nginx on the API port, in front of every replica's app (config: devstack.replicas)."""
+        """nginx on the API port, in front of every replica's app (config: devstack.stack.replicas)."""
         s = self.settings
         return Service(
             PROXY,
@@ -504,8 +491,9 @@ class Stack:
                 f"http://127.0.0.1:{s.scheduler_healthz_port}/healthz", 200, "/healthz"
             ),
         }
-        if name in observability.NAMES:
-            return lambda: observability.liveness(self, name)
+        if name in self.extra_names:
+            ready = self.services[name].ready
+            return lambda: None if ready() else f"{name} is not ready"
         return probes[name]
 
     def expects_workflow_worker(self, replica: Replica | None = None) -> bool:

@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.dapr_build import BINARIES
-from devstack.jaeger_build import release_version
+from devstack.build.dapr import BINARIES
+from devstack.build.jaeger import release_version
 from devstack.settings import pinned_dapr_version
 
 REPOSITORY = "localhost/order-processor"

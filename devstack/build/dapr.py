@@ -1,0 +1,45 @@
+"""Build daprd, placement and scheduler from Dapr's Go module at the pinned version (built and
+cached by devstack.build.go_tool, keyed by version and by the digest of `tools/dapr`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devstack.build import go_tool
+from devstack.build.go_tool import DAPR, GoToolBuildError, module_digest, required_version
+from devstack.settings import StackSettings, pinned_dapr_version
+
+GO_MODULE_DIR = DAPR.module_dir
+BINARIES = DAPR.binaries
+DaprBuildError = GoToolBuildError
+
+__all__ = ["BINARIES", "GO_MODULE_DIR", "DaprBuildError", "bin_dir", "build", "module_digest"]
+
+
+def go_mod_dapr_version(go_mod: Path = GO_MODULE_DIR / "go.mod") -> str:
+    """The version of github.com/dapr/dapr that the build module requires, without the `v`."""
+    return required_version("github.com/dapr/dapr", go_mod)
+
+
+def bin_dir(settings: StackSettings, version: str) -> Path:
+    return settings.dapr_cache_dir / version / "bin"
+
+
+def binaries_current(directory: Path) -> bool:
+    return DAPR.current(directory)
+
+
+def build(settings: StackSettings) -> Path:
+    """Compile the three binaries into the cache (unless already there) and return their folder."""
+    version = pinned_dapr_version()
+    required = go_mod_dapr_version()
+    if required != version:
+        raise DaprBuildError(
+            f".env pins Dapr {version} but tools/dapr/go.mod requires {required}; make them agree"
+        )
+    ldflags = f"-s -w -X github.com/dapr/dapr/pkg/buildinfo.version={version}"
+    return DAPR.build(bin_dir(settings, version), version, ldflags)
+
+
+if __name__ == "__main__":
+    go_tool.main(build)
