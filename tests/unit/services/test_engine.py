@@ -133,34 +133,28 @@ async def test_output_and_naive_timestamps_are_read_as_json_and_utc() -> None:
     assert snapshot.finished
 
 
+ORDER = OrderInput(
+    order_id="o1",
+    item="cars",
+    quantity=1,
+    total_cost=15_000,
+    approval_required=False,
+    approval_timeout_seconds=1.0,
+)
+
+
 async def test_a_schedule_the_engine_refuses_is_unavailable() -> None:
     client = FakeClient(failures=[grpc.StatusCode.UNAVAILABLE])
-    order = OrderInput(
-        order_id="o1",
-        item="cars",
-        quantity=1,
-        total_cost=15_000,
-        approval_required=False,
-        approval_timeout_seconds=1.0,
-    )
 
     with pytest.raises(DependencyUnavailable, match="could not start workflow o1"):
-        await gateway(client).schedule("order_processing", "o1", order)
+        await gateway(client).schedule("order_processing", "o1", ORDER)
 
 
 async def test_a_schedule_of_a_running_instance_is_taken_as_started() -> None:
     # Dapr's ALREADY_EXISTS: a twin start (another replica, a repeated create) got there first.
     client = FakeClient(failures=[grpc.StatusCode.ALREADY_EXISTS])
-    order = OrderInput(
-        order_id="o1",
-        item="cars",
-        quantity=1,
-        total_cost=15_000,
-        approval_required=False,
-        approval_timeout_seconds=1.0,
-    )
 
-    await gateway(client).schedule("order_processing", "o1", order)
+    await gateway(client).schedule("order_processing", "o1", ORDER)
 
     assert client.calls == ["schedule"]
 
