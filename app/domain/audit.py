@@ -252,7 +252,7 @@ def check_decisions(reading: StoreReading) -> Iterator[Violation]:
 
 def visible_reason(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> str | None:
     """Why an unfinished order may rightly be late, as a client or manager can see it."""
-    if record.pending_events:
+    if record.undelivered():
         return "a manager's action waits for delivery"
     if snapshot is not None and snapshot.status == "SUSPENDED":
         return "its workflow is suspended"

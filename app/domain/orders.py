@@ -16,7 +16,11 @@ from pydantic import BaseModel, Field, model_validator
 from app.domain.inventory import catalog_entry, normalize_item
 from app.errors import Conflict, DecisionAlreadyMade
 from app.workflows.contracts import (
+    DECISION_OF,
     PAST_PAYMENT_STEPS,
+    ActionKind,
+    DecisionKind,
+    ManagerAction,
     OrderOutcome,
     OrderResult,
     Reason,
@@ -25,13 +29,13 @@ from app.workflows.contracts import (
     WorkflowSnapshot,
 )
 
-DecisionKind = Literal["approved", "rejected", "cancelled"]
 # Who decided, when the manager named nobody: the role the token stands for.
 DEFAULT_DECIDER = "manager"
 
 
 class ManagerDecision(BaseModel):
-    """The one decision a manager makes on an order: approve, reject or cancel."""
+    """The one decision a manager makes on an order: approve, reject or cancel. A view of the
+    order's action log (OrderRecord.decision), and the shape records kept before there was one."""
 
     decision: DecisionKind
     by: str
@@ -52,6 +56,13 @@ class ManagerDecision(BaseModel):
     def describe(self) -> str:
         return f"{self.decision} by {self.by} at {self.at.isoformat()}"
 
+    @classmethod
+    def of(cls, action: ManagerAction) -> ManagerDecision:
+        return cls(decision=action.decision, by=action.by, at=action.at)
+
+
+_ACTION_OF: dict[DecisionKind, ActionKind] = {v: k for k, v in DECISION_OF.items()}
+
 
 class OrderRecord(BaseModel):
     """The stored order. The first six fields never change once the order is accepted."""
@@ -64,9 +75,12 @@ class OrderRecord(BaseModel):
     created_at: datetime
     # Position in the listing (see services.order_index); set before the record is first saved.
     seq: int | None = None
-    decision: ManagerDecision | None = None
-    # Events owed to the workflow (name -> payload) until it has them; see services.manager_outbox.
-    pending_events: dict[str, Any] = Field(default_factory=dict)
+    # What managers did to the order, oldest first, numbered from 1: appended by compare-and-swap
+    # on this record, never changed. `decision` is a view of it.
+    actions: list[ManagerAction] = Field(default_factory=list)
+    # The workflow has been signalled every action up to this number; those after it are owed
+    # to it (see services.manager_outbox, which delivers them in order).
+    delivered: int = 0
     # The point of no return: set by the workflow's payment activity, by compare-and-swap on this
     # record, before it charges anything, and only while no cancel is recorded. A cancel is
     # recorded (by compare-and-swap too) only while it is unset. So exactly one of the two wins.
@@ -86,28 +100,53 @@ class OrderRecord(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _cancel_from_earlier_records(cls, data: Any) -> Any:
-        # Records written before cancels were decisions kept a separate flag.
-        if isinstance(data, dict) and data.get("cancel_requested") and not data.get("decision"):
+    def _actions_from_earlier_records(cls, data: Any) -> Any:
+        # Records written before the log kept one `decision` and the events owed to the workflow
+        # (`pending_events`, name -> payload); older ones still, a cancel as a flag of its own.
+        if not isinstance(data, dict) or "actions" in data:
+            return data
+        decision = data.get("decision")
+        if decision is None and data.get("cancel_requested"):
             at = data.get("created_at")
-            data = {**data, "decision": {"decision": "cancelled", "by": DEFAULT_DECIDER, "at": at}}
-        return data
+            decision = {"decision": "cancelled", "by": DEFAULT_DECIDER, "at": at}
+        if decision is None:
+            return data
+        view = ManagerDecision.model_validate(decision)
+        action = ManagerAction(seq=1, kind=_ACTION_OF[view.decision], by=view.by, at=view.at)
+        return {**data, "actions": [action], "delivered": 0 if data.get("pending_events") else 1}
+
+    @property
+    def decision(self) -> ManagerDecision | None:
+        """The manager's decision: the log's first approve, reject or cancel (one per order)."""
+        decisions = (action for action in self.actions if action.kind in DECISION_OF)
+        return next((ManagerDecision.of(action) for action in decisions), None)
+
+    def with_action(self, action: ManagerAction) -> OrderRecord:
+        """The record with a manager's action appended to its log (owed to the workflow until
+        delivered), in one write."""
+        return self.model_copy(update={"actions": [*self.actions, action]})
+
+    def next_action(self, kind: ActionKind, by: str, at: datetime) -> ManagerAction:
+        """The action `kind`, numbered as the next entry of this record's log."""
+        return ManagerAction(seq=len(self.actions) + 1, kind=kind, by=by, at=at)
+
+    def undelivered(self) -> list[ManagerAction]:
+        """The actions owed to the workflow, oldest first."""
+        return [action for action in self.actions if action.seq > self.delivered]
+
+    def actions_after(self, seq: int) -> list[ManagerAction]:
+        return [action for action in self.actions if action.seq > seq]
 
     @staticmethod
-    def delivered(event: str) -> Callable[[OrderRecord], OrderRecord]:
-        """The change that drops `event` from what the workflow is owed."""
+    def delivered_through(seq: int) -> Callable[[OrderRecord], OrderRecord | None]:
+        """The change that marks every action up to `seq` delivered (None: it was already)."""
 
-        def change(record: OrderRecord) -> OrderRecord:
-            pending = {k: v for k, v in record.pending_events.items() if k != event}
-            return record.model_copy(update={"pending_events": pending})
+        def change(record: OrderRecord) -> OrderRecord | None:
+            if record.delivered >= seq:
+                return None
+            return record.model_copy(update={"delivered": seq})
 
         return change
-
-    def with_decision(self, decision: ManagerDecision, event: str, data: Any) -> OrderRecord:
-        """The record with a manager's decision saved and the event it owes the workflow, in
-        one write."""
-        pending = {**self.pending_events, event: data}
-        return self.model_copy(update={"decision": decision, "pending_events": pending})
 
     def starting_payment(self) -> OrderRecord | None:
         """The record with its payment started; None when there is nothing to write: it already
@@ -124,10 +163,6 @@ class OrderRecord(BaseModel):
         if self.decision is not None or self.decisions_closed is not None:
             return None
         return self.model_copy(update={"decisions_closed": reason})
-
-    def accepted(self) -> OrderRecord:
-        """All a poll needs from the record: everything but the outbox bookkeeping."""
-        return self.model_copy(update={"pending_events": {}})
 
 
 def approval_wait_seconds(outcome: OrderOutcome) -> float | None:

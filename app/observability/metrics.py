@@ -27,9 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.dependencies import Services
 from app.config import Settings
-from app.domain.orders import DecisionKind
 from app.errors import DependencyUnavailable
-from app.workflows.contracts import Reason, Step
+from app.workflows.contracts import DecisionKind, Reason, Step
 
 # Requests that matched no route (scanners, typos) share one label: raw paths would grow the
 # series without bound.

@@ -1,9 +1,11 @@
-"""The manager-action outbox: approvals and cancels the engine could not take at once.
+"""The manager-action outbox: the signals of logged actions the engine could not take at once.
 
-Dapr does not buffer an event while no workflow worker is connected (raise_event fails with
-"did not find address for actor"), so an accepted action is never only in flight: the order is on
-the outbox before its action is saved on the record, and leaves the outbox once the workflow has
-every event the record says it is owed. `deliver_queued_actions` retries until then.
+A manager's action is an entry in the order's log (OrderRecord.actions); the workflow learns of
+it by an event (ManagerAction.signal) and then reads the log. Dapr does not buffer an event while
+no workflow worker is connected (raise_event fails with "did not find address for actor"), so an
+accepted action is never only in flight: the order is on the outbox before its action is saved on
+the record, and leaves the outbox once the workflow has been signalled every action the record
+holds (`delivered`), in the log's order. `deliver_queued_actions` retries until then.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from app.domain.orders import OrderRecord
 from app.errors import DependencyUnavailable, NotFound
 from app.services.engine import WorkflowGateway
 from app.services.order_records import OrderRecords
 from app.services.state_store import KeyLocks, StateStore, compare_and_swap
+from app.workflows.contracts import ManagerAction
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +60,36 @@ class ManagerOutbox:
         """How many orders have a manager action waiting for delivery."""
         return len(await self.queued())
 
-    async def deliver(self, order_id: str, pending: dict[str, Any] | None = None) -> bool:
-        """Raise the order's pending events; True when none is left.
+    async def deliver(self, order_id: str, pending: list[ManagerAction] | None = None) -> bool:
+        """Signal the order's undelivered actions to its workflow, oldest first; True when none
+        is left. Each is marked delivered once its event is raised, so a failure part way
+        resumes at the first one not raised.
 
-        `pending` comes from a caller that saved those events right after seeing the workflow
+        `pending` comes from a caller that saved those actions right after seeing the workflow
         unfinished, so neither the record nor the workflow needs reading again. Otherwise both
-        are read, and events owed to a finished workflow (which Dapr would drop) are cleared.
+        are read, and actions owed to a finished workflow (which Dapr would drop) are marked
+        delivered without an event.
         """
         if pending is None:
             record, _ = await self._records.get(order_id)
-            pending = dict(record.pending_events)
+            pending = record.undelivered()
+            if not pending:
+                return True
             snapshot = await self._workflows.snapshot(order_id)
             finished = record.outcome is not None or (snapshot is not None and snapshot.finished)
         else:
             finished = False
-        for event, data in pending.items():
+        for action in pending:
             if not finished:
+                event, payload = action.signal()
                 try:
-                    await self._workflows.raise_event(order_id, event, data)
+                    await self._workflows.raise_event(order_id, event, payload)
                 except DependencyUnavailable:
                     return False
-            await self._records.update(order_id, OrderRecord.delivered(event))
+            await self._records.update(order_id, OrderRecord.delivered_through(action.seq))
         return True
 
-    async def deliver_now(self, order_id: str, pending: dict[str, Any]) -> bool:
+    async def deliver_now(self, order_id: str, pending: list[ManagerAction]) -> bool:
         """Deliver what was just saved; the order leaves the outbox when all of it arrived."""
         try:
             delivered = await self.deliver(order_id, pending)
@@ -93,7 +102,8 @@ class ManagerOutbox:
 
     async def deliver_pending(self) -> int:
         """Deliver what the outbox holds; returns how many orders still wait. Safe to repeat:
-        a workflow consumes one event per wait, so a duplicate after a crash is ignored."""
+        an event is only a signal to read the log, so a duplicate after a crash finds nothing
+        new there."""
         waiting = await self.queued()
         delivered = set()
         for order_id in sorted(waiting):

@@ -11,7 +11,7 @@ from app.services.awaiting_decision import AwaitingDecision
 from app.services.in_flight import InFlightOrders
 from app.services.order_observer import NO_OBSERVER, OrderObserver
 from app.services.state_store import StateStore, compare_and_swap
-from app.workflows.contracts import OrderOutcome, Reason
+from app.workflows.contracts import ManagerAction, OrderOutcome, Reason
 
 
 class OrderRecords:
@@ -152,6 +152,11 @@ class OrderRecords:
         except NotFound:
             return False
         return record.stock_settled
+
+    async def actions_after(self, order_id: str, seq: int) -> list[ManagerAction]:
+        """The order's logged manager actions after the `seq`-th, oldest first."""
+        record, _ = await self.get(order_id)
+        return record.actions_after(seq)
 
     async def recorded_decision(self, order_id: str) -> str | None:
         """The manager's decision on the order as recorded (the one the workflow acts on)."""

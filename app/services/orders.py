@@ -13,13 +13,11 @@ import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from app.config import Settings
 from app.domain.orders import (
     DEFAULT_DECIDER,
-    DecisionKind,
-    ManagerDecision,
     Order,
     OrderRecord,
     TimelineEntry,
@@ -47,9 +45,8 @@ from app.services.order_records import OrderRecords
 from app.services.order_starts import OrderStarts, StartHold
 from app.services.state_store import EtagMismatch, StateStore, contention_backoff
 from app.workflows.contracts import (
-    APPROVAL_EVENT,
-    CANCEL_EVENT,
-    ApprovalDecision,
+    DECISION_OF,
+    ActionKind,
     InfrastructureRetry,
     OrderInput,
 )
@@ -149,14 +146,13 @@ class OrderService:
         return cached
 
     def _remember(self, record: OrderRecord) -> OrderRecord:
-        accepted = record.accepted()
-        if accepted.decision is None and accepted.outcome is None:
-            return accepted  # may still change in another process: not cached (see _accepted)
-        self._accepted_cache[record.order_id] = accepted
+        if record.decision is None and record.outcome is None:
+            return record  # may still change in another process: not cached (see _accepted)
+        self._accepted_cache[record.order_id] = record
         self._accepted_cache.move_to_end(record.order_id)
         if len(self._accepted_cache) > _ACCEPTED_CACHE_SIZE:
             self._accepted_cache.popitem(last=False)
-        return accepted
+        return record
 
     async def list(
         self, status: str | None, limit: int, cursor: str | None
@@ -333,52 +329,43 @@ class OrderService:
 
     async def approve(self, order_id: str, approved: bool, approver: str | None) -> Order:
         """Approve or reject an order that waits for a manager (one decision per order)."""
-        kind: DecisionKind = "approved" if approved else "rejected"
-        event = ApprovalDecision(approval=approved, approver=approver).model_dump()
-        return await self._decide(order_id, kind, approver, APPROVAL_EVENT, event)
+        return await self._decide(order_id, "approve" if approved else "reject", approver)
 
     async def cancel(self, order_id: str, by: str | None = None) -> Order:
         """Cancel an order before payment (one decision per order)."""
-        return await self._decide(order_id, "cancelled", by, CANCEL_EVENT, {})
+        return await self._decide(order_id, "cancel", by)
 
-    async def _decide(
-        self, order_id: str, kind: DecisionKind, by: str | None, event: str, data: Any
-    ) -> Order:
-        decision = ManagerDecision(decision=kind, by=by or DEFAULT_DECIDER, at=self._clock())
+    async def _decide(self, order_id: str, kind: ActionKind, by: str | None) -> Order:
+        decision = DECISION_OF[kind]
+        who, at = by or DEFAULT_DECIDER, self._clock()
         # Abandoned when the caller stops waiting (the request deadline's 503): a decision not
         # yet written is then not written, so the 503 leaves nothing behind. One whose write had
         # started may still land: it is the order's outcome, and a retry is told so (409).
         attempt = current_attempt()
 
         async def record() -> Order:
-            order = await self._record_decision(order_id, decision, event, data, attempt)
+            order = await self._record_action(order_id, kind, who, at, attempt)
             # Inside the shielded change: a caller that gave up does not undo the decision.
-            self._observer.order_decided(kind)
+            self._observer.order_decided(decision)
             return order
 
-        order = await self.changes.run(record(), f"{kind} on order {order_id}", attempt)
-        log.info("order %s: %s", order_id, decision.describe())
-        await self._events.publish(
-            OrderEvent(order_id, "decision", order.status, order.step, decision.at)
-        )
+        order = await self.changes.run(record(), f"{decision} on order {order_id}", attempt)
+        log.info("order %s: %s by %s", order_id, decision, who)
+        await self._events.publish(OrderEvent(order_id, "decision", order.status, order.step, at))
         return order
 
-    async def _record_decision(
-        self,
-        order_id: str,
-        decision: ManagerDecision,
-        event: str,
-        data: Any,
-        change: ChangeAttempt,
+    async def _record_action(
+        self, order_id: str, kind: ActionKind, by: str, at: datetime, change: ChangeAttempt
     ) -> Order:
-        """Record a manager's decision on the order, then deliver its event to the workflow.
+        """Append a manager's action to the order's log, then signal it to the workflow.
 
-        The decision and the event it owes the workflow are written in one ETag-guarded save, so
-        a second, racing decision is a 409 naming the first, never a second event.
-        An accepted decision is never lost: the order is on the outbox before it is saved
-        and leaves it only once the workflow has the event; if the workflow cannot take it now
-        (sidecar restarting, worker not connected), the outbox loop delivers it when the engine
-        is back. Dapr drops events for finished instances, so finished orders are refused.
+        The action (numbered next in the log) is written in one ETag-guarded save, so a second,
+        racing decision is a 409 naming the first, never a second action.
+        An accepted action is never lost: the order is on the outbox before it is saved and
+        leaves it only once the workflow has been signalled; if the workflow cannot take the
+        signal now (sidecar restarting, worker not connected), the outbox loop delivers it when
+        the engine is back. Dapr drops events for finished instances, so finished orders are
+        refused.
         """
         queued = False
         for attempt in range(_MAX_ATTEMPTS):
@@ -391,22 +378,21 @@ class OrderService:
                 # actor as unplaced, or takes long to look for it). Accept the action anyway:
                 # delivery checks the workflow again, and a finished order never receives it.
                 snapshot = None
-            check_can_decide(record, decision.decision, snapshot)
+            check_can_decide(record, DECISION_OF[kind], snapshot)
             if not queued:
                 # On the outbox before the action is saved: a crash between the two leaves an
                 # entry with nothing pending (dropped on the next round), never a saved action
                 # that nobody will deliver.
                 await self.outbox.add(order_id)
                 queued = True
-            updated = record.with_decision(decision, event, data)
+            action = record.next_action(kind, by, at)
+            updated = record.with_action(action)
             try:
                 # Repeated, it finds the decision recorded (409 naming it), never a second one.
                 change.begin_write("same_request", order_id, repeatable=True)
             except ChangeAbandoned:
                 # Its caller got a 503 already. (The outbox entry has nothing pending: dropped.)
-                log.info(
-                    "order %s: %s given up before it was recorded", order_id, decision.decision
-                )
+                log.info("order %s: %s given up before it was recorded", order_id, kind)
                 raise
             try:
                 await self._records.replace(updated, etag)
@@ -419,8 +405,8 @@ class OrderService:
         else:
             raise DependencyUnavailable(f"order {order_id}: record too contended; retry")
         delivery = self.changes.track(
-            self.outbox.deliver_now(order_id, updated.pending_events),
-            f"{event} to order {order_id}",
+            self.outbox.deliver_now(order_id, updated.undelivered()),
+            f"{kind} to order {order_id}",
         )
         try:
             async with asyncio.timeout(self._engine_wait):
@@ -429,7 +415,7 @@ class OrderService:
             # Still trying in the background; the outbox loop delivers it otherwise.
             delivered = False
         if not delivered:
-            log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, event)
+            log.warning("order %s: %s not delivered yet; queued for redelivery", order_id, kind)
         if updated.approval_required:  # after the delivery: the workflow waits for that
             try:
                 await self._records.awaiting.remove({order_id})

@@ -13,9 +13,11 @@ import logging
 from typing import Protocol
 
 from app.workflows.contracts import (
+    ActionsRequest,
     ActivityRequest,
     Completion,
     DecisionsClosing,
+    ManagerAction,
     OrderOutcome,
     Reason,
 )
@@ -39,7 +41,9 @@ class Payments(Protocol):
 
 
 class OrderBook(Protocol):
-    """The order records: the decision a manager recorded, and where the outcome goes."""
+    """The order records: the actions managers logged, and where the outcome goes."""
+
+    async def actions_after(self, order_id: str, seq: int) -> list[ManagerAction]: ...
 
     async def recorded_decision(self, order_id: str) -> str | None: ...
 
@@ -135,7 +139,19 @@ class OrderActivities:
         if completion.notice is not None:
             log.info("order %s: %s", completion.outcome.order_id, completion.notice)
 
+    async def read_actions(self, request: ActionsRequest) -> list[ManagerAction]:
+        """The order's logged manager actions the workflow has not read (after `request.after`),
+        oldest first."""
+        actions = await self._orders.actions_after(request.order_id, request.after)
+        if not actions:
+            log.warning(
+                "order %s: a manager event arrived with nothing new in the action log; ignored",
+                request.order_id,
+            )
+        return actions
+
     async def check_decision(self, request: ActivityRequest) -> str | None:
+        # Orders started before the MANAGER_ACTION_LOG patch ask for the decision alone.
         decision = await self._orders.recorded_decision(request.order_id)
         if decision is None:
             log.warning(

@@ -58,8 +58,10 @@ class ActivityName(StrEnum):
     # Orders started before the FINISH_WITH_NOTICE patch record their outcome with this one.
     RECORD_OUTCOME = "record_outcome"
     FINISH_ORDER = "finish_order"
+    # Orders started before the MANAGER_ACTION_LOG patch ask for the decision with this one.
     CHECK_DECISION = "check_decision"
     CLOSE_DECISIONS = "close_decisions"
+    READ_ACTIONS = "read_actions"
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.
@@ -225,6 +227,62 @@ class ApprovalDecision(BaseModel):
 
     approval: bool
     approver: str | None = None
+
+
+# What a manager may do to an order. Each is an entry in the order's action log (OrderRecord.actions)
+# and a signal to its workflow (ACTION_EVENTS); the workflow reads the log itself (READ_ACTIONS).
+# Kinds that may come more than once (pause, resume, rerun) join this set with their event and
+# the workflow's branch for them.
+ActionKind = Literal["approve", "reject", "cancel"]
+# The decision an action is, as the API shows it (`decision`): one per order, the log's first.
+DecisionKind = Literal["approved", "rejected", "cancelled"]
+DECISION_OF: Final[dict[ActionKind, DecisionKind]] = {
+    "approve": "approved",
+    "reject": "rejected",
+    "cancel": "cancelled",
+}
+# The event that tells the workflow an action was logged. Approve and reject share the
+# quickstart's `manager_approval`, so a workflow started before the log knew them still wakes.
+ACTION_EVENTS: Final[dict[ActionKind, str]] = {
+    "approve": APPROVAL_EVENT,
+    "reject": APPROVAL_EVENT,
+    "cancel": CANCEL_EVENT,
+}
+
+
+class ManagerAction(BaseModel):
+    """One entry of an order's action log: what a manager did, as the `seq`-th action on the
+    order (numbered from 1, in the order they were accepted), who and when."""
+
+    seq: int = Field(ge=1)
+    kind: ActionKind
+    by: str
+    at: datetime
+
+    @field_validator("at")
+    @classmethod
+    def _in_utc(cls, moment: datetime) -> datetime:
+        return as_utc(moment)
+
+    @property
+    def decision(self) -> DecisionKind:
+        return DECISION_OF[self.kind]
+
+    def signal(self) -> tuple[str, dict[str, Any]]:
+        """The event to raise on the workflow for this action, and its payload. The payload is
+        informative only (the workflow reads the log), shaped as the quickstart's approval."""
+        payload: dict[str, Any] = {"seq": self.seq}
+        if self.kind in ("approve", "reject"):
+            approval = ApprovalDecision(approval=self.kind == "approve", approver=self.by)
+            payload |= approval.model_dump()
+        return ACTION_EVENTS[self.kind], payload
+
+
+class ActionsRequest(BaseModel):
+    """What READ_ACTIONS gets: the order, and the last action the workflow has read."""
+
+    order_id: str
+    after: int = Field(default=0, ge=0)
 
 
 class ActivityRequest(BaseModel):

@@ -19,11 +19,14 @@ from app.errors import DependencyUnavailable
 from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
+    DECISION_OF,
+    ActionsRequest,
     ActivityName,
     ActivityRequest,
     Completion,
     DecisionsClosing,
     InfrastructureRetry,
+    ManagerAction,
     OrderInput,
     OrderOutcome,
     OrderResult,
@@ -107,6 +110,13 @@ CLOSE_DECISIONS_BY_RECORD = "close-decisions-by-record"
 # store outage in any step but payment and stock commit ended the workflow FAILED with its stock
 # held and no outcome recorded.
 RETRY_INFRASTRUCTURE = "retry-infrastructure-errors"
+# MANAGER_ACTION_LOG: a manager's actions are a numbered log on the order record, and a manager's
+# event makes the workflow read what is new in it (READ_ACTIONS, after the last action it read)
+# instead of asking for the one decision (CHECK_DECISION). The events stay signals, the log is
+# what counts, and it has room for actions that come more than once (pause, resume). The log is
+# read only when an event has arrived: a read at every step boundary would cost each order an
+# engine turn per boundary, for actions that are rare.
+MANAGER_ACTION_LOG = "manager-action-log"
 
 # The error kinds a retry can cure: the activity's exception class, as the failure reports it.
 INFRASTRUCTURE_ERRORS: dict[str, str] = {
@@ -114,6 +124,23 @@ INFRASTRUCTURE_ERRORS: dict[str, str] = {
 }
 # The last error as the order shows it: enough to tell a refused write from a lost connection.
 _ERROR_SHOWN_CHARS = 300
+
+
+class _ActionLog:
+    """The order's manager actions as far as the workflow has read them (MANAGER_ACTION_LOG)."""
+
+    def __init__(self) -> None:
+        self.read = 0  # the number of the last action read
+        self.decision: str | None = None  # the first decision read: it stands
+
+    def take(self, entries: Any) -> None:
+        for entry in entries:
+            action = ManagerAction.model_validate(entry)
+            if action.seq <= self.read:
+                continue  # read before (a repeated read after a retry)
+            self.read = action.seq
+            if self.decision is None and action.kind in DECISION_OF:
+                self.decision = DECISION_OF[action.kind]
 
 
 class _Progress:
@@ -158,6 +185,8 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
     pay_unless_cancelled = ctx.is_patched(PAY_UNLESS_CANCELLED)
     close_decisions_by_record = ctx.is_patched(CLOSE_DECISIONS_BY_RECORD)
     retry_infrastructure = ctx.is_patched(RETRY_INFRASTRUCTURE)
+    manager_action_log = ctx.is_patched(MANAGER_ACTION_LOG)
+    actions = _ActionLog()
     retry_policy = order.infrastructure_retry or InfrastructureRetry()
 
     def call(activity: ActivityName, payload: Any) -> Generator[Any, Any, Any]:
@@ -203,8 +232,12 @@ def order_processing(ctx: WorkflowContext, order: OrderInput) -> Steps:
     def recorded_decision() -> Generator[Any, Any, str | None]:
         # An event is only a signal: what counts is the decision the service recorded on the
         # order (one per order, first wins). A forged or stray event finds none, or another.
-        decision = yield from call(ActivityName.CHECK_DECISION, request)
-        return None if decision is None else str(decision)
+        if not manager_action_log:
+            decision = yield from call(ActivityName.CHECK_DECISION, request)
+            return None if decision is None else str(decision)
+        unread = ActionsRequest(order_id=order.order_id, after=actions.read)
+        actions.take((yield from call(ActivityName.READ_ACTIONS, unread)))
+        return actions.decision
 
     def cancelled() -> Generator[Any, Any, bool]:
         nonlocal cancel

@@ -461,7 +461,7 @@ def report(
         "waits the ~25 s): an earlier fault finds them there or between the commit's retries,",
         "short of their own activity, whose fault is armed only when they are let go;",
         "`release_inventory` after a rejection or a cancel; `close_decisions` with too little stock;",
-        "`check_decision` for each decision. `notify` and `request_approval` only log: the fault",
+        "`read_actions` for each decision. `notify` and `request_approval` only log: the fault",
         "still applies to the activity around them.",
         "",
         "## Orders per row",

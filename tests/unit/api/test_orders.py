@@ -380,7 +380,9 @@ async def test_approve_is_202_and_sends_the_decision(api: Api, manager: dict[str
 
     assert response.status_code == 202
     assert response.json()["order_id"] == "o1"
-    assert api.workflows.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+    assert api.workflows.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": True, "approver": "alice"})
+    ]
 
 
 async def test_approve_without_a_body_approves(api: Api, manager: dict[str, str]) -> None:
@@ -389,7 +391,9 @@ async def test_approve_without_a_body_approves(api: Api, manager: dict[str, str]
     response = await api.client.post("/orders/o1/approve", headers=manager)
 
     assert response.status_code == 202
-    assert api.workflows.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": None})]
+    assert api.workflows.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": True, "approver": "manager"})
+    ]
 
 
 async def test_approve_with_approved_false_rejects(api: Api, manager: dict[str, str]) -> None:
@@ -400,7 +404,9 @@ async def test_approve_with_approved_false_rejects(api: Api, manager: dict[str, 
     )
 
     assert response.status_code == 202
-    assert api.workflows.events == [("o1", APPROVAL_EVENT, {"approval": False, "approver": "bob"})]
+    assert api.workflows.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": False, "approver": "bob"})
+    ]
 
 
 async def test_approve_of_an_unknown_order_is_404(api: Api, manager: dict[str, str]) -> None:
@@ -490,7 +496,7 @@ async def test_cancel_is_202_and_sends_the_cancel_event(api: Api, manager: dict[
     response = await api.client.post("/orders/o1/cancel", headers=manager)
 
     assert response.status_code == 202
-    assert api.workflows.events == [("o1", CANCEL_EVENT, {})]
+    assert api.workflows.events == [("o1", CANCEL_EVENT, {"seq": 1})]
 
 
 async def test_cancel_of_an_unknown_order_is_404(api: Api, manager: dict[str, str]) -> None:

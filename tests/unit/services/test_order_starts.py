@@ -313,7 +313,7 @@ async def test_a_cancel_before_the_workflow_starts_ends_the_order_cancelled(
     assert shop.gateway.events == []
     assert await shop.orders.outbox.deliver_pending() == 1  # still nothing to deliver it to
     order_input = await start_and_deliver(shop)
-    assert shop.raised_events() == [(CANCEL_EVENT, {})]
+    assert shop.raised_events() == [(CANCEL_EVENT, {"seq": 1})]
     run = await run_with_activities(order_input, shop.activities, raised_events=shop.raised_events)
     assert run.result == {"processed": False, "reason": "cancelled"}
     assert await shop.nothing_paid_or_held("paperclip")

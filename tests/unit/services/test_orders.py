@@ -79,6 +79,23 @@ def record(store: InMemoryStateStore, order_id: str) -> dict[str, Any]:
     return store.data[f"order:{order_id}"][0]
 
 
+def decided(store: InMemoryStateStore, order_id: str) -> dict[str, Any] | None:
+    """The decision the stored record's action log holds, as {decision, by, at}."""
+    decision = OrderRecord.model_validate(record(store, order_id)).decision
+    return None if decision is None else decision.model_dump()
+
+
+def decision_kind(store: InMemoryStateStore, order_id: str) -> str | None:
+    decision = decided(store, order_id)
+    return None if decision is None else str(decision["decision"])
+
+
+def undelivered(store: InMemoryStateStore, order_id: str) -> list[tuple[int, str]]:
+    """The stored record's actions still owed to the workflow, as (seq, kind)."""
+    stored = OrderRecord.model_validate(record(store, order_id))
+    return [(action.seq, action.kind) for action in stored.undelivered()]
+
+
 def outbox(store: InMemoryStateStore) -> list[str]:
     """Orders whose manager actions still wait for delivery."""
     entry = store.data.get(OUTBOX_KEY)
@@ -462,7 +479,9 @@ async def test_approve_raises_the_approval_event(
 
     await orders.approve("o1", True, "alice")
 
-    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+    assert gateway.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": True, "approver": "alice"})
+    ]
 
 
 async def test_reject_raises_the_approval_event_with_approval_false(
@@ -472,7 +491,9 @@ async def test_reject_raises_the_approval_event_with_approval_false(
 
     await orders.approve("o1", False, None)
 
-    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": False, "approver": None})]
+    assert gateway.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": False, "approver": "manager"})
+    ]
 
 
 async def test_approve_records_the_decision(
@@ -482,7 +503,8 @@ async def test_approve_records_the_decision(
 
     await orders.approve("o1", True, "alice")
 
-    decision = record(store, "o1")["decision"]
+    decision = decided(store, "o1")
+    assert decision is not None
     assert (decision["decision"], decision["by"]) == ("approved", "alice")
 
 
@@ -533,7 +555,7 @@ async def test_delivered_approval_leaves_nothing_queued(
 
     await orders.approve("o1", True, "alice")
 
-    assert record(store, "o1")["pending_events"] == {}
+    assert undelivered(store, "o1") == []
     assert outbox(store) == []
 
 
@@ -546,9 +568,7 @@ async def test_approval_the_engine_cannot_take_is_accepted_and_queued(
     await orders.approve("o1", True, "alice")
 
     assert gateway.events == []
-    assert record(store, "o1")["pending_events"] == {
-        APPROVAL_EVENT: {"approval": True, "approver": "alice"}
-    }
+    assert undelivered(store, "o1") == [(1, "approve")]
     assert outbox(store) == ["o1"]
 
 
@@ -562,8 +582,10 @@ async def test_queued_approval_is_delivered_once_the_engine_is_back(
 
     assert await orders.outbox.deliver_pending() == 0
 
-    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
-    assert record(store, "o1")["pending_events"] == {}
+    assert gateway.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": True, "approver": "alice"})
+    ]
+    assert undelivered(store, "o1") == []
     assert outbox(store) == []
 
 
@@ -629,7 +651,7 @@ async def test_approve_with_the_state_store_down_changes_nothing(
     with pytest.raises(DependencyUnavailable):
         await orders.approve("o1", True, "alice")
 
-    assert record(store, "o1")["decision"] is None
+    assert decided(store, "o1") is None
     assert gateway.events == []
 
 
@@ -663,7 +685,9 @@ async def test_approval_accepted_as_the_sidecar_crashes_is_still_delivered(
     await orders.approve("o1", True, "alice")
     await orders.outbox.deliver_pending()
 
-    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+    assert gateway.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": True, "approver": "alice"})
+    ]
 
 
 async def test_approve_retries_a_racing_record_write(
@@ -674,7 +698,7 @@ async def test_approve_retries_a_racing_record_write(
 
     await orders.approve("o1", True, "alice")
 
-    assert record(store, "o1")["decision"]["decision"] == "approved"
+    assert decision_kind(store, "o1") == "approved"
     assert len(gateway.events) == 1
 
 
@@ -689,8 +713,8 @@ async def test_cancel_raises_the_cancel_event(
 
     await orders.cancel("o1")
 
-    assert gateway.events == [("o1", CANCEL_EVENT, {})]
-    assert record(store, "o1")["decision"]["decision"] == "cancelled"
+    assert gateway.events == [("o1", CANCEL_EVENT, {"seq": 1})]
+    assert decision_kind(store, "o1") == "cancelled"
 
 
 @pytest.mark.parametrize("step", sorted(PAST_PAYMENT_STEPS - {Step.DONE}))
@@ -734,8 +758,8 @@ async def test_cancel_the_engine_cannot_take_is_queued_and_delivered_later(
 
     await orders.outbox.deliver_pending()
 
-    assert gateway.events == [("o1", CANCEL_EVENT, {})]
-    assert record(store, "o1")["decision"]["decision"] == "cancelled"
+    assert gateway.events == [("o1", CANCEL_EVENT, {"seq": 1})]
+    assert decision_kind(store, "o1") == "cancelled"
 
 
 async def test_a_cancel_given_up_before_it_was_recorded_records_nothing(
@@ -754,7 +778,7 @@ async def test_a_cancel_given_up_before_it_was_recorded_records_nothing(
 
     async def settled() -> tuple[object, bool]:
         given_up = "given up before it was recorded" in caplog.text
-        return record(store, "o1")["decision"], given_up
+        return decided(store, "o1"), given_up
 
     decision, _ = await eventually(
         settled, lambda seen: seen != (None, False), deadline_seconds=5, what="the change settled"
@@ -776,7 +800,7 @@ async def test_cancel_once_the_payment_started_is_a_conflict_even_when_the_engin
     with pytest.raises(Conflict, match="past payment"):
         await orders.cancel("o1")
 
-    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+    assert (gateway.events, decided(store, "o1")) == ([], None)
 
 
 async def test_payment_does_not_start_once_a_cancel_is_recorded(
@@ -812,7 +836,7 @@ async def test_a_cancel_losing_the_race_to_the_payment_start_is_refused(
     with pytest.raises(Conflict, match="past payment"):
         await orders.cancel("o1")
 
-    assert record(store, "o1")["decision"] is None
+    assert decided(store, "o1") is None
     assert gateway.events == []
 
 
@@ -824,7 +848,7 @@ async def test_a_payment_start_losing_the_race_to_a_cancel_charges_nothing(
     store.before_next_save = lambda: orders.cancel("o1")
 
     assert await OrderRecords(store).start_payment("o1") is False
-    assert record(store, "o1")["decision"]["decision"] == "cancelled"
+    assert decision_kind(store, "o1") == "cancelled"
     assert record(store, "o1")["payment_started"] is False
 
 
@@ -848,7 +872,7 @@ async def test_a_decision_once_the_approval_timed_out_is_a_conflict(
     with pytest.raises(Conflict, match="takes no decision any more: approval_timeout"):
         await decision
 
-    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+    assert (gateway.events, decided(store, "o1")) == ([], None)
 
 
 async def test_the_timeout_finds_a_decision_recorded_before_it(
@@ -887,7 +911,7 @@ async def test_an_approval_losing_the_race_to_the_timeout_is_refused(
     with pytest.raises(Conflict, match="approval_timeout"):
         await orders.approve("o1", True, "alice")
 
-    assert (gateway.events, record(store, "o1")["decision"]) == ([], None)
+    assert (gateway.events, decided(store, "o1")) == ([], None)
 
 
 async def test_a_timeout_losing_the_race_to_an_approval_finds_it(
@@ -933,7 +957,9 @@ async def test_approval_sent_while_the_worker_is_away_is_accepted_and_delivered_
 
     gateway.worker_connected = True
     assert await orders.outbox.deliver_pending() == 0
-    assert gateway.events == [("o1", APPROVAL_EVENT, {"approval": True, "approver": "alice"})]
+    assert gateway.events == [
+        ("o1", APPROVAL_EVENT, {"seq": 1, "approval": True, "approver": "alice"})
+    ]
 
 
 # -- the outcome recorded on the order, and the engine's purge of finished histories -----------
@@ -1081,7 +1107,7 @@ async def test_racing_decisions_record_exactly_one(
     with pytest.raises(DecisionAlreadyMade, match=r"^cancelled by manager"):
         await orders.approve("o1", True, "alice")
 
-    assert gateway.events == [("o1", CANCEL_EVENT, {})]
+    assert gateway.events == [("o1", CANCEL_EVENT, {"seq": 1})]
 
 
 async def test_a_decision_without_a_name_is_the_managers(

@@ -44,7 +44,7 @@ COMMIT = ActivityName.COMMIT_INVENTORY
 RELEASE = ActivityName.RELEASE_INVENTORY
 REFUND = ActivityName.REFUND_PAYMENT
 FINISH = ActivityName.FINISH_ORDER
-CHECK = ActivityName.CHECK_DECISION
+CHECK = ActivityName.READ_ACTIONS
 
 STORE_DOWN = DependencyUnavailable(
     "state store unreachable through the sidecar: ClientConnectorError('connection refused')"

@@ -17,8 +17,10 @@ from app.workflows.contracts import (
 )
 from app.workflows.order_processing import (
     ACTIVITY_RETRY,
+    CLOSE_DECISIONS_BY_RECORD,
     FINISH_WITH_NOTICE,
     PAY_UNLESS_CANCELLED,
+    RETRY_INFRASTRUCTURE,
 )
 from tests.fixtures.workflow_driver import Script, ScriptedContext, run_workflow
 
@@ -32,7 +34,8 @@ RELEASE = ActivityName.RELEASE_INVENTORY
 REFUND = ActivityName.REFUND_PAYMENT
 RECORD = ActivityName.RECORD_OUTCOME  # before the FINISH_WITH_NOTICE patch
 FINISH = ActivityName.FINISH_ORDER
-CHECK = ActivityName.CHECK_DECISION
+CHECK = ActivityName.READ_ACTIONS
+OLD_CHECK = ActivityName.CHECK_DECISION  # before the MANAGER_ACTION_LOG patch
 CLOSE = ActivityName.CLOSE_DECISIONS
 
 
@@ -177,6 +180,38 @@ def test_an_order_started_before_the_close_decisions_patch_ends_without_asking_i
     assert no_stock.context.activity_names == [NOTIFY, RESERVE, FINISH]
 
 
+BEFORE_THE_ACTION_LOG = frozenset(
+    {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE}
+)
+
+
+@pytest.mark.parametrize(
+    ("decision", "reason"), [("approved", None), ("rejected", "rejected"), ("cancel", "cancelled")]
+)
+def test_an_order_started_before_the_action_log_asks_for_the_decision_alone(
+    decision: Any, reason: str | None
+) -> None:
+    ctx = ScriptedContext("order-7", patched=BEFORE_THE_ACTION_LOG)
+    run = run_workflow(large_order(), Script(decision=decision), ctx)
+
+    assert run.result == {"processed": reason is None, "reason": reason}
+    assert OLD_CHECK in run.context.activity_names
+    assert CHECK not in run.context.activity_names
+
+
+def test_the_action_log_is_read_from_the_last_action_read() -> None:
+    # A cancel event after the approval was logged (stray: the approval is the decision) makes
+    # the first read, which finds the approval; the approval's own event then reads after it,
+    # finds nothing new, and the decision read first stands.
+    approval = Script(decision="approved").logged_actions()
+    script = Script(decision="approved", cancel_while=RESERVE, results={CHECK: approval})
+    run = run_workflow(large_order(), script)
+
+    reads = [call.input for call in run.context.calls if call.name == CHECK]
+    assert [read["after"] for read in reads] == [0, 1]
+    assert run.result == {"processed": True, "reason": None}
+
+
 def test_approval_timer_lasts_the_timeout_from_the_input() -> None:
     run = run_workflow(large_order(approval_timeout_seconds=42.5), Script(decision="timeout"))
 
@@ -211,7 +246,7 @@ def test_an_approval_event_delivered_twice_pays_once() -> None:
 def test_an_approval_event_with_no_recorded_decision_is_ignored() -> None:
     # A forged event (raised on the sidecar directly): the check finds no decision recorded,
     # the workflow keeps waiting, and the timer ends the wait.
-    forged = Script(decision="approved", results={CHECK: None}, then_timeout=True)
+    forged = Script(decision="approved", results={CHECK: []}, then_timeout=True)
     run = run_workflow(large_order(), forged)
 
     assert run.result == {"processed": False, "reason": "approval_timeout"}

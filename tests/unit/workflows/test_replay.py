@@ -25,6 +25,7 @@ from app.workflows.contracts import (
     APPROVAL_EVENT,
     WORKFLOW_NAME,
     ActivityName,
+    ManagerAction,
     OrderInput,
     Step,
     StepStatus,
@@ -32,6 +33,7 @@ from app.workflows.contracts import (
 from app.workflows.order_processing import (
     CLOSE_DECISIONS_BY_RECORD,
     FINISH_WITH_NOTICE,
+    MANAGER_ACTION_LOG,
     PAY_UNLESS_CANCELLED,
     RETRY_INFRASTRUCTURE,
 )
@@ -165,6 +167,10 @@ class Engine:
             result = json.dumps(True)  # reserved; paid (no cancel recorded)
         elif task.name == ActivityName.CHECK_DECISION:  # what the service recorded
             result = json.dumps("approved" if self.approve else "rejected")
+        elif task.name == ActivityName.READ_ACTIONS:  # the same, as the order's action log
+            kind = "approve" if self.approve else "reject"
+            logged = ManagerAction(seq=1, kind=kind, by="alice", at=START)
+            result = json.dumps([logged.model_dump(mode="json")])
         elif task.name == ActivityName.CLOSE_DECISIONS:  # no decision came before
             result = json.dumps(None)
         self._new.append(helpers.new_task_completed_event(action.id, result))
@@ -191,7 +197,7 @@ def test_an_approved_order_replays_to_completion_through_the_sdk_executor() -> N
         ActivityName.NOTIFY,
         ActivityName.RESERVE_INVENTORY,
         ActivityName.REQUEST_APPROVAL,
-        ActivityName.CHECK_DECISION,
+        ActivityName.READ_ACTIONS,
         ActivityName.PAY_UNLESS_CANCELLED,
         ActivityName.COMMIT_INVENTORY,
         ActivityName.FINISH_ORDER,
@@ -266,7 +272,13 @@ def test_an_order_started_before_the_patch_replays_on_the_path_it_started(
     completion = _recorded_without(
         monkeypatch,
         old,
-        {FINISH_WITH_NOTICE, PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE},
+        {
+            FINISH_WITH_NOTICE,
+            PAY_UNLESS_CANCELLED,
+            CLOSE_DECISIONS_BY_RECORD,
+            RETRY_INFRASTRUCTURE,
+            MANAGER_ACTION_LOG,
+        },
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -287,7 +299,9 @@ def test_an_order_started_before_pay_unless_cancelled_replays_on_the_path_it_sta
     process_payment, the patches it lacks stay off, and it completes the same."""
     old = Engine(_order(15_000, approval_required=False), approve=None)
     completion = _recorded_without(
-        monkeypatch, old, {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE}
+        monkeypatch,
+        old,
+        {PAY_UNLESS_CANCELLED, CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE, MANAGER_ACTION_LOG},
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -315,6 +329,7 @@ def test_a_new_order_records_the_patches_it_started_with() -> None:
         PAY_UNLESS_CANCELLED,
         CLOSE_DECISIONS_BY_RECORD,
         RETRY_INFRASTRUCTURE,
+        MANAGER_ACTION_LOG,
     }
 
 
@@ -340,7 +355,7 @@ def test_an_order_waiting_before_close_decisions_replays_its_timeout_as_it_start
     new activity."""
     old = Engine(_order(60_000, approval_required=True), approve=None, time_out=True)
     completion = _recorded_without(
-        monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE}
+        monkeypatch, old, {CLOSE_DECISIONS_BY_RECORD, RETRY_INFRASTRUCTURE, MANAGER_ACTION_LOG}
     )
 
     replayed = _replayed_by_todays_code(old)
@@ -379,7 +394,7 @@ def test_an_order_started_before_retry_infrastructure_fails_on_an_outage_as_it_d
     """Recorded by a worker without the patch: the outage ends it FAILED after the quick
     retries, and today's code replays that history to the same failure, without a retry round."""
     old = Engine(_order(15_000, approval_required=False), approve=None, failures=_OUTAGE)
-    completion = _recorded_without(monkeypatch, old, {RETRY_INFRASTRUCTURE})
+    completion = _recorded_without(monkeypatch, old, {RETRY_INFRASTRUCTURE, MANAGER_ACTION_LOG})
 
     replayed = _replayed_by_todays_code(old)
 
@@ -387,3 +402,35 @@ def test_an_order_started_before_retry_infrastructure_fails_on_an_outage_as_it_d
     assert [name for name, _ in old.scheduled].count(ActivityName.RESERVE_INVENTORY) == 6
     assert _completions(replayed) == [completion]
     assert RETRY_INFRASTRUCTURE not in (replayed.patches or ())
+
+
+def test_an_order_started_before_the_action_log_replays_its_decision_as_it_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recorded (approved, waiting for payment) by a worker that asked for the decision alone:
+    its history holds a check_decision task. Today's code replays it through check_decision,
+    without reading the log, and completes the same."""
+    old = Engine(_order(60_000, approval_required=True), approve=True)
+    completion = _recorded_without(monkeypatch, old, {MANAGER_ACTION_LOG})
+
+    replayed = _replayed_by_todays_code(old)
+
+    names = [name for name, _ in old.scheduled]
+    assert ActivityName.CHECK_DECISION in names
+    assert ActivityName.READ_ACTIONS not in names
+    assert _completions(replayed) == [completion]
+    assert json.loads(completion.result.value) == {"processed": True, "reason": None}
+    assert MANAGER_ACTION_LOG not in (replayed.patches or ())
+
+
+def test_a_new_order_reads_the_action_log_after_the_last_action_it_read() -> None:
+    """Behind MANAGER_ACTION_LOG the approval's event makes the workflow read the log from
+    its start (nothing read yet), and the decision it finds there is the outcome."""
+    engine = Engine(_order(60_000, approval_required=True), approve=False)
+
+    completion = engine.run()
+
+    reads = [request for name, request in engine.scheduled if name == ActivityName.READ_ACTIONS]
+    assert reads == [{"order_id": INSTANCE, "after": 0}]
+    assert json.loads(completion.result.value) == {"processed": False, "reason": "rejected"}
+    assert _completions(_replayed_by_todays_code(engine)) == [completion]
