@@ -20,7 +20,7 @@ from app.api.limits import BodySizeLimit, RequestDeadline
 from app.api.openapi import document_errors
 from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
-from app.events.hub import OrderEventHub
+from app.live.hub import OrderEventHub
 from app.manager_token import manager_token
 from app.services.audit import Auditor, audit_rules
 from app.services.engine import DaprWorkflowGateway

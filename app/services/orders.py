@@ -30,7 +30,7 @@ from app.domain.orders import (
     timeline,
 )
 from app.errors import AppError, DependencyUnavailable, NotFound
-from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
+from app.live import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.awaiting_decision import ManagerFeedOrders
 from app.services.changes import (
     ChangeAbandoned,

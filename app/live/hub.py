@@ -27,8 +27,8 @@ from typing import Final, Protocol
 
 from app.domain.orders import Order
 from app.errors import AppError, DependencyUnavailable
-from app.events import OrderEvent
-from app.events.progress import FINISHED, progress
+from app.live import OrderEvent
+from app.live.progress import FINISHED, progress
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import pytest
 from app.config import Settings
 from app.domain.orders import Order
 from app.errors import NotFound
-from app.events import OrderEvent
-from app.events.hub import OrderEventHub
-from app.events.progress import FINISHED, progress
+from app.live import OrderEvent
+from app.live.hub import OrderEventHub
+from app.live.progress import FINISHED, progress
 from app.services.orders import OrderService
 from app.workflows.contracts import Step
 from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
