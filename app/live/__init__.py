@@ -1,33 +1,9 @@
-"""Live order events: what an order's progress stream (SSE, in app.api) is made of.
+"""Live order updates: what an order's progress stream (SSE, in app.api) is made of.
 
-The services publish an OrderEvent when they change an order (accepted, decision). The hub
-(hub.py) is the publisher the app runs with: it polls each order that a stream watches, once for
-all its streams, and a published event makes that poll happen at once; the steps the workflow
-enters are seen by the poll. DiscardingPublisher is for a service built without streams.
+The hub (hub.py) polls each order that a stream watches, once for all its streams, and hands
+each change to them; progress.py numbers the changes (the streams' event ids). The hub is also
+the OrderEventPublisher the app runs with (app.workflows.contracts.OrderEvent): the services
+publish an order's acceptance and a manager's decision, the workflow's activities each step
+they start and the recorded outcome, and a published event makes that order's poll happen at
+once. The event is only a signal: what the streams send is the order as the poll reads it.
 """
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
-
-
-@dataclass(frozen=True)
-class OrderEvent:
-    order_id: str
-    kind: str  # "accepted", "step", "decision", "finished"
-    status: str
-    step: str | None
-    at: datetime
-
-
-class OrderEventPublisher(Protocol):
-    async def publish(self, event: OrderEvent) -> None: ...
-
-
-class DiscardingPublisher:
-    """The publisher until live events are built: nobody is listening, so nothing is kept."""
-
-    async def publish(self, event: OrderEvent) -> None:
-        return None

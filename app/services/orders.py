@@ -30,7 +30,6 @@ from app.domain.orders import (
     timeline,
 )
 from app.errors import AppError, DependencyUnavailable, NotFound
-from app.live import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.awaiting_decision import ManagerFeedOrders
 from app.services.changes import (
     ChangeAbandoned,
@@ -50,7 +49,11 @@ from app.workflows.contracts import (
     APPROVAL_EVENT,
     CANCEL_EVENT,
     ApprovalDecision,
+    DiscardingPublisher,
     InfrastructureRetry,
+    OrderEvent,
+    OrderEventKind,
+    OrderEventPublisher,
     OrderInput,
 )
 
@@ -309,7 +312,7 @@ class OrderService:
             await self.starts.start(record)
         if created:
             await self._events.publish(
-                OrderEvent(order_id, "accepted", "PENDING", None, record.created_at)
+                OrderEvent(order_id, OrderEventKind.ACCEPTED, record.created_at)
             )
         return order_view(record, snapshot), created
 
@@ -358,9 +361,7 @@ class OrderService:
 
         order = await self.changes.run(record(), f"{kind} on order {order_id}", attempt)
         log.info("order %s: %s", order_id, decision.describe())
-        await self._events.publish(
-            OrderEvent(order_id, "decision", order.status, order.step, decision.at)
-        )
+        await self._events.publish(OrderEvent(order_id, OrderEventKind.DECISION, decision.at))
         return order
 
     async def _record_decision(
