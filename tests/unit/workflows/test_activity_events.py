@@ -16,9 +16,11 @@ from app.workflows.contracts import (
     DecisionsClosing,
     OrderEvent,
     OrderEventKind,
+    OrderInput,
     OrderOutcome,
     Step,
 )
+from tests.fixtures.workflow_driver import Script, ScriptedContext, run_workflow
 
 ORDER_ID = "o1"
 REQUEST = ActivityRequest(order_id=ORDER_ID, item="paperclip", quantity=3, amount=15)
@@ -96,6 +98,54 @@ def test_every_activity_starts_a_step_records_the_outcome_or_checks_a_decision()
     kinds = [set(STEP_STARTED_BY), set(RECORDING_THE_OUTCOME), set(CHECKING_A_DECISION)]
     assert set.union(*kinds) == set(ActivityName)
     assert sum(map(len, kinds)) == len(ActivityName)  # each in one of them only
+
+
+class StepAtEachCall(ScriptedContext):
+    """Records the step the workflow is at when it calls each activity."""
+
+    def __init__(self, patched: bool) -> None:
+        super().__init__(ORDER_ID, patched=patched)
+        self.step_at_call: list[tuple[str, str | None]] = []
+
+    def call_activity(self, activity: str, **options: Any) -> Any:
+        self.step_at_call.append((activity, self.step))
+        return super().call_activity(activity, **options)
+
+
+def order(approval_required: bool) -> dict[str, Any]:
+    return OrderInput(
+        order_id=ORDER_ID,
+        item="cars" if approval_required else "paperclip",
+        quantity=3,
+        total_cost=60_000 if approval_required else 15,
+        approval_required=approval_required,
+        approval_timeout_seconds=200.0,
+    ).model_dump()
+
+
+@pytest.mark.parametrize("patched", [True, False], ids=["current", "started-before-patches"])
+@pytest.mark.parametrize(
+    ("approval_required", "script"),
+    [
+        (False, Script()),
+        (True, Script(decision="approved")),
+        (True, Script(decision="rejected")),
+        (False, Script(results={ActivityName.COMMIT_INVENTORY: RuntimeError("store down")})),
+    ],
+    ids=["completed", "approved", "rejected", "refunded"],
+)
+def test_each_activity_starts_the_step_the_workflow_enters_for_it(
+    patched: bool, approval_required: bool, script: Script
+) -> None:
+    ctx = StepAtEachCall(patched)
+    run_workflow(order(approval_required), script, ctx)
+
+    announced = [(name, step) for name, step in ctx.step_at_call if name in STEP_STARTED_BY]
+    # Orders started before FINISH_WITH_NOTICE notify their completion with NOTIFY (see the
+    # table): the one pair where the event's step is not the workflow's.
+    own = [pair for pair in announced if pair != (ActivityName.NOTIFY, Step.NOTIFYING_COMPLETION)]
+    assert own == [(name, STEP_STARTED_BY[ActivityName(name)]) for name, _ in own]
+    assert len(own) >= 3
 
 
 @pytest.mark.parametrize("name", list(STEP_STARTED_BY))
