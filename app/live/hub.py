@@ -7,7 +7,8 @@ an event about it is published: accepted or decided by a service, a step entered
 recorded by the workflow's activities) and hands each change to all subscribers. The poller stops
 once the order has finished, or one interval after its last subscriber left. So N watchers of
 one order cost one read per interval, as one watcher does: the bound is
-`watched orders in flight / poll_seconds` reads per second, whatever the number of clients.
+`watched orders in flight / poll_seconds` reads per second, plus one per event published about
+a watched order (a dozen per order at most), whatever the number of clients.
 
 Managers' streams (GET /events) see every order, whichever replica accepted it: while one is
 open, the hub also reads the store every `poll_seconds` (`NewOrderFeed`: the orders awaiting a
@@ -29,7 +30,7 @@ from typing import Final, Protocol
 from app.domain.orders import Order
 from app.errors import AppError, DependencyUnavailable
 from app.live.progress import FINISHED, progress
-from app.workflows.contracts import OrderEvent
+from app.workflows.contracts import OrderEvent, OrderEventKind
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class NewOrderFeed(Protocol):
 
 # What a manager's stream may hold unread before the oldest changes are dropped for it.
 _FIREHOSE_BACKLOG: Final = 10_000
+# The events that make managers' streams follow an order not yet watched (see `publish`).
+_FOLLOWED_ONCE_PUBLISHED: Final = frozenset({OrderEventKind.ACCEPTED, OrderEventKind.DECISION})
 # How long a manager's stream waits for the first reads of the orders it starts with, so that
 # it can send them oldest first (an engine that does not answer delays the stream this much).
 _FIRST_READS_WAIT: Final = 5.0
@@ -215,24 +218,26 @@ class OrderEventHub:
 
     async def publish(self, event: OrderEvent) -> None:
         """An order changed: its poller (if any) reads it now rather than at the next interval.
-        Only the order id is used: what the streams get is what that read finds, whatever the
-        event says (events come at least once and may be late). While a manager's stream is
-        open, an order changed in this process (accepted, decided, a step of its workflow)
-        starts being watched: a console that approves an order it listed before connecting
-        sees it through to its result. Safe to call from any thread: from another event loop
-        than the hub's, the wake-up is handed to the hub's loop."""
+        What the streams get is what that read finds, whatever the event says (events come at
+        least once, and may be late). While a manager's stream is open, an order accepted or
+        decided in this process starts being watched: a console that approves an order it
+        listed before connecting sees it through to its result. (A step or an outcome does not:
+        which replica's activity runs it is chance, and the feed would depend on it.) Safe to
+        call from any thread: from another event loop than the hub's, the wake-up is handed to
+        the hub's loop."""
         loop = self._loop
         if loop is None or self._closed:
             return  # nothing watched, no manager's stream: nobody to tell
+        follow = event.kind in _FOLLOWED_ONCE_PUBLISHED
         if loop is asyncio.get_running_loop():
-            self._wake(event.order_id)
+            self._wake(event.order_id, follow)
         else:
             with contextlib.suppress(RuntimeError):  # the app's loop closed: it has stopped
-                loop.call_soon_threadsafe(self._wake, event.order_id)
+                loop.call_soon_threadsafe(self._wake, event.order_id, follow)
 
-    def _wake(self, order_id: str) -> None:
+    def _wake(self, order_id: str, follow: bool) -> None:
         watch = self._watches.get(order_id)
-        if watch is None and self._firehoses and not self._closed:
+        if watch is None and follow and self._firehoses and not self._closed:
             self._watch(order_id)
         elif watch is not None:
             watch.wake.set()

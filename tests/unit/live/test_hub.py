@@ -266,6 +266,18 @@ async def test_the_manager_feed_follows_orders_accepted_while_connected(
     assert [order.result is not None for order in everything] == [False, True]
 
 
+async def test_a_step_of_an_order_accepted_before_the_manager_connected_is_not_followed(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    # Which replica's activity runs a step is chance: the feed must not depend on it.
+    [order_id] = await place(orders, 1)
+
+    async with manager_feed(hub) as everything:
+        await move(hub, gateway, order_id, Step.RESERVING)  # on the hub's loop: handled at once
+
+        assert (everything, hub.pollers) == ([], 0)
+
+
 async def test_the_manager_feed_follows_an_order_decided_while_connected(
     store: InMemoryStateStore, gateway: FakeWorkflowGateway
 ) -> None:
