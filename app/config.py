@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     # deadline must allow for it: uvicorn's --timeout-graceful-shutdown plus this plus the
     # worker's stop (compose stop_grace_period, the chart's terminationGracePeriodSeconds).
     shutdown_drain_seconds: float = Field(default=7.0, ge=0)
-    # How often the one poller of a watched order (live events, app.events) reads it.
+    # How often the one poller of a watched order (live events, app.live) reads it.
     order_events_poll_seconds: float = Field(default=0.5, gt=0)
     # The auditor (GET /audit, python -m app.audit) calls an unfinished order late this long
     # after it was accepted, plus the approval wait when it needs one (its activities retry for

@@ -20,7 +20,7 @@ from app.api.limits import BodySizeLimit, RequestDeadline
 from app.api.openapi import document_errors
 from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
-from app.events.hub import OrderEventHub
+from app.live.hub import OrderEventHub
 from app.manager_token import manager_token
 from app.services.audit import Auditor, audit_rules
 from app.services.engine import DaprWorkflowGateway
@@ -35,6 +35,7 @@ from app.services.payments import PaymentLedger
 from app.services.sidecar import SidecarProbe
 from app.services.state_store import SidecarStateStore
 from app.workflows.activities import OrderActivities
+from app.workflows.contracts import OrderEventPublisher
 from app.workflows.failpoints import Failpoints
 from app.workflows.runtime import SDK_LOGGING, build_runtime
 from app.workflows.worker import WorkerSupervisor, keep_worker_connected
@@ -50,19 +51,27 @@ def order_activities(
     store: SidecarStateStore,
     observer: OrderObserver = NO_OBSERVER,
     in_flight: InFlightOrders | None = None,
+    events: OrderEventPublisher | None = None,
 ) -> OrderActivities:
-    """The workflow's activities over `store` (the benchmark's engine-only runs use them too)."""
+    """The workflow's activities over `store` (the benchmark's engine-only runs use them too),
+    telling `events` of the steps they start and the outcomes they record."""
     return OrderActivities(
-        InventoryService(store), PaymentLedger(store), OrderRecords(store, observer, in_flight)
+        InventoryService(store),
+        PaymentLedger(store),
+        OrderRecords(store, observer, in_flight),
+        events,
     )
 
 
 def workflow_worker(
-    store: SidecarStateStore, settings: Settings, observer: OrderObserver = NO_OBSERVER
+    store: SidecarStateStore,
+    settings: Settings,
+    observer: OrderObserver = NO_OBSERVER,
+    events: OrderEventPublisher | None = None,
 ) -> WorkerSupervisor:
     """The workflow worker of this process, its activities over `store`."""
     in_flight = InFlightOrders(store) if settings.observability else None
-    activities = order_activities(store, observer, in_flight)
+    activities = order_activities(store, observer, in_flight, events)
     failpoints = Failpoints(settings.failpoints_file)
     if failpoints.enabled:
         log.warning("failpoints armed from %s (fault injection)", settings.failpoints_file)
@@ -119,19 +128,23 @@ async def _running(
     """The worker and the background loops, for as long as the app serves."""
     await probe.wait_healthy(settings.sidecar_wait_seconds)
     await InventoryService(store).seed()
-    supervisor = workflow_worker(store, settings, observer) if settings.workflow_worker else None
-    if supervisor is not None:
-        # start() blocks until the worker's stream is open; keep the event loop free.
-        await asyncio.to_thread(supervisor.start)
-    client = DaprWorkflowClient(
-        host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=SDK_LOGGING
-    )
-    # Live order events: one poller per watched order, reading through the order service.
+    # Live order events: one poller per watched order, reading through the order service. The
+    # service and this process's activities publish to it (an order whose activities run on
+    # another replica's worker is read at the poll interval).
     hub = OrderEventHub(
         lambda order_id: orders_service.get(order_id),
         settings.order_events_poll_seconds,
         # Managers' streams see orders every replica accepts, from the shared order index.
         new_orders=lambda: orders_service.new_orders(),
+    )
+    supervisor = (
+        workflow_worker(store, settings, observer, events=hub) if settings.workflow_worker else None
+    )
+    if supervisor is not None:
+        # start() blocks until the worker's stream is open; keep the event loop free.
+        await asyncio.to_thread(supervisor.start)
+    client = DaprWorkflowClient(
+        host=settings.dapr_host, port=str(settings.dapr_grpc_port), logger_options=SDK_LOGGING
     )
     workflows = DaprWorkflowGateway(client)
     orders_service = OrderService(store, workflows, settings, observer=observer, events=hub)

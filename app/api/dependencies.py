@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.errors import Unauthorized
-from app.events.hub import OrderEventHub
+from app.live.hub import OrderEventHub
 from app.services.audit import Auditor
 from app.services.inventory import InventoryService
 from app.services.orders import OrderService

@@ -2,7 +2,7 @@
 
 Each event is named `step` (the order moved on) or `finished` (it has its result; the stream ends
 after it), and its data is the order exactly as GET /orders/{id} returns it. The streams read
-nothing themselves: app.events' hub polls each watched order once for all of them.
+nothing themselves: the hub in app.live polls each watched order once for all of them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from app.api.orders import OrderIdPath
 from app.api.schemas import OrderOut
 from app.domain.orders import Order
 from app.errors import NotFound
-from app.events.progress import FINISHED, progress
+from app.live.progress import FINISHED, progress
 
 router = APIRouter(tags=["events"])
 

@@ -102,6 +102,8 @@ class OrderOut(BaseModel):
 
 class TimelineEntryOut(BaseModel):
     at: datetime
+    # OrderEventKind's values, spelled out: the published contract does not carry its docstring
+    # (tests/unit/api/test_schemas.py keeps the two equal).
     event: Literal["accepted", "step", "decision", "finished"]
     detail: str
 

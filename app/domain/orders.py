@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -21,6 +21,7 @@ from app.workflows.contracts import (
     ActionKind,
     DecisionKind,
     ManagerAction,
+    OrderEventKind,
     OrderOutcome,
     OrderResult,
     Reason,
@@ -311,7 +312,7 @@ def order_view(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> Order:
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    event: Literal["accepted", "step", "decision", "finished"]
+    event: OrderEventKind
     detail: str
 
 
@@ -322,23 +323,29 @@ def timeline(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> list[Tim
     entries = [
         TimelineEntry(
             record.created_at,
-            "accepted",
+            OrderEventKind.ACCEPTED,
             f"{record.quantity} {record.item}, total {record.total_cost}",
         )
     ]
     if record.outcome is not None:
-        entries += [TimelineEntry(step.at, "step", step.step) for step in record.outcome.steps]
+        entries += [
+            TimelineEntry(step.at, OrderEventKind.STEP, step.step) for step in record.outcome.steps
+        ]
     elif snapshot is not None and snapshot.step and snapshot.updated_at:
-        entries.append(TimelineEntry(snapshot.updated_at, "step", snapshot.step))
+        entries.append(TimelineEntry(snapshot.updated_at, OrderEventKind.STEP, snapshot.step))
     if record.decision is not None:
-        entries.append(TimelineEntry(record.decision.at, "decision", record.decision.describe()))
+        entries.append(
+            TimelineEntry(record.decision.at, OrderEventKind.DECISION, record.decision.describe())
+        )
     finished: list[TimelineEntry] = []
     if record.outcome is not None:
         reason = record.outcome.reason or "processed"
-        finished.append(TimelineEntry(record.outcome.finished_at, "finished", reason))
+        finished.append(TimelineEntry(record.outcome.finished_at, OrderEventKind.FINISHED, reason))
     elif snapshot is not None and snapshot.finished and snapshot.updated_at:
         status = snapshot.status.lower()
-        finished.append(TimelineEntry(snapshot.updated_at, "finished", f"workflow_{status}"))
+        finished.append(
+            TimelineEntry(snapshot.updated_at, OrderEventKind.FINISHED, f"workflow_{status}")
+        )
     # Finishing is last by definition (step times are kept to the millisecond, so the final
     # step may read a fraction of a millisecond after it).
     return sorted(entries, key=lambda entry: entry.at) + finished

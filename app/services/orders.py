@@ -28,7 +28,6 @@ from app.domain.orders import (
     timeline,
 )
 from app.errors import AppError, DependencyUnavailable, NotFound
-from app.events import DiscardingPublisher, OrderEvent, OrderEventPublisher
 from app.services.awaiting_decision import ManagerFeedOrders
 from app.services.changes import (
     ChangeAbandoned,
@@ -47,7 +46,11 @@ from app.services.state_store import EtagMismatch, StateStore, contention_backof
 from app.workflows.contracts import (
     DECISION_OF,
     ActionKind,
+    DiscardingPublisher,
     InfrastructureRetry,
+    OrderEvent,
+    OrderEventKind,
+    OrderEventPublisher,
     OrderInput,
 )
 
@@ -305,7 +308,7 @@ class OrderService:
             await self.starts.start(record)
         if created:
             await self._events.publish(
-                OrderEvent(order_id, "accepted", "PENDING", None, record.created_at)
+                OrderEvent(order_id, OrderEventKind.ACCEPTED, record.created_at)
             )
         return order_view(record, snapshot), created
 
@@ -351,7 +354,7 @@ class OrderService:
 
         order = await self.changes.run(record(), f"{decision} on order {order_id}", attempt)
         log.info("order %s: %s by %s", order_id, decision, who)
-        await self._events.publish(OrderEvent(order_id, "decision", order.status, order.step, at))
+        await self._events.publish(OrderEvent(order_id, OrderEventKind.DECISION, at))
         return order
 
     async def _record_action(

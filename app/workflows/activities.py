@@ -2,27 +2,64 @@
 reservations are keyed by order id, the payment ledger keeps one entry per order, the payment's
 start is one mark on the order record.
 
-The activities need stock and payments, not the services that provide them: the two protocols
+The activities need stock and payments, not the services that provide them: the protocols
 below say what they need, and the composition root (app.main) passes the services in. So the
 workflow package never imports app.services, and the dependency points one way only.
+
+Each activity that starts a step publishes a STEP event as it starts, and the one that records
+the outcome publishes FINISHED once it is recorded (OrderEvent, to app.live's hub in the app):
+the live streams read the order at once instead of at their next poll. A signal only, so
+publishing never fails an activity.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Final, Protocol
 
 from app.workflows.contracts import (
     ActionsRequest,
+    ActivityName,
     ActivityRequest,
     Completion,
     DecisionsClosing,
+    DiscardingPublisher,
     ManagerAction,
+    OrderEvent,
+    OrderEventKind,
+    OrderEventPublisher,
     OrderOutcome,
     Reason,
+    Step,
 )
 
 log = logging.getLogger(__name__)
+
+# The step each activity is the work of (the workflow's `run(step, activity)` pairs): it
+# publishes a STEP event for it as it starts. NOTIFY also sends the completion notice of orders
+# started before FINISH_WITH_NOTICE (step notifying_completion): its event names the first
+# step, and the reader finds the order's real one. Not here: RECORD_OUTCOME and FINISH_ORDER
+# (step done; they publish FINISHED), CHECK_DECISION, READ_ACTIONS and CLOSE_DECISIONS (checks
+# made within a step, not steps).
+STEP_STARTED_BY: Final[Mapping[ActivityName, Step]] = MappingProxyType(
+    {
+        ActivityName.NOTIFY: Step.NOTIFYING,
+        ActivityName.RESERVE_INVENTORY: Step.RESERVING,
+        ActivityName.REQUEST_APPROVAL: Step.REQUESTING_APPROVAL,
+        ActivityName.PROCESS_PAYMENT: Step.PROCESSING_PAYMENT,
+        ActivityName.PAY_UNLESS_CANCELLED: Step.PROCESSING_PAYMENT,
+        ActivityName.COMMIT_INVENTORY: Step.UPDATING_INVENTORY,
+        ActivityName.RELEASE_INVENTORY: Step.RELEASING,
+        ActivityName.REFUND_PAYMENT: Step.REFUNDING,
+    }
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Stock(Protocol):
@@ -63,12 +100,37 @@ class OrderBook(Protocol):
 class OrderActivities:
     """One method per ActivityName member, named as its value (runtime.py registers them so)."""
 
-    def __init__(self, stock: Stock, payments: Payments, orders: OrderBook) -> None:
+    def __init__(
+        self,
+        stock: Stock,
+        payments: Payments,
+        orders: OrderBook,
+        events: OrderEventPublisher | None = None,
+    ) -> None:
         self._stock = stock
         self._payments = payments
         self._orders = orders
+        self._events = events or DiscardingPublisher()
+
+    async def _publish(self, event: OrderEvent) -> None:
+        """Publish `event`; a publisher that fails is logged, never the activity's failure: the
+        event only makes a live stream read the order sooner than its next poll would."""
+        try:
+            await self._events.publish(event)
+        except Exception:
+            log.warning(
+                "order %s: %s event not published", event.order_id, event.kind, exc_info=True
+            )
+
+    async def _starting(self, activity: ActivityName, request: ActivityRequest) -> None:
+        step = STEP_STARTED_BY[activity]
+        await self._publish(OrderEvent(request.order_id, OrderEventKind.STEP, _now(), step))
+
+    async def _recorded(self, outcome: OrderOutcome) -> None:
+        await self._publish(OrderEvent(outcome.order_id, OrderEventKind.FINISHED, _now()))
 
     async def notify(self, request: ActivityRequest) -> None:
+        await self._starting(ActivityName.NOTIFY, request)
         log.info("order %s: %s", request.order_id, request.message)
 
     async def reserve_inventory(self, request: ActivityRequest) -> bool:
@@ -79,6 +141,7 @@ class OrderActivities:
         it, so reserving again would sell it twice. Measured: after kill -9 of a replica's
         daprd, 59 orders processed and paid and 60 units sold. So it answers True and holds
         nothing; the replayed commit then finds no hold and changes nothing."""
+        await self._starting(ActivityName.RESERVE_INVENTORY, request)
         if await self._orders.payment_started(request.order_id):
             log.warning("order %s: reserve run again after its payment started", request.order_id)
             return True
@@ -97,6 +160,7 @@ class OrderActivities:
         return held
 
     async def request_approval(self, request: ActivityRequest) -> None:
+        await self._starting(ActivityName.REQUEST_APPROVAL, request)
         log.info(
             "order %s: total %d needs a manager's approval (POST /orders/%s/approve)",
             request.order_id,
@@ -105,6 +169,7 @@ class OrderActivities:
         )
 
     async def process_payment(self, request: ActivityRequest) -> None:
+        await self._starting(ActivityName.PROCESS_PAYMENT, request)
         await self._payments.charge(request.order_id, request.amount)
 
     async def pay_unless_cancelled(self, request: ActivityRequest) -> bool:
@@ -112,6 +177,7 @@ class OrderActivities:
         charged). Marking the payment started on the order record is what closes the door to
         cancels, so a run again after a crash finds it marked and charges (the ledger keeps one
         entry per order)."""
+        await self._starting(ActivityName.PAY_UNLESS_CANCELLED, request)
         if not await self._orders.start_payment(request.order_id):
             log.info("order %s: cancelled before payment; nothing charged", request.order_id)
             return False
@@ -119,23 +185,28 @@ class OrderActivities:
         return True
 
     async def commit_inventory(self, request: ActivityRequest) -> None:
+        await self._starting(ActivityName.COMMIT_INVENTORY, request)
         # Marked first: a reserve landing after the commit then knows to give its hold back.
         await self._orders.settle_stock(request.order_id)
         await self._stock.commit(request.order_id, request.item)
 
     async def release_inventory(self, request: ActivityRequest) -> None:
+        await self._starting(ActivityName.RELEASE_INVENTORY, request)
         await self._orders.settle_stock(request.order_id)
         await self._stock.release(request.order_id, request.item)
 
     async def refund_payment(self, request: ActivityRequest) -> None:
+        await self._starting(ActivityName.REFUND_PAYMENT, request)
         await self._payments.refund(request.order_id)
 
     async def record_outcome(self, outcome: OrderOutcome) -> None:
         await self._orders.record_outcome(outcome)
+        await self._recorded(outcome)
 
     async def finish_order(self, completion: Completion) -> None:
         # Recorded first: the notice tells the customer what the order's record already says.
         await self._orders.record_outcome(completion.outcome)
+        await self._recorded(completion.outcome)
         if completion.notice is not None:
             log.info("order %s: %s", completion.outcome.order_id, completion.notice)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -62,6 +62,48 @@ class ActivityName(StrEnum):
     CHECK_DECISION = "check_decision"
     CLOSE_DECISIONS = "close_decisions"
     READ_ACTIONS = "read_actions"
+
+
+class OrderEventKind(StrEnum):
+    """What happened to an order, as told to whoever shows orders live (app.live's hub). A
+    closed set: each member has its publisher."""
+
+    ACCEPTED = "accepted"  # the service accepted the order (OrderService.create)
+    DECISION = "decision"  # the service recorded a manager's decision (approve, reject, cancel)
+    STEP = "step"  # the workflow entered a step (the step's activity, as it starts)
+    FINISHED = "finished"  # the order's outcome is recorded (the activity that records it)
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """Something happened to an order: a signal to read the order again, never its state (a
+    reader reads the order for that). Sent at least once: an activity run twice sends twice."""
+
+    order_id: str
+    kind: OrderEventKind
+    at: datetime
+    # The step entered (STEP events only).
+    step: Step | None = None
+
+    def __post_init__(self) -> None:
+        OrderEventKind(self.kind)  # a kind outside the set fails here, not in a reader
+        if (self.kind == OrderEventKind.STEP) != (self.step is not None):
+            raise ValueError(f"only a step event names a step, and it does: {self!r}")
+
+
+class OrderEventPublisher(Protocol):
+    async def publish(self, event: OrderEvent) -> None:
+        """Tell whoever follows the order, without waiting on them. Called by the services on
+        the app's event loop and by the activities on the SDK's own (in another thread)."""
+        ...
+
+
+class DiscardingPublisher:
+    """The publisher where nobody follows orders live (a service or activities built without
+    the hub: unit tests, the benchmark): nothing is kept."""
+
+    async def publish(self, event: OrderEvent) -> None:
+        return None
 
 
 # From here on the payment may have been taken: a cancel can no longer stop the order.

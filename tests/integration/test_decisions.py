@@ -111,7 +111,9 @@ async def test_an_event_raised_past_the_service_changes_nothing(
 
     def ignored() -> bool:
         log = decision_stack.log_path("app").read_text(errors="replace")
-        return f"order {order_id}: a manager event arrived with nothing new in the action log" in log
+        return (
+            f"order {order_id}: a manager event arrived with nothing new in the action log" in log
+        )
 
     async def check() -> bool:
         return ignored()

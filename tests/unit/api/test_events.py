@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 
 from app.api.dependencies import Services
 from app.config import Settings
-from app.events.progress import FINISHED
+from app.live.progress import FINISHED
 from app.main import create_app
 from app.workflows.contracts import Step
 from tests.fixtures.api import MANAGER_TOKEN, SHORT_REQUEST_TIMEOUT_SECONDS, Api, assert_error

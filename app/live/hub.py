@@ -2,11 +2,13 @@
 
 Clients that follow an order (GET /orders/{id}/events) and managers that follow every order
 (GET /events) never read the engine themselves: they subscribe here. The first subscriber of an
-order starts a single poller for it, which reads the order every `poll_seconds` (sooner when a
-service publishes an event about it) and hands each change to all subscribers. The poller stops
+order starts a single poller for it, which reads the order every `poll_seconds` (at once when
+an event about it is published: accepted or decided by a service, a step entered or the outcome
+recorded by the workflow's activities) and hands each change to all subscribers. The poller stops
 once the order has finished, or one interval after its last subscriber left. So N watchers of
 one order cost one read per interval, as one watcher does: the bound is
-`watched orders in flight / poll_seconds` reads per second, whatever the number of clients.
+`watched orders in flight / poll_seconds` reads per second, plus one per event published about
+a watched order (a dozen per order at most), whatever the number of clients.
 
 Managers' streams (GET /events) see every order, whichever replica accepted it: while one is
 open, the hub also reads the store every `poll_seconds` (`NewOrderFeed`: the orders awaiting a
@@ -27,8 +29,8 @@ from typing import Final, Protocol
 
 from app.domain.orders import Order
 from app.errors import AppError, DependencyUnavailable
-from app.events import OrderEvent
-from app.events.progress import FINISHED, progress
+from app.live.progress import FINISHED, progress
+from app.workflows.contracts import OrderEvent, OrderEventKind
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class NewOrderFeed(Protocol):
 
 # What a manager's stream may hold unread before the oldest changes are dropped for it.
 _FIREHOSE_BACKLOG: Final = 10_000
+# The events that make managers' streams follow an order not yet watched (see `publish`).
+_FOLLOWED_ONCE_PUBLISHED: Final = frozenset({OrderEventKind.ACCEPTED, OrderEventKind.DECISION})
 # How long a manager's stream waits for the first reads of the orders it starts with, so that
 # it can send them oldest first (an engine that does not answer delays the stream this much).
 _FIRST_READS_WAIT: Final = 5.0
@@ -95,6 +99,9 @@ class OrderEventHub:
         self._watches: dict[str, _Watch] = {}
         self._firehoses: set[asyncio.Queue[Order | None]] = set()
         self._closed = False
+        # The loop the pollers run on, once there is one: events published from another
+        # (the workflow's activities run on the SDK's own, in another thread) are handed to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.reads = 0  # engine reads made for all streams together (tests measure the bound)
 
     # -- following one order ----------------------------------------------------------------
@@ -150,6 +157,7 @@ class OrderEventHub:
         """Every change of every order watched while this stream is open: orders other streams
         follow, and every order accepted or decided meanwhile (see `publish`). Starts with the
         current state of the orders already watched."""
+        self._loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Order | None] = asyncio.Queue(_FIREHOSE_BACKLOG)
         for watch in self._watches.values():
             if watch.latest is not None:
@@ -209,13 +217,28 @@ class OrderEventHub:
                 await asyncio.gather(*map(first, watches))
 
     async def publish(self, event: OrderEvent) -> None:
-        """A service changed an order: its poller (if any) reads it now rather than at the
-        next interval. While a manager's stream is open, an order changed here (accepted, or a
-        manager's decision) starts being watched: a console that approves an order it listed
-        before connecting sees it through to its result."""
-        watch = self._watches.get(event.order_id)
-        if watch is None and self._firehoses and not self._closed:
-            self._watch(event.order_id)
+        """An order changed: its poller (if any) reads it now rather than at the next interval.
+        What the streams get is what that read finds, whatever the event says (events come at
+        least once, and may be late). While a manager's stream is open, an order accepted or
+        decided in this process starts being watched: a console that approves an order it
+        listed before connecting sees it through to its result. (A step or an outcome does not:
+        which replica's activity runs it is chance, and the feed would depend on it.) Safe to
+        call from any thread: from another event loop than the hub's, the wake-up is handed to
+        the hub's loop."""
+        loop = self._loop
+        if loop is None or self._closed:
+            return  # nothing watched, no manager's stream: nobody to tell
+        follow = event.kind in _FOLLOWED_ONCE_PUBLISHED
+        if loop is asyncio.get_running_loop():
+            self._wake(event.order_id, follow)
+        else:
+            with contextlib.suppress(RuntimeError):  # the app's loop closed: it has stopped
+                loop.call_soon_threadsafe(self._wake, event.order_id, follow)
+
+    def _wake(self, order_id: str, follow: bool) -> None:
+        watch = self._watches.get(order_id)
+        if watch is None and follow and self._firehoses and not self._closed:
+            self._watch(order_id)
         elif watch is not None:
             watch.wake.set()
 
@@ -228,6 +251,7 @@ class OrderEventHub:
             if self._closed:
                 watch.ended = True
                 return watch
+            self._loop = asyncio.get_running_loop()
             self._watches[order_id] = watch
             watch.task = asyncio.create_task(self._poll(watch), name=f"order-events:{order_id}")
         return watch

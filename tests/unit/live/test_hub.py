@@ -1,8 +1,8 @@
 """The live-event hub over the real OrderService and the fakes: one engine read loop per watched
 order, however many streams watch it.
 
-The poll interval is an hour here, so the pollers read only when a service publishes a change
-(`publish` wakes them): every read is counted and the counts are exact, not timing-dependent.
+The poll interval is an hour here, so the pollers read only when a change is published (`publish`
+wakes them): every read is counted and the counts are exact, not timing-dependent.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import pytest
 from app.config import Settings
 from app.domain.orders import Order
 from app.errors import NotFound
-from app.events import OrderEvent
-from app.events.hub import OrderEventHub
-from app.events.progress import FINISHED, progress
+from app.live.hub import OrderEventHub
+from app.live.progress import FINISHED, progress
 from app.services.orders import OrderService
-from app.workflows.contracts import Step
+from app.workflows.contracts import OrderEvent, OrderEventKind, Step
 from tests.fixtures.fakes import FakeWorkflowGateway, InMemoryStateStore
 from tests.fixtures.waiting import eventually
 
@@ -70,14 +69,14 @@ async def watch(hub: OrderEventHub, order_id: str, seen: list[Order], after: int
         seen.append(order)
 
 
-async def move(hub: OrderEventHub, gateway: FakeWorkflowGateway, order_id: str, step: str) -> None:
+async def move(hub: OrderEventHub, gateway: FakeWorkflowGateway, order_id: str, step: Step) -> None:
     gateway.set(order_id, "RUNNING", step)
-    await hub.publish(OrderEvent(order_id, "step", "RUNNING", step, datetime.now(UTC)))
+    await hub.publish(OrderEvent(order_id, OrderEventKind.STEP, datetime.now(UTC), step))
 
 
 async def finish(hub: OrderEventHub, gateway: FakeWorkflowGateway, order_id: str) -> None:
     gateway.set(order_id, "COMPLETED", Step.DONE, PROCESSED)
-    await hub.publish(OrderEvent(order_id, "finished", "COMPLETED", Step.DONE, datetime.now(UTC)))
+    await hub.publish(OrderEvent(order_id, OrderEventKind.FINISHED, datetime.now(UTC)))
 
 
 async def run_orders(
@@ -152,6 +151,41 @@ async def test_a_late_watcher_gets_the_current_state_without_a_read(
 
     assert late.step == Step.RESERVING
     assert gateway.reads == reads
+    stream.cancel()
+
+
+async def test_an_event_published_from_another_threads_loop_wakes_the_poller(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    # The workflow's activities publish from the SDK's own event loop, in another thread.
+    [order_id] = await place(orders, 1)
+    seen: list[Order] = []
+    stream = asyncio.create_task(watch(hub, order_id, seen))
+    await until(lambda: len(seen) == 1, "the first state")
+    gateway.set(order_id, "RUNNING", Step.RESERVING)
+    event = OrderEvent(order_id, OrderEventKind.STEP, datetime.now(UTC), Step.RESERVING)
+
+    await asyncio.to_thread(asyncio.run, hub.publish(event))
+
+    await until(lambda: [o.step for o in seen] == [None, Step.RESERVING], "reserving seen")
+    stream.cancel()
+
+
+async def test_streams_get_the_order_as_read_not_what_the_event_says(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    # A late or repeated event (an activity run again) names a step the order has left.
+    [order_id] = await place(orders, 1)
+    seen: list[Order] = []
+    stream = asyncio.create_task(watch(hub, order_id, seen))
+    await until(lambda: len(seen) == 1, "the first state")
+    gateway.set(order_id, "RUNNING", Step.PROCESSING_PAYMENT)
+    stale = OrderEvent(order_id, OrderEventKind.STEP, datetime.now(UTC), Step.RESERVING)
+
+    await read_after(hub, hub.publish(stale), "a stale step event")
+
+    await until(lambda: len(seen) == 2, "the order's move")
+    assert seen[-1].step == Step.PROCESSING_PAYMENT
     stream.cancel()
 
 
@@ -230,6 +264,18 @@ async def test_the_manager_feed_follows_orders_accepted_while_connected(
         await until(lambda: len(everything) == 2, "its result")
 
     assert [order.result is not None for order in everything] == [False, True]
+
+
+async def test_a_step_of_an_order_accepted_before_the_manager_connected_is_not_followed(
+    hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
+) -> None:
+    # Which replica's activity runs a step is chance: the feed must not depend on it.
+    [order_id] = await place(orders, 1)
+
+    async with manager_feed(hub) as everything:
+        await move(hub, gateway, order_id, Step.RESERVING)  # on the hub's loop: handled at once
+
+        assert (everything, hub.pollers) == ([], 0)
 
 
 async def test_the_manager_feed_follows_an_order_decided_while_connected(
