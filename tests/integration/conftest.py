@@ -15,7 +15,7 @@ from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, private_s
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     app_env = {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
-    with private_stack(tmp_path_factory.mktemp("stack-data"), env=app_env) as running:
+    with private_stack(tmp_path_factory.mktemp("stack-data"), app_env=app_env) as running:
         yield running
 
 

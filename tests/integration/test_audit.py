@@ -18,7 +18,7 @@ from tests.fixtures.orders import create, wait_for_step, wait_until_finished
 from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, module_stack
 
 audit_stack = module_stack(
-    "audit-stack", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+    "audit-stack", app_env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
 )
 
 

@@ -40,7 +40,7 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 console_stack = module_stack(
-    "console-stack", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+    "console-stack", app_env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
 )
 
 

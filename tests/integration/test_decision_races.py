@@ -61,7 +61,7 @@ APPROVALS_AT_ONCE = 15
 
 
 race_stack = module_stack(
-    "decision-races", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+    "decision-races", app_env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
 )
 
 

@@ -28,7 +28,7 @@ OUTCOME = {
 
 
 # A long approval timeout: a hundred orders wait at approval while the managers race.
-decision_stack = module_stack("decisions", env={"APPROVAL_TIMEOUT_SECONDS": "300"})
+decision_stack = module_stack("decisions", app_env={"APPROVAL_TIMEOUT_SECONDS": "300"})
 
 
 @pytest.fixture

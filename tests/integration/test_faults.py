@@ -47,7 +47,7 @@ from tests.fixtures.waiting import eventually
 # frozen-store test stops Redis on purpose and expects it back as it was.
 fault_stack = module_stack(
     "fault-stack",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},
     supervise=True,
     settings={"WATCHDOG_HANG": 0},
 )

@@ -50,7 +50,10 @@ LOAD_APPROVAL_TIMEOUT_SECONDS = 20
 
 load_stack = module_stack(
     "load-stack",
-    env={"APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS), "LOG_LEVEL": "WARNING"},
+    app_env={
+        "APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS),
+        "LOG_LEVEL": "WARNING",
+    },
 )
 
 

@@ -57,7 +57,7 @@ MAX_IN_FLIGHT_ORDERS = 50
 
 replicated = module_stack(
     "replicas",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},
     supervise=True,
     replicas=3,
     settings={"RESTART_BACKOFF": RESTART_DELAY_SECONDS},

@@ -33,7 +33,7 @@ STOCK = RATE_PER_SECOND * SECONDS + 100
 
 
 replicated = module_stack(
-    "start-outbox", env={"APPROVAL_TIMEOUT_SECONDS": "300"}, supervise=True, replicas=3
+    "start-outbox", app_env={"APPROVAL_TIMEOUT_SECONDS": "300"}, supervise=True, replicas=3
 )
 
 

@@ -39,7 +39,7 @@ OLD_WINDOW_SECONDS = 25.0
 # stops Redis on purpose and expects it back as it was.
 outage_stack = module_stack(
     "store-outage",
-    env={
+    app_env={
         "INFRASTRUCTURE_RETRY_FIRST_INTERVAL_SECONDS": "1",
         "INFRASTRUCTURE_RETRY_MAX_INTERVAL_SECONDS": "2",
     },

@@ -33,7 +33,7 @@ READY_WITHIN = 60.0
 # given up by the end of the module (module_stack checks).
 supervised_stack = module_stack(
     "supervised-stack",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},
     supervise=True,
     settings={"DAPR_API_TOKEN": "supervision-test-token"},
 )
