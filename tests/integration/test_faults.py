@@ -120,7 +120,7 @@ async def _timed(call: Any) -> tuple[float, httpx.Response]:
 async def test_a_frozen_state_store_gets_prompt_503s_and_loses_nothing(
     fault_stack: Stack, fault_api: httpx.AsyncClient
 ) -> None:
-    waiting, moving = await start_batch(fault_api, fault_stack)
+    waiting, moving = await start_batch(fault_api)
     redis_pid = fault_stack.pid("redis")
     frozen_at = time.monotonic()
     os.kill(redis_pid, signal.SIGSTOP)
