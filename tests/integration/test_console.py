@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Error, Page, expect
+from playwright.sync_api import ConsoleMessage, Error, Page, ViewportSize, expect
 
 from devstack.stack import Stack
 from tests.fixtures.browser import Browser, chromium, docs_operations, screenshot
@@ -35,8 +35,8 @@ LARGE_ORDER = ("cars", 4)
 APPROVAL_TIMEOUT_SECONDS = 300
 LIVE_MS = 60_000
 RENDER_MS = 30_000
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 console_stack = module_stack(

@@ -119,7 +119,7 @@ async def test_concurrent_orders_through_the_proxy_are_each_numbered_and_listed_
     listed: list[str] = []
     cursor: str | None = None
     while True:
-        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
         page = (await api.get("/orders", params=params)).json()
         listed += [order["order_id"] for order in page["orders"]]
         cursor = page.get("next_cursor")
