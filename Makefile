@@ -59,8 +59,9 @@ lint: deps
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 
+# The tests too: strict like the rest (about 26 s cold on 2 cores, 21 s without them).
 typecheck: deps
-	$(PY) -m mypy app devstack bench soak
+	$(PY) -m mypy app devstack bench soak tests
 
 # The browser tests (tests/browser) serve the app in-process too; they need only chromium
 # (and nginx, to check the proxy configuration devstack generates).

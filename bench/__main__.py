@@ -49,9 +49,8 @@ from bench import observability
 from bench.engine import SERIES_LENGTH, SERIES_WORKFLOW, register_series
 from bench.load import Meter, OneOrder, Run, closed_loop, open_loop
 from bench.report import cost_table, latency_table, report
-from bench.service import TOKEN, service_order, stocked_api, warm_up
-from devstack.build.dapr import build
-from devstack.stack import DEFAULT_EXTRAS, SERVICE_ORDER, Extras, Stack, isolated_settings
+from bench.service import APP_ENV, service_order, stocked_api, warm_up
+from devstack.stack import DEFAULT_EXTRAS, SERVICE_ORDER, Extras, Stack, private_stack
 
 ENGINE = ("redis", "placement", "scheduler", "daprd")
 
@@ -193,15 +192,13 @@ async def main() -> None:
     levels = [int(level) for level in args.clients.split(",")]
     fractions = [float(fraction) for fraction in args.fractions.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-") as data_dir:
-        settings = isolated_settings(Path(data_dir))
-        build(settings)
         # The flags under test are given to the stack when it is built, beside its defaults.
         flags = Extras(
             args={"daprd": args.daprd_args.split(), "scheduler": args.scheduler_args.split()}
         )
-        stack = Stack(
-            settings,
-            app_env={"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"},
+        stack = private_stack(
+            Path(data_dir),
+            app_env=APP_ENV,
             extras=(*DEFAULT_EXTRAS, lambda _layout: flags),
         )
         stack.start(ENGINE)
@@ -222,7 +219,7 @@ async def main() -> None:
             stack.stop()
     watched = []
     if not args.engine_only and not args.no_observability:
-        watched = await observability.measure(TOKEN, max(levels), args.seconds)
+        watched = await observability.measure(max(levels), args.seconds)
     print(f"\nMachine: {platform.node()} ({os.cpu_count()} cores, {platform.machine()}), "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Dapr {stack.version}, command: `make bench` "
           f"(python -m bench --seconds {args.seconds:g} --clients {args.clients} "

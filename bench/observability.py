@@ -9,19 +9,19 @@ import tempfile
 from pathlib import Path
 
 from bench.load import Meter, Run, closed_loop
-from bench.service import service_order, stocked_api, warm_up
-from devstack.stack import Stack, isolated_settings
+from bench.service import APP_ENV, service_order, stocked_api, warm_up
+from devstack.stack import private_stack
 
 ROUNDS = 2
 
 
-async def _one_stack(observability: bool, token: str, clients: int, seconds: float) -> Run:
+async def _one_stack(observability: bool, clients: int, seconds: float) -> Run:
     with tempfile.TemporaryDirectory(prefix="bench-observability-") as data_dir:
-        settings = isolated_settings(Path(data_dir), observability=observability)
-        with Stack(settings, app_env={"MANAGER_TOKEN": token, "LOG_LEVEL": "WARNING"}) as stack:
+        stack = private_stack(Path(data_dir), app_env=APP_ENV, observability=observability)
+        with stack:
             # Prometheus and Jaeger too, when on: what observability costs includes them.
             pids = {name: stack.pid(name) for name in stack.service_order}
-            costs = Meter(pids, settings.redis_port, settings.dapr_metrics_port)
+            costs = Meter(pids, stack.settings.redis_port, stack.settings.dapr_metrics_port)
             async with stocked_api(stack.app_url) as api:
                 one = service_order(api)
                 await closed_loop(warm_up(), one, costs)
@@ -29,11 +29,11 @@ async def _one_stack(observability: bool, token: str, clients: int, seconds: flo
                 return await closed_loop(Run(mode, clients, seconds=seconds), one, costs)
 
 
-async def measure(token: str, clients: int, seconds: float) -> list[Run]:
+async def measure(clients: int, seconds: float) -> list[Run]:
     runs = []
     for _ in range(ROUNDS):
         for observability in (False, True):
-            runs.append(await _one_stack(observability, token, clients, seconds))
+            runs.append(await _one_stack(observability, clients, seconds))
     return runs
 
 

@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.load import Meter, Run, closed_loop, percentile
-from bench.service import TOKEN, service_order, stocked_api, warm_up
-from devstack.build.dapr import build
-from devstack.stack import Stack, isolated_settings
+from bench.service import APP_ENV, service_order, stocked_api, warm_up
+from devstack.stack import private_stack
 
 # Process groups whose CPU is summed across replicas (a stack's service names start with them).
 GROUPS = ("app", "daprd", "proxy", "redis", "scheduler", "placement", "bench")
@@ -28,16 +27,16 @@ GROUPS = ("app", "daprd", "proxy", "redis", "scheduler", "placement", "bench")
 
 async def measure(replicas: int, clients: int, seconds: float) -> Run:
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as data_dir:
-        settings = isolated_settings(Path(data_dir), REPLICAS=replicas)
-        build(settings)
-        stack = Stack(settings, app_env={"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"})
+        stack = private_stack(Path(data_dir), app_env=APP_ENV, replicas=replicas)
         stack.start()
         try:
             async with stocked_api(stack.app_url) as api:
                 pids = {name: stack.pid(name) for name in stack.service_order}
                 # Sidecar calls are counted on replica 1's daprd only (the table leaves them out).
                 meter = Meter(
-                    pids | {"bench": os.getpid()}, settings.redis_port, settings.dapr_metrics_port
+                    pids | {"bench": os.getpid()},
+                    stack.settings.redis_port,
+                    stack.settings.dapr_metrics_port,
                 )
                 await closed_loop(warm_up(), service_order(api), meter)
                 name = f"{replicas} replica{'s' if replicas > 1 else ''}"

@@ -13,6 +13,9 @@ import httpx
 from bench.load import OneOrder, Run
 
 TOKEN = "bench-token"
+# The app's environment on every benchmark stack: the manager token the benchmark restocks with,
+# and warnings only (a log line per order would be part of what is measured).
+APP_ENV = {"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
 
 
 @asynccontextmanager

@@ -16,11 +16,10 @@ from pathlib import Path
 import httpx
 import redis
 
-from devstack.build.dapr import build
+from bench.service import APP_ENV, TOKEN
 from devstack.settings import APP_ID
-from devstack.stack import Stack, isolated_settings
+from devstack.stack import Stack, private_stack
 
-TOKEN = "bench-token"
 RETENTION_SECONDS = 5
 
 
@@ -73,12 +72,8 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as data_dir:
-        settings = isolated_settings(
-            Path(data_dir), ORDER_HISTORY_RETENTION_SECONDS=RETENTION_SECONDS
-        )
-        build(settings)
-        env = {"MANAGER_TOKEN": TOKEN, "LOG_LEVEL": "WARNING"}
-        with Stack(settings, app_env=env) as stack:
+        retention = {"ORDER_HISTORY_RETENTION_SECONDS": RETENTION_SECONDS}
+        with private_stack(Path(data_dir), app_env=APP_ENV, settings=retention) as stack:
             async with httpx.AsyncClient(base_url=stack.app_url, timeout=60) as api:
                 headers = {"Authorization": f"Bearer {TOKEN}"}
                 restock = {"item": "paperclip", "quantity": 1_000_000}

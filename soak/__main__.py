@@ -20,9 +20,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.build.dapr import build
 from devstack.settings import ROOT
-from devstack.stack import Stack, isolated_settings
+from devstack.stack import private_stack
 from soak.report import report
 from soak.run import SoakOptions, SoakResult, run_soak
 
@@ -111,16 +110,15 @@ async def soak(args: argparse.Namespace) -> SoakResult:
         "APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS),
     }
     with tempfile.TemporaryDirectory(prefix="soak-") as data_dir:
-        settings = isolated_settings(Path(data_dir))
-        build(settings)  # a digest check when the binaries are cached
-        # Supervised exactly as `make run` supervises (its settings' defaults).
-        stack = Stack(settings, app_env=app_env, report=log.info, supervise=True)
+        # Binaries built (a digest check when cached); supervised exactly as `make run`
+        # supervises (its settings' defaults).
+        stack = private_stack(Path(data_dir), app_env=app_env, report=log.info, supervise=True)
         with stack:
             result = await run_soak(stack, token, options)
         if result.problems:
             # The temporary folder goes; the logs of a failed run stay for its diagnosis.
             kept = ARTIFACTS / f"soak-{args.seed}-logs"
-            shutil.copytree(settings.log_dir, kept, dirs_exist_ok=True)
+            shutil.copytree(stack.settings.log_dir, kept, dirs_exist_ok=True)
             log.error("the stack's logs are kept in %s", kept)
         return result
 

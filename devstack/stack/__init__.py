@@ -1,7 +1,9 @@
 """The local stack as plain processes: its settings' ports (ports), the replicas and their proxy
 (replicas), the process definitions and what a stack is given when built (process), the
-supervisor, observability's extras, and the Stack that starts them all (stack)."""
+supervisor, observability's extras, the Stack that starts them all (stack), and the one factory
+of private stacks for the tests, the benchmark and the soak (private)."""
 
+from devstack.stack.private import PrivateStackOptions, isolated_settings, private_stack
 from devstack.stack.process import Extras, ExtrasFactory, Layout, Service, http_json, http_status
 from devstack.stack.stack import (
     DEFAULT_EXTRAS,
@@ -13,8 +15,6 @@ from devstack.stack.stack import (
     StackError,
     free_port_block,
     free_ports,
-    isolated_settings,
-    running_stack,
     workflow_engine_problem,
 )
 
@@ -27,6 +27,7 @@ __all__ = [
     "Extras",
     "ExtrasFactory",
     "Layout",
+    "PrivateStackOptions",
     "Service",
     "Stack",
     "StackError",
@@ -35,6 +36,6 @@ __all__ = [
     "http_json",
     "http_status",
     "isolated_settings",
-    "running_stack",
+    "private_stack",
     "workflow_engine_problem",
 ]

@@ -1,13 +1,13 @@
 """Start and stop the local Dapr stack as plain processes: Redis, placement, scheduler, daprd, app
 (with REPLICAS > 1: one daprd and app per replica, and nginx in front of the apps).
 
-The same class serves `make run` (via `python -m devstack run`) and the integration tests'
-session fixture, so what the tests exercise is exactly what a developer runs.
+The same class serves `make run` (via `python -m devstack run`) and every private stack of the
+tests, the benchmark and the soak (devstack/stack/private.py), so what they exercise is exactly
+what a developer runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import secrets
@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +35,7 @@ from devstack.stack.process import (
     http_status,
     redis_answers,
 )
-from devstack.stack.replicas import Replica, nginx_config, replica_block_size, replica_layout
+from devstack.stack.replicas import Replica, nginx_config, replica_layout
 from devstack.stack.supervisor import Condition, Policy, Probe, Supervisor
 
 # The services of a one-replica stack, in start order (Stack.service_order has a stack's own).
@@ -101,17 +101,6 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def isolated_settings(data_dir: Path, **overrides: object) -> StackSettings:
-    """Settings for a second, private stack: every port free right now, data in `data_dir`,
-    and any other settings by their variable names (`ORDER_HISTORY_RETENTION_SECONDS=5`).
-    Used by the integration tests and the benchmark so they never collide with `make run`."""
-    variables = StackSettings.port_variables()
-    aliases: dict[str, object] = dict(zip(variables, free_ports(len(variables)), strict=True))
-    replicas = int(str(overrides.get("REPLICAS", 1)))
-    aliases["REPLICA_PORT_BASE"] = free_port_block(replica_block_size(replicas))
-    return StackSettings.model_validate({**aliases, "STACK_DATA_DIR": str(data_dir), **overrides})
 
 
 def workflow_engine_problem(metadata: Any) -> str | None:
@@ -639,13 +628,3 @@ class Stack:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running_stack(
-    settings: StackSettings | None = None,
-    app_env: Mapping[str, str] | None = None,
-    supervise: bool = False,
-) -> Iterator[Stack]:
-    with Stack(settings, app_env, supervise=supervise) as stack:
-        yield stack

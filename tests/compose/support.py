@@ -1,19 +1,17 @@
 """The compose tests' shared helpers (not fixtures: those stay in conftest.py): the projects'
-manager token and header, the app image's tag, waiting for `/readyz`, the measurements printed
-after the run, and the reads of a project's store behind the fault tests' checks."""
+manager token and header, the app image's tag, waiting for `/readyz`, and the measurements printed
+after the run. What a fault test checks at its end is the auditor's (GET /audit)."""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
 
 import httpx
 
 from devstack.settings import ROOT
 from tests.compose.project import ComposeProject
 from tests.fixtures.manager import manager_headers
-from tests.fixtures.orders import assert_balanced
 
 MANAGER_TOKEN = "compose-manager-token"
 MANAGER = manager_headers(MANAGER_TOKEN)
@@ -51,18 +49,3 @@ def wait_ready(project: ComposeProject, seconds: float = READY_SECONDS) -> float
             last = repr(error)
         time.sleep(0.2)
     raise AssertionError(f"/readyz not 200 within {seconds:.0f}s; last: {last}\n{project.logs()}")
-
-
-def assert_invariant(project: ComposeProject, item: str) -> dict[str, Any]:
-    doc = project.state(f"inventory:{item}")
-    assert doc is not None, f"no inventory document for {item}"
-    return assert_balanced(doc)
-
-
-def ledger(project: ComposeProject) -> dict[str, dict[str, Any]]:
-    entries = {}
-    for key in project.keys("payment:*"):
-        entry = project.state(key)
-        assert entry is not None, key
-        entries[entry["order_id"]] = entry
-    return entries

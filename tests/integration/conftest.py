@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.manager import manager_headers
-from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, private_stack
+from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, module_stack
 
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    app_env = {"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
-    with private_stack(tmp_path_factory.mktemp("stack-data"), env=app_env) as running:
-        yield running
+# The stack every integration module without one of its own shares, for the whole session.
+stack = module_stack(
+    "stack-data",
+    scope="session",
+    app_env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)},
+)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.fixtures.orders import create, wait_for_step, wait_until_finished
 from tests.fixtures.stack import APPROVAL_TIMEOUT_SECONDS, api_client, module_stack
 
 audit_stack = module_stack(
-    "audit-stack", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+    "audit-stack", app_env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
 )
 
 
@@ -30,7 +30,7 @@ async def api(audit_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 async def decided(api: httpx.AsyncClient, decision: str) -> str:
     """An order of 4 cars (approval needed), decided by a manager once it waits."""
-    order_id = (await create(api, "cars", 4))["order_id"]
+    order_id: str = (await create(api, "cars", 4))["order_id"]
     await wait_for_step(api, order_id, "awaiting_approval")
     if decision == "cancel":
         response = await api.post(f"/orders/{order_id}/cancel", headers=MANAGER)

@@ -31,7 +31,7 @@ KINDS: list[tuple[str, int, str | None]] = [
 ]
 
 
-live_stack = module_stack("audit-live", env={"APPROVAL_TIMEOUT_SECONDS": "300"})
+live_stack = module_stack("audit-live", app_env={"APPROVAL_TIMEOUT_SECONDS": "300"})
 
 
 @pytest.fixture

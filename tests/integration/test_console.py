@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Error, Page, expect
+from playwright.sync_api import ConsoleMessage, Error, Page, ViewportSize, expect
 
 from devstack.stack import Stack
 from tests.fixtures.browser import Browser, chromium, docs_operations, screenshot
@@ -35,12 +35,12 @@ LARGE_ORDER = ("cars", 4)
 APPROVAL_TIMEOUT_SECONDS = 300
 LIVE_MS = 60_000
 RENDER_MS = 30_000
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 console_stack = module_stack(
-    "console-stack", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+    "console-stack", app_env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
 )
 
 

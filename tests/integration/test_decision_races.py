@@ -3,11 +3,13 @@
 Whatever the service answers must be what happens.
 - Cancels racing the payment: a small order needs no approval and goes from reserving to payment
   within a fraction of a second, so a cancel sent 0-1 s after its create lands before, at or
-  after the payment. A 202 ends the order cancelled with nothing paid and nothing held; any other
-  answer is a 409 (or a 404, sent before the order existed) for an order that went through.
+  after the payment. A 202 ends the order cancelled; any other answer is a 409 (or a 404, sent
+  before the order existed) for an order that went through.
 - Approvals racing the approval timer: an approval sent around the moment the timer fires. A 202
-  ends the order paid; any other answer is a 409 for an order that timed out, nothing paid or
-  held.
+  ends the order processed; any other answer is a 409 for an order that timed out.
+Each order's outcome is checked against its answer; that the money and the stock follow the
+outcomes (a processed order paid once, nothing else paid, nothing held, units sold as processed)
+is the auditor's check, run after every race.
 """
 
 from __future__ import annotations
@@ -25,15 +27,8 @@ import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.faults import ledger
 from tests.fixtures.manager import MANAGER
-from tests.fixtures.orders import (
-    assert_invariant,
-    create,
-    new_id,
-    wait_for_step,
-    wait_until_finished,
-)
+from tests.fixtures.orders import create, new_id, wait_for_step, wait_until_finished
 from tests.fixtures.stack import api_client, module_stack
 
 log = logging.getLogger(__name__)
@@ -61,7 +56,7 @@ APPROVALS_AT_ONCE = 15
 
 
 race_stack = module_stack(
-    "decision-races", env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
+    "decision-races", app_env={"APPROVAL_TIMEOUT_SECONDS": str(APPROVAL_TIMEOUT_SECONDS)}
 )
 
 
@@ -85,7 +80,6 @@ class Fate:
 
     decision: str | None
     result: Mapping[str, object]
-    paid: bool
 
 
 def spread_over(low: float, high: float, count: int) -> list[float]:
@@ -110,12 +104,11 @@ async def race(
 ) -> list[Try]:
     """One try per delay, `at_once` at a time, each on a new order of `stocked` (item, quantity)
     restocked for all of them. Then every answer must be one of `fates`' statuses, every order
-    must end as the fate of its answer says (decision, result, ledger entry), and the stock
-    must add up: nothing held, sold exactly what was paid for."""
+    must end as the fate of its answer says (decision, result), and the auditor must find the
+    ledger and the stock following those outcomes."""
     item, quantity = stocked
     restock = {"item": item, "quantity": quantity * len(delays)}
     assert (await api.post("/inventory/restock", headers=MANAGER, json=restock)).status_code == 200
-    sold_before = assert_invariant(stack, item)["sold"]
     slots = asyncio.Semaphore(at_once)
 
     async def one(delay: float) -> Try:
@@ -124,7 +117,6 @@ async def race(
 
     tries = await asyncio.gather(*map(one, delays))
     orders = await asyncio.gather(*(wait_until_finished(api, t.order_id, 120) for t in tries))
-    paid = ledger(stack)
 
     unexpected = [(t.order_id, t.status, t.body) for t in tries if t.status not in fates]
     assert unexpected == [], unexpected
@@ -134,13 +126,8 @@ async def race(
             attempt,
             order,
         )
-        entry = paid.get(attempt.order_id)
-        assert (entry is not None and entry["status"] == "paid") == fate.paid, (attempt, entry)
-    stock = assert_invariant(stack, item)
-    assert stock["reserved"] == 0, stock
-    assert not {t.order_id for t in tries} & set(stock["held"]), stock
-    sales = sum(fates[t.status].paid for t in tries)
-    assert stock["sold"] - sold_before == quantity * sales, (stock, sales)
+    # Every order of the race has finished: a processed one paid once, the others not paid and
+    # holding nothing, units sold as the processed orders bought.
     await assert_audit_clean(api, stack)
     return tries
 
@@ -171,9 +158,9 @@ async def test_every_accepted_cancel_ends_the_order_cancelled_with_nothing_paid_
         spread_over(0.0, 1.0, TRIES),
         AT_ONCE,
         {
-            202: Fate("cancelled", CANCELLED, paid=False),
-            404: Fate(None, PROCESSED, paid=True),
-            409: Fate(None, PROCESSED, paid=True),
+            202: Fate("cancelled", CANCELLED),
+            404: Fate(None, PROCESSED),
+            409: Fate(None, PROCESSED),
         },
         stocked=(ITEM, QUANTITY),
     )
@@ -228,7 +215,7 @@ async def test_every_accepted_approval_is_the_outcome_even_as_the_timer_fires(
             APPROVAL_TIMEOUT_SECONDS - SPREAD, APPROVAL_TIMEOUT_SECONDS + SPREAD, APPROVAL_TRIES
         ),
         APPROVALS_AT_ONCE,
-        {202: Fate("approved", PROCESSED, paid=True), 409: Fate(None, TIMED_OUT, paid=False)},
+        {202: Fate("approved", PROCESSED), 409: Fate(None, TIMED_OUT)},
         stocked=("cars", 4),
     )
 

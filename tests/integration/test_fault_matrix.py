@@ -104,7 +104,7 @@ def matrix_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MatrixSta
         "INFRASTRUCTURE_RETRY_FIRST_INTERVAL_SECONDS": "1",
         "INFRASTRUCTURE_RETRY_MAX_INTERVAL_SECONDS": "2",
     }
-    with private_stack(data, env=app_env, supervise=True) as running:
+    with private_stack(data, app_env=app_env, supervise=True) as running:
         yield MatrixStack(running, rules_file, started_at, time.monotonic() - started_at)
 
 

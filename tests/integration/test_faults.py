@@ -47,7 +47,7 @@ from tests.fixtures.waiting import eventually
 # frozen-store test stops Redis on purpose and expects it back as it was.
 fault_stack = module_stack(
     "fault-stack",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},
     supervise=True,
     settings={"WATCHDOG_HANG": 0},
 )
@@ -120,7 +120,7 @@ async def _timed(call: Any) -> tuple[float, httpx.Response]:
 async def test_a_frozen_state_store_gets_prompt_503s_and_loses_nothing(
     fault_stack: Stack, fault_api: httpx.AsyncClient
 ) -> None:
-    waiting, moving = await start_batch(fault_api, fault_stack)
+    waiting, moving = await start_batch(fault_api)
     redis_pid = fault_stack.pid("redis")
     frozen_at = time.monotonic()
     os.kill(redis_pid, signal.SIGSTOP)

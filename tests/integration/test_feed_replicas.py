@@ -23,7 +23,7 @@ AWAITING = "awaiting_approval"
 
 two_replicas = module_stack(
     "feed-replicas",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},  # the orders wait for the manager throughout
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},  # the orders wait for the manager throughout
     replicas=2,
 )
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter
 from typing import Any
 
 import httpx
-import redis
 
-from devstack.settings import APP_ID
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
 from tests.fixtures.manager import manager_headers
-from tests.fixtures.orders import assert_invariant, new_id, wait_until_finished
+from tests.fixtures.orders import new_id, wait_until_finished
 from tests.fixtures.stack import module_stack
 
 ORDERS = 500
@@ -50,7 +47,10 @@ LOAD_APPROVAL_TIMEOUT_SECONDS = 20
 
 load_stack = module_stack(
     "load-stack",
-    env={"APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS), "LOG_LEVEL": "WARNING"},
+    app_env={
+        "APPROVAL_TIMEOUT_SECONDS": str(LOAD_APPROVAL_TIMEOUT_SECONDS),
+        "LOG_LEVEL": "WARNING",
+    },
 )
 
 
@@ -100,15 +100,6 @@ class Client:
         return order_id, fate
 
 
-def paid_orders(stack: Stack) -> dict[str, str]:
-    entries = {}
-    with redis.Redis(port=stack.settings.redis_port, decode_responses=True) as client:
-        for key in client.scan_iter(f"{APP_ID}||payment:load*"):
-            entry = json.loads(str(client.hget(key, "data")))
-            entries[entry["order_id"]] = entry["status"]
-    return entries
-
-
 async def test_mixed_orders_under_load_never_oversell_or_leave_stock_reserved(
     load_stack: Stack,
 ) -> None:
@@ -155,15 +146,7 @@ async def _run_load(stack: Stack, api: httpx.AsyncClient, manager: dict[str, str
     assert reasons[("small", "None")] > 0
     assert reasons[("small", "insufficient_inventory")] > 0
 
-    processed = {
-        order_id
-        for (order_id, _), order in zip(placed, finished, strict=True)
-        if order["result"]["processed"]
-    }
-    paid = paid_orders(stack)
-    assert {order_id for order_id, status in paid.items() if status == "paid"} == processed
-    for item in ("paperclip", "cars", "computers"):
-        doc = assert_invariant(stack, item)
-        assert doc["reserved"] == 0, doc
-        assert doc["sold"] <= doc["stock"], doc
+    # Every order has finished: the auditor finds each processed order paid once and no other
+    # paid, nothing held, and every item's counts balanced (nothing negative, so nothing
+    # oversold) with the units sold the processed orders'.
     await assert_audit_clean(api, stack)

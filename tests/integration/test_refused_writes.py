@@ -27,7 +27,7 @@ from tests.fixtures.faults import (
     writes_refused,
 )
 from tests.fixtures.manager import MANAGER
-from tests.fixtures.orders import assert_invariant, create, new_id, order, wait_until_finished
+from tests.fixtures.orders import create, new_id, order, wait_until_finished
 from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
@@ -56,7 +56,6 @@ async def test_refused_payment_writes_hold_orders_at_payment_until_they_are_take
     api = refusing_api
     reset = await api.post("/inventory/restock", headers=MANAGER)
     assert reset.status_code == 200, reset.text
-    sold_before = assert_invariant(refusing_stack, "computers")["sold"]
     ids = [new_id("refused") for _ in range(ORDERS)]
 
     with writes_refused(refusing_stack, "payment:"):
@@ -85,13 +84,8 @@ async def test_refused_payment_writes_hold_orders_at_payment_until_they_are_take
         *(wait_until_finished(api, order_id, RECOVERY_SECONDS) for order_id in ids)
     )
     assert [o["result"] for o in finished] == [{"processed": True, "reason": None}] * ORDERS
-    assert ledger(refusing_stack) == {
-        order_id: {"order_id": order_id, "amount": 500 * QUANTITY, "status": "paid"}
-        for order_id in ids
-    }
-    stock = assert_invariant(refusing_stack, "computers")
-    assert stock["sold"] - sold_before == ORDERS * QUANTITY, stock
-    assert stock["reserved"] == 0, stock
+    # Each processed order's one ledger entry, paid, for its total; nothing held; the units sold
+    # the processed orders': the auditor's check.
     await assert_audit_clean(api, refusing_stack)
 
 

@@ -24,16 +24,10 @@ from devstack.settings import APP_ID
 from devstack.stack import Stack, http_json
 from devstack.stack.replicas import Replica
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.faults import RECOVERY_SECONDS, ledger
+from tests.fixtures.faults import RECOVERY_SECONDS
 from tests.fixtures.manager import MANAGER
 from tests.fixtures.metrics import samples
-from tests.fixtures.orders import (
-    assert_invariant,
-    create,
-    new_id,
-    wait_for_step,
-    wait_until_finished,
-)
+from tests.fixtures.orders import create, new_id, wait_for_step, wait_until_finished
 from tests.fixtures.readme import walk_through_approval
 from tests.fixtures.sse import events
 from tests.fixtures.stack import MANAGER_TOKEN, api_client, module_stack
@@ -57,7 +51,7 @@ MAX_IN_FLIGHT_ORDERS = 50
 
 replicated = module_stack(
     "replicas",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},
     supervise=True,
     replicas=3,
     settings={"RESTART_BACKOFF": RESTART_DELAY_SECONDS},
@@ -125,7 +119,7 @@ async def test_concurrent_orders_through_the_proxy_are_each_numbered_and_listed_
     listed: list[str] = []
     cursor: str | None = None
     while True:
-        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
         page = (await api.get("/orders", params=params)).json()
         listed += [order["order_id"] for order in page["orders"]]
         cursor = page.get("next_cursor")
@@ -363,16 +357,15 @@ async def test_losing_a_replica_loses_no_order_and_it_takes_work_again_when_back
         near = min(abs(burst[0] - killed_at), abs(burst[0] - back_at))
         assert near <= FAILOVER_BOUND_SECONDS, (burst, killed_at, back_at)
 
-    # Every order finished exactly once: one paid ledger entry each, stock consistent.
+    # Every order finished exactly once: each processed (the parked ones above), and the auditor
+    # finds one paid ledger entry per processed order, nothing held, the stock balanced.
     in_flight = await asyncio.gather(
-        *(wait_until_finished(api, order_id, RECOVERY_SECONDS) for order_id in traffic.orders)
+        *(
+            wait_until_finished(api, order_id, RECOVERY_SECONDS)
+            for order_id in traffic.orders + again
+        )
     )
     assert all(order["result"]["processed"] for order in in_flight)
-    paid = ledger(stack)
-    for order_id in parked + traffic.orders + again:
-        assert paid[order_id]["status"] == "paid", paid.get(order_id)
-    for item in ("cars", "paperclip"):
-        assert assert_invariant(stack, item)["reserved"] == 0
     await assert_audit_clean(api, stack)
 
     # The replica is back in service (waited for above): the proxy sends it requests, placement

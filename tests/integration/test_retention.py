@@ -27,7 +27,7 @@ MAX_BYTES_DECIDED = 2048
 
 retention_stack = module_stack(
     "retention",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},
     settings={"ORDER_HISTORY_RETENTION_SECONDS": RETENTION_SECONDS},
 )
 

@@ -31,7 +31,7 @@ SHORT_SOAK = SoakOptions(
 
 soak_stack = module_stack(
     "soak-stack",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300", "LOG_LEVEL": "WARNING"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300", "LOG_LEVEL": "WARNING"},
     supervise=True,
 )
 

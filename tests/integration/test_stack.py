@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 
 import grpc
 import httpx
@@ -22,7 +21,7 @@ from tests.fixtures.waiting import eventually
 
 
 @pytest.fixture
-async def workflows(stack: Stack) -> AsyncIterator[DaprWorkflowClient]:
+async def workflows(stack: Stack) -> DaprWorkflowClient:
     return sdk_client(stack)
 
 

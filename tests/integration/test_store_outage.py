@@ -22,9 +22,9 @@ import pytest
 
 from devstack.stack import Stack
 from tests.fixtures.audit import assert_audit_clean
-from tests.fixtures.faults import RECOVERY_SECONDS, ledger, writes_refused
+from tests.fixtures.faults import RECOVERY_SECONDS, writes_refused
 from tests.fixtures.manager import MANAGER
-from tests.fixtures.orders import assert_invariant, create, new_id, order, wait_until_finished
+from tests.fixtures.orders import create, new_id, order, wait_until_finished
 from tests.fixtures.stack import api_client, module_stack
 from tests.fixtures.waiting import eventually
 
@@ -39,7 +39,7 @@ OLD_WINDOW_SECONDS = 25.0
 # stops Redis on purpose and expects it back as it was.
 outage_stack = module_stack(
     "store-outage",
-    env={
+    app_env={
         "INFRASTRUCTURE_RETRY_FIRST_INTERVAL_SECONDS": "1",
         "INFRASTRUCTURE_RETRY_MAX_INTERVAL_SECONDS": "2",
     },
@@ -52,11 +52,6 @@ outage_stack = module_stack(
 async def outage_api(outage_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(outage_stack) as client:
         yield client
-
-
-def nothing_held(stack: Stack) -> None:
-    stock = assert_invariant(stack, "computers")
-    assert stock["reserved"] == 0, stock
 
 
 async def test_a_reserve_the_store_refuses_past_the_old_window_shows_retrying_then_completes(
@@ -93,6 +88,5 @@ async def test_a_reserve_the_store_refuses_past_the_old_window_shows_retrying_th
     done = await wait_until_finished(api, order_id, RECOVERY_SECONDS)
     assert done["result"] == {"processed": True, "reason": None}
     assert done["retrying"] is None
-    assert ledger(outage_stack)[order_id]["status"] == "paid"
-    nothing_held(outage_stack)
+    # Paid once, nothing held: the auditor's check.
     await assert_audit_clean(api, outage_stack)

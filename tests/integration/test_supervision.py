@@ -33,7 +33,7 @@ READY_WITHIN = 60.0
 # given up by the end of the module (module_stack checks).
 supervised_stack = module_stack(
     "supervised-stack",
-    env={"APPROVAL_TIMEOUT_SECONDS": "300"},
+    app_env={"APPROVAL_TIMEOUT_SECONDS": "300"},
     supervise=True,
     settings={"DAPR_API_TOKEN": "supervision-test-token"},
 )
@@ -88,7 +88,7 @@ async def healed(
 async def test_kill_9_is_healed_by_the_supervisor_and_orders_finish_once(
     supervised_stack: Stack, api: httpx.AsyncClient, service: str
 ) -> None:
-    waiting, moving = await start_batch(api, supervised_stack)
+    waiting, moving = await start_batch(api)
     old = process_of(supervised_stack, service)
     killed_at = time.monotonic()
     os.kill(old.pid, signal.SIGKILL)
@@ -103,7 +103,7 @@ async def test_kill_9_is_healed_by_the_supervisor_and_orders_finish_once(
 async def test_frozen_daprd_is_replaced_by_the_watchdog(
     supervised_stack: Stack, api: httpx.AsyncClient
 ) -> None:
-    waiting, moving = await start_batch(api, supervised_stack)
+    waiting, moving = await start_batch(api)
     frozen = process_of(supervised_stack, "daprd")
     frozen_at = time.monotonic()
     os.kill(frozen.pid, signal.SIGSTOP)  # up, holding its ports, answering nothing

@@ -63,7 +63,12 @@ def test_a_listener_is_refused_at_once_with_its_pid_and_command() -> None:
 def test_a_port_an_outgoing_connection_holds_is_waited_for_until_it_is_free() -> None:
     reports: list[str] = []
     with outgoing_connection() as (port, server_port, client, accepted):
-        closer = threading.Timer(1.0, lambda: (accepted.close(), client.close()))
+
+        def close_both() -> None:
+            accepted.close()
+            client.close()
+
+        closer = threading.Timer(1.0, close_both)
         closer.start()
         try:
             wait_until_free({"SCHEDULER_PORT": port}, 30, reports.append)

@@ -91,6 +91,10 @@ async def run_orders(
         for n in range(watchers)
         for i, order_id in enumerate(order_ids)
     ]
+
+    def each_saw(count: int) -> Callable[[], bool]:
+        return lambda: all(len(s) >= count for s in seen)
+
     most_pollers = 0
     for position, step in enumerate([None, *STEPS, Step.DONE], start=1):
         if step is not None:
@@ -99,7 +103,7 @@ async def run_orders(
                     await finish(hub, gateway, order_id)
                 else:
                     await move(hub, gateway, order_id, step)
-        await until(lambda n=position: all(len(s) >= n for s in seen), f"{position} events each")
+        await until(each_saw(position), f"{position} events each")
         most_pollers = max(most_pollers, hub.pollers)
     await asyncio.wait_for(asyncio.gather(*streams), 10)
     return seen, gateway.reads - reads_before, most_pollers
@@ -254,11 +258,11 @@ async def manager_feed(hub: OrderEventHub) -> AsyncIterator[list[Order]]:
 async def test_the_manager_feed_follows_orders_accepted_while_connected(
     store: InMemoryStateStore, gateway: FakeWorkflowGateway
 ) -> None:
-    hub = OrderEventHub(lambda order_id: orders.get(order_id), poll_seconds=AN_HOUR)
-    orders = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
+    hub = OrderEventHub(lambda order_id: service.get(order_id), poll_seconds=AN_HOUR)
+    service = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
 
     async with manager_feed(hub) as everything:
-        [order_id] = await place(orders, 1)
+        [order_id] = await place(service, 1)
         await until(lambda: len(everything) == 1, "the new order")
         await finish(hub, gateway, order_id)
         await until(lambda: len(everything) == 2, "its result")
@@ -283,13 +287,13 @@ async def test_the_manager_feed_follows_an_order_decided_while_connected(
 ) -> None:
     # Placed before the feed opened (a console lists it from GET /orders): the decision taken
     # while the feed is open is what makes the feed follow it to its result.
-    hub = OrderEventHub(lambda order_id: orders.get(order_id), poll_seconds=AN_HOUR)
-    orders = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
-    order_id = (await orders.create("cars", 4, "big-order"))[0].order_id
+    hub = OrderEventHub(lambda order_id: service.get(order_id), poll_seconds=AN_HOUR)
+    service = OrderService(store, gateway, Settings(manager_token="t"), events=hub)
+    order_id = (await service.create("cars", 4, "big-order"))[0].order_id
     gateway.set(order_id, "RUNNING", Step.AWAITING_APPROVAL)
 
     async with manager_feed(hub) as everything:
-        await orders.approve(order_id, True, "alice")
+        await service.approve(order_id, True, "alice")
         await until(lambda: len(everything) == 1, "the decided order")
         await finish(hub, gateway, order_id)
         await until(lambda: len(everything) == 2, "its result")

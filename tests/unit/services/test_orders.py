@@ -975,7 +975,7 @@ async def finish(
     outcome = OrderOutcome(
         order_id=order_id,
         processed=reason is None,
-        reason=reason,  # type: ignore[arg-type]
+        reason=reason,
         finished_at=START + timedelta(minutes=5),
     )
     await OrderRecords(store).record_outcome(outcome)

@@ -67,7 +67,7 @@ async def test_a_reserve_run_again_before_the_commit_keeps_the_orders_hold(
     await shop.place("paperclip", 3)
     assert await shop.activities.reserve_inventory(REQUEST)
     await shop.activities.pay_unless_cancelled(REQUEST)
-    await shop.activities._orders.settle_stock(ORDER_ID)  # type: ignore[attr-defined]
+    await shop.activities._orders.settle_stock(ORDER_ID)
 
     assert await late_run(shop).reserve_inventory(REQUEST)
     await shop.inventory.commit(ORDER_ID, "paperclip")

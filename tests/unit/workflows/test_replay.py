@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,11 +74,12 @@ class Engine:
         order: OrderInput,
         approve: bool | None,
         time_out: bool = False,
-        failures: dict[str, int] | None = None,
+        failures: Mapping[ActivityName, int] | None = None,
     ) -> None:
         self.history: list[pb.HistoryEvent] = []
-        # Activity name -> how many of its first runs fail because the store is away.
-        self.failures = dict(failures or {})
+        # Activity name -> how many of its first runs fail because the store is away (keyed by
+        # the name the executor schedules, a plain string).
+        self.failures = {str(name): count for name, count in (failures or {}).items()}
         # time_out: no manager answers; the approval timer fires instead.
         self.time_out = time_out
         self._timers: list[pb.WorkflowAction] = []
