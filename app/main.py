@@ -6,15 +6,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 from dapr.ext.workflow.aio import DaprWorkflowClient
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
 from app import observability
 from app.api import audit, console, events, health, inventory, orders
-from app.api.dependencies import Services, State
+from app.api.dependencies import Services, State, services_of
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit, RequestDeadline
 from app.api.openapi import document_errors
@@ -179,6 +180,30 @@ async def _running(
             await asyncio.to_thread(supervisor.shutdown)
 
 
+@dataclass(frozen=True)
+class ServiceReadings:
+    """What the metrics' state gauges read (observability.metrics.StateReadings), from the
+    services: observability is given it, and never imports the API's services itself."""
+
+    services: Services
+
+    @classmethod
+    def of(cls, request: Request) -> ServiceReadings:
+        return cls(services_of(request))
+
+    async def manager_actions_queued(self) -> int:
+        return await self.services.orders.outbox.waiting()
+
+    async def orders_waiting_to_start(self) -> int:
+        return await self.services.orders.starts.outbox.waiting()
+
+    async def worker_connected(self) -> bool:
+        return await self.services.probe.worker_connected()
+
+    async def in_flight_by_step(self) -> dict[str, int] | None:
+        return await self.services.orders.in_flight_by_step()
+
+
 def create_app(
     settings: Settings | None = None, services: ServicesFactory = dapr_services
 ) -> FastAPI:
@@ -219,6 +244,6 @@ def create_app(
     app.include_router(events.router)
     app.include_router(audit.router)
     app.include_router(console.router)
-    observer = observability.install(app, settings)
+    observer = observability.install(app, settings, ServiceReadings.of)
     document_errors(app)
     return app

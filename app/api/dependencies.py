@@ -39,30 +39,31 @@ class State(TypedDict):
     services: Services
 
 
-def _services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The services the lifespan made, for a request (a route's dependency, or the metrics')."""
     services = request.state.services
     assert isinstance(services, Services), "the lifespan did not provide the services"
     return services
 
 
 def _orders(request: Request) -> OrderService:
-    return _services(request).orders
+    return services_of(request).orders
 
 
 def _inventory(request: Request) -> InventoryService:
-    return _services(request).inventory
+    return services_of(request).inventory
 
 
 def _probe(request: Request) -> SidecarProbe:
-    return _services(request).probe
+    return services_of(request).probe
 
 
 def _events(request: Request) -> OrderEventHub:
-    return _services(request).events
+    return services_of(request).events
 
 
 def _auditor(request: Request) -> Auditor:
-    return _services(request).auditor
+    return services_of(request).auditor
 
 
 _bearer = HTTPBearer(auto_error=False, description="MANAGER_TOKEN (logged at start-up when unset)")
@@ -74,7 +75,7 @@ def _require_manager(
 ) -> None:
     if credentials is None:
         raise Unauthorized("manager endpoints need 'Authorization: Bearer <MANAGER_TOKEN>'")
-    expected = _services(request).manager_token
+    expected = services_of(request).manager_token
     if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise Unauthorized("invalid manager token")
 

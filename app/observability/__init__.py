@@ -1,24 +1,26 @@
-"""Logging, metrics and tracing setup: one place, called by app.main only.
-
-Tracing is not built yet; its module says what it will expose so that, when it lands, nothing of
-it lands in main.py or in the services.
-"""
+"""Logging, metrics and tracing setup: one place, called by app.main only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI
+from starlette.requests import Request
 
 from app.config import Settings
 from app.observability.logging import configure_logging
-from app.observability.metrics import install_metrics
+from app.observability.metrics import StateReadings, install_metrics
 from app.observability.tracing import install_tracing
 from app.services.order_observer import OrderObserver
 
 
-def install(app: FastAPI, settings: Settings) -> OrderObserver:
+def install(
+    app: FastAPI, settings: Settings, readings: Callable[[Request], StateReadings]
+) -> OrderObserver:
     """Everything an operator observes, attached to the app in one call. Returns what the
-    services report order changes to (the metrics' counters)."""
-    orders = install_metrics(app, settings)
+    services report order changes to (the metrics' counters). `readings`: what the state
+    gauges read, for a request."""
+    orders = install_metrics(app, settings, readings)
     install_tracing(app, settings)
     return orders
 

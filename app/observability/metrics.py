@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
-from typing import Final, get_args
+from collections.abc import Callable, Iterable
+from typing import Final, Protocol, get_args
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -25,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.dependencies import Services
 from app.config import Settings
 from app.errors import DependencyUnavailable
 from app.workflows.contracts import DecisionKind, Reason, Step
@@ -104,6 +103,20 @@ class OrderMetrics:
         self.sidecar_shutdowns.inc()
 
 
+class StateReadings(Protocol):
+    """What the state gauges read, each from the store or the engine (the composition root
+    adapts the services to it, so observability sits below the API, not above it)."""
+
+    async def manager_actions_queued(self) -> int: ...
+
+    async def orders_waiting_to_start(self) -> int: ...
+
+    async def worker_connected(self) -> bool: ...
+
+    async def in_flight_by_step(self) -> dict[str, int] | None:
+        """None when the counts are not kept."""
+
+
 class StateGauges(Collector):
     """Gauges read at scrape time: `refresh` reads them (async), `collect` reports what it read."""
 
@@ -114,24 +127,24 @@ class StateGauges(Collector):
         self.worker_connected: bool | None = None
         self.in_flight: dict[str, int] | None = None
 
-    async def refresh(self, services: Services) -> None:
+    async def refresh(self, readings: StateReadings) -> None:
         async def queued() -> int | None:
             with contextlib.suppress(TimeoutError, DependencyUnavailable):
                 async with asyncio.timeout(self._read_seconds):
-                    return await services.orders.outbox.waiting()
+                    return await readings.manager_actions_queued()
             return None
 
         async def to_start() -> int | None:
             with contextlib.suppress(TimeoutError, DependencyUnavailable):
                 async with asyncio.timeout(self._read_seconds):
-                    return await services.orders.starts.outbox.waiting()
+                    return await readings.orders_waiting_to_start()
             return None
 
         async def connected() -> bool:
             # A sidecar that does not answer in time cannot hand work to this worker either.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._read_seconds):
-                    return await services.probe.worker_connected()
+                    return await readings.worker_connected()
             return False
 
         async def in_flight() -> dict[str, int] | None:
@@ -139,7 +152,7 @@ class StateGauges(Collector):
                 # One engine read per unfinished order, 16 at a time: ~2 ms each on loopback,
                 # so thousands fit; past that the gauge is left out rather than late.
                 async with asyncio.timeout(self._read_seconds):
-                    return await services.orders.in_flight_by_step()
+                    return await readings.in_flight_by_step()
             return None
 
         (
@@ -237,9 +250,12 @@ class HttpMetrics:
             )
 
 
-def install_metrics(app: FastAPI, settings: Settings) -> OrderMetrics:
+def install_metrics(
+    app: FastAPI, settings: Settings, readings: Callable[[Request], StateReadings]
+) -> OrderMetrics:
     """Attach `GET /metrics` and the HTTP middleware to `app`; returns the order counters for
-    the composition root to hand to the services."""
+    the composition root to hand to the services. `readings` gives what the state gauges read
+    for a request (from the services the app's lifespan made)."""
     registry = CollectorRegistry()
     orders = OrderMetrics(registry)
     # A scrape answers well inside the request deadline even when the store or the sidecar does
@@ -251,13 +267,11 @@ def install_metrics(app: FastAPI, settings: Settings) -> OrderMetrics:
 
     async def metrics(request: Request) -> Response:
         """Prometheus text format: the HTTP series, the order counters, the state gauges."""
-        services = request.state.services
-        assert isinstance(services, Services), "the lifespan did not provide the services"
         # The format the scraper asks for (Prometheus offers OpenMetrics; curl gets text 0.0.4),
         # chosen as prometheus-client's own exposition server chooses it.
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
         async with scraping:
-            await state.refresh(services)
+            await state.refresh(readings(request))
             body = encode(registry)
         return Response(body, headers={"content-type": content_type})
 
