@@ -10,16 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, Literal, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     ValidationError,
-    field_validator,
     model_serializer,
     model_validator,
 )
+
+
+def as_utc(moment: datetime) -> datetime:
+    # The SDK hands out naive datetimes that are in UTC: the workflow's clock
+    # (ctx.current_utc_datetime) and the workflow state's timestamps alike.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# A moment in UTC, as every model here keeps it, whatever the SDK handed over.
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 WORKFLOW_NAME: Final = "order_processing"
 APPROVAL_EVENT: Final = "manager_approval"
@@ -152,12 +162,7 @@ class Retrying(BaseModel):
     # Retry rounds so far (each after the activity's own quick retries were used up).
     attempts: int
     # When the step first failed, by the workflow's clock.
-    since: datetime
-
-    @field_validator("since")
-    @classmethod
-    def _in_utc(cls, moment: datetime) -> datetime:
-        return as_utc(moment)
+    since: UtcDatetime
 
 
 class StepStatus(BaseModel):
@@ -206,7 +211,7 @@ class StepEntry(BaseModel):
     order keeps a dozen of these on its record for good, so their size counts."""
 
     step: Step
-    at: datetime
+    at: UtcDatetime
 
     @model_validator(mode="before")
     @classmethod
@@ -215,20 +220,9 @@ class StepEntry(BaseModel):
             return {"step": data[0], "at": datetime.fromtimestamp(data[1] / 1000, UTC)}
         return data
 
-    @field_validator("at")
-    @classmethod
-    def _in_utc(cls, moment: datetime) -> datetime:
-        return as_utc(moment)
-
     @model_serializer
     def _as_pair(self) -> list[str | int]:
         return [self.step.value, round(self.at.timestamp() * 1000)]
-
-
-def as_utc(moment: datetime) -> datetime:
-    # The SDK hands out naive datetimes that are in UTC: the workflow's clock
-    # (ctx.current_utc_datetime) and the workflow state's timestamps alike.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class OrderOutcome(BaseModel):
@@ -238,14 +232,9 @@ class OrderOutcome(BaseModel):
     order_id: str
     processed: bool
     reason: Reason | None = None
-    finished_at: datetime
+    finished_at: UtcDatetime
     # The steps the workflow entered, in order (the order's timeline; at most a dozen).
     steps: list[StepEntry] = Field(default_factory=list)
-
-    @field_validator("finished_at")
-    @classmethod
-    def _in_utc(cls, moment: datetime) -> datetime:
-        return as_utc(moment)
 
 
 class Completion(BaseModel):
@@ -299,12 +288,7 @@ class ManagerAction(BaseModel):
     seq: int = Field(ge=1)
     kind: ActionKind
     by: str
-    at: datetime
-
-    @field_validator("at")
-    @classmethod
-    def _in_utc(cls, moment: datetime) -> datetime:
-        return as_utc(moment)
+    at: UtcDatetime
 
     @property
     def decision(self) -> DecisionKind:

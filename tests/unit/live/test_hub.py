@@ -69,6 +69,18 @@ async def watch(hub: OrderEventHub, order_id: str, seen: list[Order], after: int
         seen.append(order)
 
 
+async def watched_order(
+    hub: OrderEventHub, orders: OrderService
+) -> tuple[str, list[Order], asyncio.Task[None]]:
+    """A new order, followed from its first state: its id, what the stream has seen, the
+    stream (to cancel)."""
+    [order_id] = await place(orders, 1)
+    seen: list[Order] = []
+    stream = asyncio.create_task(watch(hub, order_id, seen))
+    await until(lambda: len(seen) == 1, "the first state")
+    return order_id, seen, stream
+
+
 async def move(hub: OrderEventHub, gateway: FakeWorkflowGateway, order_id: str, step: Step) -> None:
     gateway.set(order_id, "RUNNING", step)
     await hub.publish(OrderEvent(order_id, OrderEventKind.STEP, datetime.now(UTC), step))
@@ -143,10 +155,7 @@ async def test_watchers_of_many_orders_cost_one_read_loop_per_order(
 async def test_a_late_watcher_gets_the_current_state_without_a_read(
     hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
 ) -> None:
-    [order_id] = await place(orders, 1)
-    early: list[Order] = []
-    stream = asyncio.create_task(watch(hub, order_id, early))
-    await until(lambda: len(early) == 1, "the first state")
+    order_id, early, stream = await watched_order(hub, orders)
     await move(hub, gateway, order_id, Step.RESERVING)
     await until(lambda: [o.step for o in early] == [None, Step.RESERVING], "reserving seen")
     reads = gateway.reads
@@ -162,10 +171,7 @@ async def test_an_event_published_from_another_threads_loop_wakes_the_poller(
     hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
 ) -> None:
     # The workflow's activities publish from the SDK's own event loop, in another thread.
-    [order_id] = await place(orders, 1)
-    seen: list[Order] = []
-    stream = asyncio.create_task(watch(hub, order_id, seen))
-    await until(lambda: len(seen) == 1, "the first state")
+    order_id, seen, stream = await watched_order(hub, orders)
     gateway.set(order_id, "RUNNING", Step.RESERVING)
     event = OrderEvent(order_id, OrderEventKind.STEP, datetime.now(UTC), Step.RESERVING)
 
@@ -179,10 +185,7 @@ async def test_streams_get_the_order_as_read_not_what_the_event_says(
     hub: OrderEventHub, orders: OrderService, gateway: FakeWorkflowGateway
 ) -> None:
     # A late or repeated event (an activity run again) names a step the order has left.
-    [order_id] = await place(orders, 1)
-    seen: list[Order] = []
-    stream = asyncio.create_task(watch(hub, order_id, seen))
-    await until(lambda: len(seen) == 1, "the first state")
+    order_id, seen, stream = await watched_order(hub, orders)
     gateway.set(order_id, "RUNNING", Step.PROCESSING_PAYMENT)
     stale = OrderEvent(order_id, OrderEventKind.STEP, datetime.now(UTC), Step.RESERVING)
 
