@@ -41,6 +41,7 @@ from tests.fixtures.helm import (
     closed_schema,
     helm_binary,
     render_dapr_chart,
+    run_helm,
     schema_problem,
 )
 
@@ -112,6 +113,37 @@ def test_renders_the_whole_control_plane_and_dapr_crds(rendered: list[Manifest])
     assert {"Component", "Configuration", "Resiliency", "Subscription"} <= crds
 
 
+def test_chart_lints_strictly_with_the_values() -> None:
+    result = run_helm(helm_binary(), "lint", "--strict", *release_args()[1:])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+def _leaves(values: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
+
+
+def test_every_value_set_is_one_the_chart_has() -> None:
+    # Dapr's chart has no values schema: a misspelt key would be ignored without a word.
+    chart = chart_dir()
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    for subchart in (chart / "charts").iterdir():
+        defaults[subchart.name] = yaml.safe_load((subchart / "values.yaml").read_text())
+    unknown = []
+    for path in _leaves(yaml.safe_load(VALUES_FILE.read_text())):
+        node: Any = defaults
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                unknown.append(".".join(path))
+                break
+            node = node[key]
+    assert unknown == []
+
+
 def test_every_manifest_matches_the_kubernetes_schemas(rendered: list[Manifest]) -> None:
     version = ".".join(kubernetes_version())
     problems = []
@@ -163,10 +195,10 @@ def test_mtls_is_on_for_sidecars_and_the_control_plane(rendered: list[Manifest])
 
 def test_every_image_is_a_local_build_of_the_pin(rendered: list[Manifest]) -> None:
     version = pinned_dapr_version()
-    images = {workload: container["image"] for workload, container in _containers(rendered)}
-    assert images == {
-        workload: dapr_image(program, version) for workload, program in CONTROL_PLANE.items()
-    }
+    images = sorted((workload, container["image"]) for workload, container in _containers(rendered))
+    assert images == sorted(
+        (workload, dapr_image(program, version)) for workload, program in CONTROL_PLANE.items()
+    )
     # The sidecar the injector adds to every Dapr-enabled pod: daprd, from the same build.
     assert _injector_env(rendered)["SIDECAR_IMAGE"] == dapr_image("daprd", version)
     used = {*CONTROL_PLANE.values(), "daprd"}
