@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr helm jaeger tools images lint typecheck unit integration fault-matrix newcomer compose bench bench-replicas bench-storage soak clean
+.PHONY: run test deps dapr helm jaeger tools images dapr-images lint typecheck unit integration fault-matrix newcomer compose bench bench-replicas bench-storage soak clean
 
 # The lock is installed as it is, resolving nothing (--no-deps): an older pip (Python 3.11's
 # bundled 23.2) otherwise resolves extras such as coverage[toml] itself and can pick a release
@@ -49,6 +49,15 @@ tools: deps
 images: deps
 	@$(PY) -m devstack ensure-tools docker-compose dockerd debootstrap
 	@$(PY) -m devstack images
+
+# The images Dapr's Helm chart runs on Kubernetes (operator, sentry, injector, placement,
+# scheduler, and daprd as the injected sidecar), from the binaries `make dapr` builds, tagged
+# with the pinned version (deploy/k8s/dapr-values.yaml names them). Prints their names on
+# standard output; DAPR_IMAGES_ARCHIVE=path also writes them to one archive (docker save) for a
+# cluster's containerd: ctr -n k8s.io images import path.
+dapr-images: deps
+	@$(PY) -m devstack ensure-tools dockerd
+	@$(PY) -m devstack dapr-images $(if $(DAPR_IMAGES_ARCHIVE),--save $(DAPR_IMAGES_ARCHIVE))
 
 run: deps
 	$(PY) -m devstack run

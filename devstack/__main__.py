@@ -1,4 +1,5 @@
-"""`python -m devstack run|build|images|ensure-tools`: behind `make run`, `dapr`, `images`, `tools`."""
+"""`python -m devstack run|build|images|dapr-images|ensure-tools`: behind `make run`, `dapr`,
+`images`, `dapr-images`, `tools`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 from devstack.build.dapr import DaprBuildError, build
 from devstack.build.jaeger import JaegerBuildError
 from devstack.build.jaeger import build as build_jaeger
 from devstack.images.docker_engine import DockerEngine, DockerEngineError
-from devstack.images.local import ImageBuildError, build_local_images
-from devstack.settings import StackSettings
+from devstack.images.local import (
+    ImageBuildError,
+    build_dapr_kubernetes_images,
+    build_local_images,
+    save_images,
+)
+from devstack.settings import StackSettings, pinned_dapr_version
 from devstack.stack import Stack, StackError
 from devstack.stack.observability import supervisor_metrics
 
@@ -174,6 +182,22 @@ def images(settings: StackSettings) -> None:
         print(f"export {name}={value}", flush=True)
 
 
+def dapr_images(settings: StackSettings, archive: Path | None) -> None:
+    """Build the images Dapr's Helm chart runs (only what changed) from the binaries compiled
+    from the pin, and print their names, one a line; with `archive`, also `docker save` them
+    there for the cluster's container runtime. The engine is left running, as for `images`."""
+    with _stdout_to_stderr(), DockerEngine(_report, keep=True):
+        references = build_dapr_kubernetes_images(build(settings), pinned_dapr_version(), _report)
+        if archive is not None:
+            started = time.monotonic()
+            save_images(references, archive)
+            _report(
+                f"saved {len(references)} images to {archive} in {time.monotonic() - started:.0f}s"
+            )
+    for reference in references:
+        print(reference, flush=True)
+
+
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
     """Point file descriptor 1 at standard error meanwhile, for this process and every child
@@ -191,9 +215,14 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
-    parser.add_argument("command", choices=["run", "build", "images", "ensure-tools"])
+    parser.add_argument(
+        "command", choices=["run", "build", "images", "dapr-images", "ensure-tools"]
+    )
     parser.add_argument(
         "tools", nargs="*", help=f"for ensure-tools: any of {sorted(DEBIAN_PACKAGES)}"
+    )
+    parser.add_argument(
+        "--save", type=Path, metavar="ARCHIVE", help="for dapr-images: also docker save them here"
     )
     args = parser.parse_args()
     command = args.command
@@ -205,6 +234,8 @@ def main() -> None:
             print(build(settings))
         elif command == "images":
             images(settings)
+        elif command == "dapr-images":
+            dapr_images(settings, args.save)
         else:
             ensure_tools(
                 [

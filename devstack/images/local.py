@@ -3,6 +3,11 @@
 - `daprd`, `placement`, `scheduler`: the statically linked binaries devstack builds from Dapr's
   Go module, in an image laid out like the official one (binary in `/`, user 65532, a writable
   `/tmp` and `/var/lock`), made with `docker import` from a tar written here.
+- For Kubernetes (`make dapr-images`), the same recipe for all six: the control plane that Dapr's
+  Helm chart runs (operator, sentry, injector, placement, scheduler) and daprd, the sidecar its
+  injector adds. The chart composes `<registry>/<name>:<tag>`, which deploy/k8s/dapr-values.yaml
+  points at these (`localhost/order-processor/sentry:1.18.2`); `save_images` writes them to one
+  archive for a container runtime other than this Docker engine (`ctr images import`).
 - `jaeger` (the trace backend of docker-compose.observability.yml): the static binary devstack
   builds from Jaeger's Go module, laid out like the official image (entrypoint
   `/cmd/jaeger/jaeger-linux`, user 10001), made the same way.
@@ -32,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.build.dapr import BINARIES
+from devstack.build.dapr import KUBERNETES, STANDALONE
 from devstack.build.jaeger import release_version
 from devstack.settings import pinned_dapr_version
 
@@ -166,12 +171,24 @@ def _static_rootfs(binary: Path, target: str, user: tuple[str, int]) -> bytes:
     return buffer.getvalue()
 
 
-def build_dapr_images(bin_dir: Path, version: str, report: Callable[[str], None]) -> str:
-    for name in BINARIES:
+def dapr_image(name: str, version: str) -> str:
+    """The local image of one Dapr program: what compose and Dapr's Helm chart both name."""
+    return f"{REPOSITORY}/{name}:{version}"
+
+
+def build_dapr_images(
+    bin_dir: Path,
+    version: str,
+    report: Callable[[str], None],
+    names: Iterable[str] = STANDALONE,
+) -> str:
+    """One image per Dapr program in `names` (compose's three unless told), built only where
+    its label's digest differs; returns the repository they share."""
+    for name in names:
         binary = bin_dir / name
         if not binary.is_file():
             raise ImageBuildError(f"{binary} is missing; run `make dapr`")
-        tag = f"{REPOSITORY}/{name}:{version}"
+        tag = dapr_image(name, version)
         rootfs = _dapr_rootfs(binary)
         digest = _digest([RECIPE.encode(), rootfs])
         if image_digest_label(tag) == digest:
@@ -180,6 +197,22 @@ def build_dapr_images(bin_dir: Path, version: str, report: Callable[[str], None]
         _import(tag, rootfs, digest, [f"USER {DAPR_USER}:{DAPR_USER}", "WORKDIR /"])
         report(f"built {tag} in {time.monotonic() - started:.1f}s")
     return REPOSITORY
+
+
+def build_dapr_kubernetes_images(
+    bin_dir: Path, version: str, report: Callable[[str], None]
+) -> list[str]:
+    """The images Dapr's Helm chart runs (control plane and sidecar), current; their names."""
+    build_dapr_images(bin_dir, version, report, KUBERNETES)
+    return [dapr_image(name, version) for name in KUBERNETES]
+
+
+def save_images(references: Iterable[str], archive: Path) -> Path:
+    """`docker save` the images into one archive, for a container runtime that is not this
+    Docker engine (a kubelet's containerd loads it with `ctr -n k8s.io images import`)."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    _docker("save", "--output", str(archive), *references)
+    return archive
 
 
 def build_jaeger_image(binary: Path, report: Callable[[str], None]) -> str:

@@ -14,7 +14,6 @@ import copy
 import re
 import secrets
 import shlex
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,20 @@ import pytest
 import yaml
 
 from app.config import Settings
+from devstack.build.dapr_chart import chart_dir
 from devstack.build.helm import kubernetes_version
-from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
+from devstack.settings import APP_ID, ROOT, StackSettings
 from tests.fixtures.helm import (
     CHART,
     RELEASE,
     Manifest,
     app_container,
+    closed_schema,
     helm_binary,
     only,
     render_chart,
     run_helm,
+    schema_problem,
     set_args,
 )
 
@@ -179,57 +181,16 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas(
         try:
             kubernetes_validate.validate(manifest, version, strict=True)
         except jsonschema.ValidationError as error:
-            problems.append(_invalid(manifest, error))
+            problems.append(schema_problem(manifest, error))
     assert problems == []
 
 
-def _invalid(manifest: Manifest, error: jsonschema.ValidationError) -> str:
-    """Where and what, without the schema (jsonschema's own message prints all of it)."""
-    where = "/".join(str(part) for part in error.absolute_path)
-    return f"{manifest['kind']} {manifest['metadata']['name']}: at {where or '/'}: {error.message}"
-
-
 def _dapr_crd_schema(kind: str) -> dict[str, Any]:
-    gomodcache = subprocess.run(
-        ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    crd_file = (
-        Path(gomodcache)
-        / f"github.com/dapr/dapr@v{pinned_dapr_version()}"
-        / "charts/dapr/crds"
-        / DAPR_KINDS[kind]
-    )
-    assert crd_file.is_file(), f"{crd_file} is missing: `make dapr` downloads Dapr's module"
+    crd_file = chart_dir() / "crds" / DAPR_KINDS[kind]
     crd = yaml.safe_load(crd_file.read_text())
     assert crd["spec"]["names"]["kind"] == kind
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    return _closed(version["schema"]["openAPIV3Schema"])
-
-
-def _closed(schema: dict[str, Any]) -> dict[str, Any]:
-    """The CRD schema with unknown fields refused where the API server would prune them.
-
-    A structural CRD drops fields its schema does not list, silently: a misspelt
-    `stateRetentionPolicy` would be accepted and do nothing. Refusing them here catches that.
-    """
-    closed = copy.deepcopy(schema)
-
-    def close(node: Any) -> None:
-        if isinstance(node, dict):
-            if (
-                node.get("type") == "object"
-                and "properties" in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")
-            ):
-                node.setdefault("additionalProperties", False)
-            for value in node.values():
-                close(value)
-        elif isinstance(node, list):
-            for item in node:
-                close(item)
-
-    close(closed)
-    return closed
+    return closed_schema(version["schema"]["openAPIV3Schema"])
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +210,7 @@ def test_dapr_resources_match_dapr_crds(
         try:
             jsonschema.validate(manifest, schema)
         except jsonschema.ValidationError as error:
-            problems.append(_invalid(manifest, error))
+            problems.append(schema_problem(manifest, error))
     assert problems == []
 
 

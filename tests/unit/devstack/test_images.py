@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.build.dapr import KUBERNETES, STANDALONE
+from devstack.images import local
 from devstack.images.local import (
     DAPR_USER,
     JAEGER_ENTRYPOINT,
@@ -17,6 +19,9 @@ from devstack.images.local import (
     LocalImages,
     _dapr_rootfs,
     _static_rootfs,
+    build_dapr_images,
+    build_dapr_kubernetes_images,
+    dapr_image,
     debian_images,
     debian_mirror,
     host_ca_bundle,
@@ -138,3 +143,33 @@ def test_prometheus_image_is_debians_package_run_like_the_official_image() -> No
     assert prometheus.packages == ("prometheus",)
     assert 'ENTRYPOINT ["/usr/bin/prometheus"]' in prometheus.changes
     assert "WORKDIR /prometheus" in prometheus.changes
+
+
+def _record_imports(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    imported: list[str] = []
+    monkeypatch.setattr(local, "image_digest_label", lambda tag: None)
+    monkeypatch.setattr(local, "_import", lambda tag, rootfs, digest, changes: imported.append(tag))
+    return imported
+
+
+def _binaries(tmp_path: Path) -> Path:
+    for name in {*STANDALONE, *KUBERNETES}:
+        (tmp_path / name).write_bytes(b"\x7fELF static")
+    return tmp_path
+
+
+def test_compose_gets_only_the_three_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported = _record_imports(monkeypatch)
+    build_dapr_images(_binaries(tmp_path), "1.2.3", lambda line: None)
+    assert imported == [dapr_image(name, "1.2.3") for name in STANDALONE]
+
+
+def test_kubernetes_gets_the_control_plane_and_the_sidecar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported = _record_imports(monkeypatch)
+    references = build_dapr_kubernetes_images(_binaries(tmp_path), "1.2.3", lambda line: None)
+    assert references == imported
+    assert references == [f"localhost/order-processor/{name}:1.2.3" for name in KUBERNETES]
