@@ -169,7 +169,9 @@ KUBERNETES = GoTool(
     progress=True,
 )
 ETCD = GoTool("etcd", "./cmd/etcd", ("etcd",), "about 1 min with kube's packages cached")
-COREDNS = GoTool("coredns", "./cmd/coredns", ("coredns",), "about 1.5 min with kube's packages cached")
+COREDNS = GoTool(
+    "coredns", "./cmd/coredns", ("coredns",), "about 1.5 min with kube's packages cached"
+)
 TOOLS = (DAPR, HELM, JAEGER, KUBERNETES, ETCD, COREDNS)
 
 
