@@ -45,6 +45,7 @@ def _kube_ldflags(version: str) -> str:
 @dataclass(frozen=True)
 class ClusterBinaries:
     kube: Path  # `kube <component> [flags]`
+    pause: Path  # the sandbox process of the pause image
     etcd: Path
     coredns: Path
 
@@ -54,6 +55,7 @@ def binaries(settings: StackSettings) -> ClusterBinaries:
     root = settings.kubernetes_cache_dir
     return ClusterBinaries(
         kube=root / "kube" / pinned_kubernetes_version() / "kube",
+        pause=root / "kube" / pinned_kubernetes_version() / "pause",
         etcd=root / "etcd" / pinned_etcd_version() / "etcd",
         coredns=root / "coredns" / pinned_coredns_version() / "coredns",
     )
