@@ -8,6 +8,7 @@ parent of every process, and each dies with it (PR_SET_PDEATHSIG)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -18,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -499,3 +500,19 @@ def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ClusterError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def running_cluster(
+    settings: ClusterSettings,
+    binaries: ClusterBinaries,
+    report: Callable[[str], None],
+    policy: Policy | None = None,
+) -> Iterator[Cluster]:
+    """A cluster that is up (node Ready, CoreDNS answering) inside, stopped after: the tests'."""
+    cluster = Cluster(settings, binaries, report)
+    cluster.start(policy or Policy(hang_after=30.0, condition_grace=0))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -185,6 +185,7 @@ def kube_proxy_config(settings: ClusterSettings, kubeconfig_path: Path) -> str:
         "metricsBindAddress": f"127.0.0.1:{settings.proxy_metrics_port}",
         "conntrack": {"maxPerCore": 0},
         "iptables": {"localhostNodePorts": False},
+        "nodePortAddresses": ["primary"],  # NodePorts on the node's own address only
         "oomScoreAdj": 0,  # no CAP_SYS_RESOURCE here (see containerd_config)
     }
     return yaml.safe_dump(config, sort_keys=False)
