@@ -309,7 +309,9 @@ class Cluster:
         _run(["ip", "route", "replace", self.settings.service_cidr, "dev", link])
 
     def _unroute_service_range(self) -> None:
-        subprocess.run(["ip", "link", "del", self._service_link], capture_output=True)
+        """The route goes with its bridge; the pods' bridge (the CNI plugin made it) goes too."""
+        for link in (self._service_link, self.settings.bridge):
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
 
     # -- processes (devstack.stack.supervisor.Components) -----------------------------------
 
@@ -436,36 +438,63 @@ class Cluster:
                 time.sleep(1.0)
             self._report(what)
 
+    def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        ctr = ["ctr", "--address", str(self.containerd.socket), "--namespace", "k8s.io"]
+        return subprocess.run([*ctr, *args], capture_output=True, text=True, check=False)
+
     def _stop_pods(self) -> None:
-        """With the kubelet gone, kill what runs in containerd's k8s.io namespace, so no
-        container outlives the cluster; the kubelet cleans up their sandboxes on the next start."""
-        socket_path = str(self.containerd.socket)
-        ctr = ["ctr", "--address", socket_path, "--namespace", "k8s.io"]
-        listed = subprocess.run([*ctr, "tasks", "list", "--quiet"], capture_output=True, text=True)
-        for task in listed.stdout.split():
-            subprocess.run(
-                [*ctr, "tasks", "kill", "--signal", "SIGKILL", task], capture_output=True
-            )
+        """With the kubelet gone, kill what runs in containerd's `k8s.io` namespace and delete
+        the pods' network namespaces, so neither a container nor a veth outlives the cluster.
+        (No CRI client is built to stop the sandboxes properly; on the next start the kubelet
+        finds them dead and releases their addresses.)"""
+        tasks = self._ctr("tasks", "list", "--quiet").stdout.split()
+        for task in tasks:
+            self._ctr("tasks", "kill", "--signal", "SIGKILL", task)
         deadline = time.monotonic() + 10
-        for task in listed.stdout.split():
-            while time.monotonic() < deadline:
-                if (
-                    subprocess.run([*ctr, "tasks", "delete", task], capture_output=True).returncode
-                    == 0
-                ):
+        for task in tasks:
+            while self._ctr("tasks", "delete", task).returncode != 0:
+                if time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
+        namespaces = set()
+        for container in self._ctr("containers", "list", "--quiet").stdout.split():
+            try:
+                spec = json.loads(self._ctr("containers", "info", container).stdout)["Spec"]
+            except (ValueError, KeyError):
+                continue
+            for namespace in spec.get("linux", {}).get("namespaces", []):
+                path = namespace.get("path", "")
+                if namespace.get("type") == "network" and path.startswith(
+                    ("/var/run/netns/", "/run/netns/")
+                ):
+                    namespaces.add(Path(path).name)
+        for name in sorted(namespaces):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+
+    def _remove_iptables_chains(self) -> None:
+        """kube-proxy --cleanup leaves the KUBE-FIREWALL chain (the guard against non-local
+        packets to 127.0.0.0/8) and the canaries; remove them too, for IPv4 and IPv6."""
+        for tool in ("iptables", "ip6tables"):
+            for chain in ("INPUT", "OUTPUT"):
+                subprocess.run([tool, "-D", chain, "-j", "KUBE-FIREWALL"], capture_output=True)
+            subprocess.run([tool, "-F", "KUBE-FIREWALL"], capture_output=True)
+            subprocess.run([tool, "-X", "KUBE-FIREWALL"], capture_output=True)
+            for table in ("filter", "nat", "mangle"):
+                for chain in ("KUBE-KUBELET-CANARY", "KUBE-PROXY-CANARY", "KUBE-IPTABLES-HINT"):
+                    subprocess.run([tool, "-t", table, "-X", chain], capture_output=True)
 
     def stop_service(self, name: str, grace: float = 15.0) -> None:
         process = self.services[name].process
         if process is None or process.poll() is not None:
             return
+        begun = time.monotonic()
         process.terminate()
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        self._report(f"{name} stopped ({time.monotonic() - begun:.1f}s)")
 
     def stop(self) -> None:
         supervisor = self.supervisor
@@ -479,6 +508,7 @@ class Cluster:
             subprocess.run(
                 [str(self.binaries.kube), "kube-proxy", "--cleanup"], capture_output=True
             )
+            self._remove_iptables_chains()
             self._unroute_service_range()
         finally:
             if supervisor is not None:

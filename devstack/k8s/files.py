@@ -107,6 +107,8 @@ def cni_network(settings: ClusterSettings) -> str:
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
+                        # Leases with the cluster's state, not in the machine-wide default.
+                        "dataDir": str(settings.state_dir / "cni-ipam"),
                         "ranges": [[{"subnet": settings.node_pod_cidr}]],
                         "routes": [{"dst": "0.0.0.0/0"}],
                     },
