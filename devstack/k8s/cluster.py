@@ -471,6 +471,21 @@ class Cluster:
         for name in sorted(namespaces):
             subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 
+    def _unmount_state(self) -> None:
+        """Unmount what the kubelet and the CRI mounted under the state folder (the kubelet's
+        root, projected volumes, sandboxes' /dev/shm): with the sandboxes killed rather than
+        stopped, nobody else does, and a mount left there makes the folder undeletable (a
+        pytest tmp folder then fails every later session's cleanup)."""
+        root = str(self.settings.state_dir.resolve())
+        mounts = [
+            line.split()[1].replace("\\040", " ")
+            for line in Path("/proc/mounts").read_text().splitlines()
+        ]
+        for point in sorted((m for m in mounts if m == root or m.startswith(root + "/")),
+                            key=len, reverse=True):  # fmt: skip
+            if subprocess.run(["umount", point], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "--lazy", point], capture_output=True)
+
     def _remove_iptables_chains(self) -> None:
         """kube-proxy --cleanup leaves the KUBE-FIREWALL chain (the guard against non-local
         packets to 127.0.0.0/8) and the canaries; remove them too, for IPv4 and IPv6."""
@@ -508,6 +523,7 @@ class Cluster:
             subprocess.run(
                 [str(self.binaries.kube), "kube-proxy", "--cleanup"], capture_output=True
             )
+            self._unmount_state()
             self._remove_iptables_chains()
             self._unroute_service_range()
         finally:

@@ -37,6 +37,11 @@ def cluster(
     state: Path = tmp_path_factory.mktemp("k8s")
     with running_cluster(ClusterSettings(state_dir=state), binaries, _report) as running:
         yield running
+    # A mount left under the folder would make it undeletable, and pytest's clean-up of old
+    # folders would then warn (an error here) in every later session on this machine.
+    left = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+            if line.split()[1].startswith(str(state.resolve()))]  # fmt: skip
+    assert not left, f"mounts outlived the cluster: {left}"
 
 
 @pytest.fixture(scope="session")
