@@ -13,12 +13,11 @@ from types import FrameType
 
 from devstack.build.go_tool import GoToolBuildError
 from devstack.build.kubernetes import build
-from devstack.k8s.cluster import Cluster, ClusterError
+from devstack.k8s.cluster import Cluster, ClusterError, supervision_policy
 from devstack.k8s.config import ClusterSettings
 from devstack.k8s.images import ImageError
 from devstack.k8s.pki import PkiError
 from devstack.settings import StackSettings
-from devstack.stack.supervisor import Policy
 
 
 def _report(line: str) -> None:
@@ -37,15 +36,7 @@ def up(settings: ClusterSettings, stack: StackSettings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     cluster = Cluster(settings, build(stack), _report)
-    policy = Policy(
-        backoff_initial=stack.restart_backoff_seconds,
-        backoff_max=stack.restart_backoff_max_seconds,
-        crash_limit=stack.crash_limit,
-        crash_window=stack.crash_window_seconds,
-        hang_after=30.0,  # the apiserver's /readyz is slow under load; give it longer than Dapr's
-        start_timeout=settings.startup_timeout_seconds,
-        condition_grace=0,
-    )
+    policy = supervision_policy(stack, settings)
     begun = time.monotonic()
     try:
         try:
@@ -56,8 +47,8 @@ def up(settings: ClusterSettings, stack: StackSettings) -> int:
         print(
             f"\nKubernetes {cluster.binaries.kube.parent.name} is up"
             f" ({time.monotonic() - begun:.0f}s): node {settings.node_name}.\n"
-            f"  export KUBECONFIG={settings.kubeconfig}\n"
-            f"  kubectl:  {cluster.binaries.kube} kubectl get pods -A\n"
+            f"  export KUBECONFIG={settings.kubeconfig} PATH={cluster.bin_dir}:$PATH\n"
+            "  kubectl get pods -A\n"
             f"  Logs:     {settings.state_dir / 'logs'}/{{containerd,etcd,kube-*,kubelet}}.log\n"
             "Press Ctrl-C to stop everything.\n",
             flush=True,

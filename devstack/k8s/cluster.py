@@ -29,7 +29,7 @@ from devstack.k8s.config import ClusterSettings
 from devstack.k8s.dns import resolve_a
 from devstack.k8s.images import BinaryImage, Containerd
 from devstack.k8s.pki import Leaf, Pki
-from devstack.settings import ROOT
+from devstack.settings import ROOT, StackSettings
 from devstack.stack.process import Service, http_status
 from devstack.stack.supervisor import Policy, Probe, Supervisor
 
@@ -263,11 +263,17 @@ class Cluster:
     def prepare(self) -> None:
         """Certificates, config files and the service range's route: everything before start."""
         s = self.settings
+        if os.geteuid() != 0:
+            raise ClusterError(
+                "the cluster needs root: containerd, the kubelet and kube-proxy set up the"
+                " machine's cgroups, mounts and iptables"
+            )
         state = s.state_dir
         for directory in ("logs", "kubeconfigs", "kubelet", "manifests", "pod-logs", "cni"):
             (state / directory).mkdir(parents=True, exist_ok=True)
         self.containerd_dir.mkdir(parents=True, exist_ok=True)
         self.pki.ensure(self._leaves())
+        self._link_commands()
         for user in CLIENTS:
             _write(
                 self.kubeconfig_path(user), files.kubeconfig(s.apiserver_url, self.pki, user, user)
@@ -290,6 +296,18 @@ class Cluster:
             files.kube_proxy_config(s, self.kubeconfig_path("kube-proxy")),
         )
         self._route_service_range()
+
+    @property
+    def bin_dir(self) -> Path:
+        """`kubectl` and the components by name, links to `kube` (it dispatches on argv[0])."""
+        return self.settings.state_dir / "bin"
+
+    def _link_commands(self) -> None:
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("kubectl", *ORDER[2:]):
+            link = self.bin_dir / name
+            link.unlink(missing_ok=True)
+            link.symlink_to(self.binaries.kube)
 
     @property
     def _service_link(self) -> str:
@@ -548,16 +566,30 @@ def _run(command: list[str]) -> None:
         raise ClusterError(f"{' '.join(command)} failed: {done.stderr.strip()}")
 
 
+def supervision_policy(stack: StackSettings, settings: ClusterSettings) -> Policy:
+    """`make run`'s restart rules, but a longer hang deadline: the apiserver's /readyz takes
+    seconds under load. No conditions: the Dapr wedge check does not apply here."""
+    return Policy(
+        backoff_initial=stack.restart_backoff_seconds,
+        backoff_max=stack.restart_backoff_max_seconds,
+        crash_limit=stack.crash_limit,
+        crash_window=stack.crash_window_seconds,
+        hang_after=30.0,
+        start_timeout=settings.startup_timeout_seconds,
+        condition_grace=0,
+    )
+
+
 @contextlib.contextmanager
 def running_cluster(
     settings: ClusterSettings,
     binaries: ClusterBinaries,
     report: Callable[[str], None],
-    policy: Policy | None = None,
+    policy: Policy,
 ) -> Iterator[Cluster]:
     """A cluster that is up (node Ready, CoreDNS answering) inside, stopped after: the tests'."""
     cluster = Cluster(settings, binaries, report)
-    cluster.start(policy or Policy(hang_after=30.0, condition_grace=0))
+    cluster.start(policy)
     try:
         yield cluster
     finally:

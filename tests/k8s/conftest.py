@@ -14,7 +14,7 @@ import pytest
 
 from devstack.build.kubernetes import ClusterBinaries, build
 from devstack.images.docker_engine import DockerEngine
-from devstack.k8s.cluster import Cluster, running_cluster
+from devstack.k8s.cluster import Cluster, running_cluster, supervision_policy
 from devstack.k8s.config import ClusterSettings
 from devstack.settings import StackSettings
 
@@ -35,7 +35,9 @@ def cluster(
     if os.geteuid() != 0:
         pytest.fail("the Kubernetes tier needs root (it runs containerd, the kubelet, kube-proxy)")
     state: Path = tmp_path_factory.mktemp("k8s")
-    with running_cluster(ClusterSettings(state_dir=state), binaries, _report) as running:
+    settings = ClusterSettings(state_dir=state)
+    policy = supervision_policy(StackSettings(), settings)
+    with running_cluster(settings, binaries, _report, policy) as running:
         yield running
     # A mount left under the folder would make it undeletable, and pytest's clean-up of old
     # folders would then warn (an error here) in every later session on this machine.

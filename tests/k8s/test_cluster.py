@@ -55,3 +55,16 @@ def test_pod_from_a_locally_built_image_runs_and_its_service_resolves(
         assert wait_until(lambda: resolve_a(s.dns_service_ip, name), 30, f"{name}") == [service_ip]
     finally:
         cluster.kubectl("delete", "pod,service", "smoke", "--wait=false", check=False)
+
+
+def test_a_killed_component_is_started_again_by_the_supervisor(cluster: Cluster) -> None:
+    scheduler = cluster.services["kube-scheduler"]
+    assert scheduler.process is not None
+    killed = scheduler.process.pid
+    cluster.kill("kube-scheduler")
+
+    def restarted() -> bool:
+        process = scheduler.process
+        return process is not None and process.pid != killed and scheduler.ready()
+
+    wait_until(restarted, 60, "kube-scheduler restarted and healthy")
