@@ -9,10 +9,8 @@ parent of every process, and each dies with it (PR_SET_PDEATHSIG)."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -29,8 +27,15 @@ from devstack.k8s.config import ClusterSettings
 from devstack.k8s.dns import resolve_a
 from devstack.k8s.images import BinaryImage, Containerd
 from devstack.k8s.pki import Leaf, Pki
-from devstack.settings import ROOT, StackSettings
-from devstack.stack.process import Service, http_status
+from devstack.settings import StackSettings
+from devstack.stack.process import (
+    Service,
+    http_status,
+    kill_service,
+    launch_service,
+    service_log_tail,
+    terminate_service,
+)
 from devstack.stack.supervisor import Policy, Probe, Supervisor
 
 ORDER = (
@@ -50,16 +55,10 @@ CLIENTS = {
     "kube-scheduler": ("system:kube-scheduler", ""),
     "kube-proxy": ("system:kube-proxy", ""),
 }
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class ClusterError(RuntimeError):
     pass
-
-
-def _die_with_parent() -> None:
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Cluster:
@@ -334,38 +333,17 @@ class Cluster:
     # -- processes (devstack.stack.supervisor.Components) -----------------------------------
 
     def launch(self, name: str) -> int:
-        service = self.services[name]
-        with self.log_path(name).open("ab") as log:
-            log.write(f"\n==== starting {name}: {' '.join(service.argv)}\n".encode())
-            log.flush()
-            service.process = subprocess.Popen(
-                service.argv,
-                cwd=ROOT,
-                env={**os.environ, **service.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the launcher only; it stops in order
-                preexec_fn=_die_with_parent,
-            )
-        return service.process.pid
+        return launch_service(self.services[name], self.log_path(name))
 
     def returncode(self, name: str) -> int | None:
         process = self.services[name].process
         return None if process is None else process.poll()
 
     def kill(self, name: str) -> None:
-        process = self.services[name].process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_service(self.services[name])
 
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.log_path(name)
-        if not path.exists():
-            return ""
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(f"  {name}| {line}" for line in text)
+        return service_log_tail(self.log_path(name), name, lines)
 
     def _start_service(self, name: str) -> None:
         service = self.services[name]
@@ -517,16 +495,10 @@ class Cluster:
                     subprocess.run([tool, "-t", table, "-X", chain], capture_output=True)
 
     def stop_service(self, name: str, grace: float = 15.0) -> None:
-        process = self.services[name].process
-        if process is None or process.poll() is not None:
+        if self.returncode(name) is not None or self.services[name].process is None:
             return
         begun = time.monotonic()
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate_service(self.services[name], grace)
         self._report(f"{name} stopped ({time.monotonic() - begun:.1f}s)")
 
     def stop(self) -> None:
