@@ -166,13 +166,11 @@ KUBERNETES = GoTool(
     "kubernetes",
     "./cmd/...",
     ("kube", "pause"),
-    "~2,800 packages, about 10 min on 2 cores",
+    "~1 GB of modules and ~2,800 packages, 10-12 min on 2 cores",
     progress=True,
 )
-ETCD = GoTool("etcd", "./cmd/etcd", ("etcd",), "about 1 min with kube's packages cached")
-COREDNS = GoTool(
-    "coredns", "./cmd/coredns", ("coredns",), "about 1.5 min with kube's packages cached"
-)
+ETCD = GoTool("etcd", "./cmd/etcd", ("etcd",), "about 1 min once kube is built")
+COREDNS = GoTool("coredns", "./cmd/coredns", ("coredns",), "about 2 min once kube is built")
 TOOLS = (DAPR, HELM, JAEGER, KUBERNETES, ETCD, COREDNS)
 
 

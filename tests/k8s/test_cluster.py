@@ -68,3 +68,10 @@ def test_a_killed_component_is_started_again_by_the_supervisor(cluster: Cluster)
         return process is not None and process.pid != killed and scheduler.ready()
 
     wait_until(restarted, 60, "kube-scheduler restarted and healthy")
+
+
+def test_apiserver_reaches_the_kubelet_for_a_pods_logs(cluster: Cluster) -> None:
+    """`kubectl logs` goes apiserver -> kubelet: its client certificate, the kubelet's webhook
+    authorization and serving certificate, and the CRI's log files all in one request."""
+    logs = cluster.kubectl("-n", "kube-system", "logs", "deployment/coredns")
+    assert f"CoreDNS-{cluster.binaries.coredns.parent.name}" in logs
