@@ -507,9 +507,11 @@ class Cluster:
             supervisor.pause()
         try:
             for name in reversed(ORDER):
-                if name == "containerd" and self.returncode("containerd") is None:
-                    self._stop_pods()
                 self.stop_service(name)
+                if name == "kubelet" and self.returncode("containerd") is None:
+                    # Before the apiserver: it waits for its clients' requests to drain (15 s
+                    # of grace then SIGKILL while CoreDNS still watched it).
+                    self._stop_pods()
             subprocess.run(
                 [str(self.binaries.kube), "kube-proxy", "--cleanup"], capture_output=True
             )
