@@ -161,11 +161,12 @@ JAEGER = GoTool(
 # kube-controller-manager, kube-scheduler, kubelet, kube-proxy and kubectl share ~2,800
 # packages, and one link of them took 8 s where six separate links took 41 s (and 540 MB of
 # binaries instead of 155 MB), measured on 2 cores with the compiled packages cached.
-# `pause` is the pods' sandbox process, for the locally made pause image.
+# `pause` is the pods' sandbox process, for the locally made pause image; `smoke` is the
+# workload of the cluster's tests (an HTTP server that resolves names from inside a pod).
 KUBERNETES = GoTool(
     "kubernetes",
     "./cmd/...",
-    ("kube", "pause"),
+    ("kube", "pause", "smoke"),
     "~1 GB of modules and ~2,800 packages, 10-12 min on 2 cores",
     progress=True,
 )

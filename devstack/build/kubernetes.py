@@ -46,6 +46,7 @@ def _kube_ldflags(version: str) -> str:
 class ClusterBinaries:
     kube: Path  # `kube <component> [flags]`
     pause: Path  # the sandbox process of the pause image
+    smoke: Path  # the tests' workload (tests/k8s)
     etcd: Path
     coredns: Path
 
@@ -56,6 +57,7 @@ def binaries(settings: StackSettings) -> ClusterBinaries:
     return ClusterBinaries(
         kube=root / "kube" / pinned_kubernetes_version() / "kube",
         pause=root / "kube" / pinned_kubernetes_version() / "pause",
+        smoke=root / "kube" / pinned_kubernetes_version() / "smoke",
         etcd=root / "etcd" / pinned_etcd_version() / "etcd",
         coredns=root / "coredns" / pinned_coredns_version() / "coredns",
     )

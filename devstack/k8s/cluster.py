@@ -295,6 +295,7 @@ class Cluster:
             files.kube_proxy_config(s, self.kubeconfig_path("kube-proxy")),
         )
         self._route_service_range()
+        self._allow_pod_traffic()
 
     @property
     def bin_dir(self) -> Path:
@@ -324,6 +325,25 @@ class Cluster:
             _run(["ip", "link", "add", link, "type", "bridge"])
         _run(["ip", "link", "set", link, "up"])
         _run(["ip", "route", "replace", self.settings.service_cidr, "dev", link])
+
+    def _pod_forward_rule(self) -> list[str]:
+        bridge = self.settings.bridge
+        return ["FORWARD", "-i", bridge, "-o", bridge, "-m", "comment",
+                "--comment", "devstack k8s: pod to pod", "-j", "ACCEPT"]  # fmt: skip
+
+    def _allow_pod_traffic(self) -> None:
+        """Let pods reach each other across the bridge. Docker sets the FORWARD policy to DROP,
+        and with bridge-nf-call-iptables on, even frames between two ports of the pods' bridge
+        pass FORWARD: a pod's DNS query to CoreDNS (direct or through kube-dns) was dropped.
+        One rule, bridge to same bridge only: nothing from a pod is forwarded off the node."""
+        rule = self._pod_forward_rule()
+        if subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode != 0:
+            _run(["iptables", "-I", *rule[:1], "1", *rule[1:]])
+
+    def _disallow_pod_traffic(self) -> None:
+        rule = self._pod_forward_rule()
+        while subprocess.run(["iptables", "-D", *rule], capture_output=True).returncode == 0:
+            pass
 
     def _unroute_service_range(self) -> None:
         """The route goes with its bridge; the pods' bridge (the CNI plugin made it) goes too."""
@@ -443,15 +463,19 @@ class Cluster:
         the pods' network namespaces, so neither a container nor a veth outlives the cluster.
         (No CRI client is built to stop the sandboxes properly; on the next start the kubelet
         finds them dead and releases their addresses.)"""
+        begun = time.monotonic()
         tasks = self._ctr("tasks", "list", "--quiet").stdout.split()
         for task in tasks:
             self._ctr("tasks", "kill", "--signal", "SIGKILL", task)
+        # The CRI deletes a task itself once it has exited; wait for that, then delete any left.
         deadline = time.monotonic() + 10
-        for task in tasks:
-            while self._ctr("tasks", "delete", task).returncode != 0:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+        left = set(tasks)
+        while left and time.monotonic() < deadline:
+            left &= set(self._ctr("tasks", "list", "--quiet").stdout.split())
+            time.sleep(0.1)
+        for task in left:
+            self._ctr("tasks", "delete", "--force", task)
+        self._report(f"{len(tasks)} pod containers killed ({time.monotonic() - begun:.1f}s)")
         namespaces = set()
         for container in self._ctr("containers", "list", "--quiet").stdout.split():
             try:
@@ -517,6 +541,7 @@ class Cluster:
             )
             self._unmount_state()
             self._remove_iptables_chains()
+            self._disallow_pod_traffic()
             self._unroute_service_range()
         finally:
             if supervisor is not None:

@@ -10,6 +10,7 @@ import pytest
 from devstack.build.kubernetes import ClusterBinaries
 from devstack.k8s.cluster import Cluster
 from devstack.k8s.dns import resolve_a
+from devstack.stack.process import http_json
 from tests.fixtures.k8s import build_smoke_image, wait_until
 
 
@@ -30,16 +31,19 @@ def test_coredns_leaves_names_outside_the_cluster_unresolved(cluster: Cluster) -
 
 
 @pytest.mark.usefixtures("docker_engine")
-def test_pod_from_a_locally_built_image_runs_and_its_service_resolves(
+def test_pod_from_a_locally_built_image_serves_through_its_service_and_resolves_names(
     cluster: Cluster, binaries: ClusterBinaries
 ) -> None:
-    image = build_smoke_image(binaries.pause, "test")
+    """The smoke workload, built by `docker build` and imported into containerd, runs; its
+    Service resolves through CoreDNS and carries a request from this machine to the pod
+    (kube-proxy), and the pod's own resolver (search domains, kube-dns) finds the API."""
+    image = build_smoke_image(binaries.smoke, "test")
     cluster.containerd.import_docker_image(image)
     cluster.kubectl(
-        "run", "smoke", f"--image={image}", "--image-pull-policy=Never", "--port=80",
+        "run", "smoke", f"--image={image}", "--image-pull-policy=Never", "--port=8080",
         "--restart=Never",
     )  # fmt: skip
-    cluster.kubectl("expose", "pod", "smoke", "--port=80")
+    cluster.kubectl("expose", "pod", "smoke", "--port=80", "--target-port=8080")
     try:
         wait_until(
             lambda: (
@@ -52,7 +56,10 @@ def test_pod_from_a_locally_built_image_runs_and_its_service_resolves(
         service_ip = cluster.kubectl("get", "service", "smoke", "-o", "jsonpath={.spec.clusterIP}")
         s = cluster.settings
         name = f"smoke.default.svc.{s.cluster_domain}"
-        assert wait_until(lambda: resolve_a(s.dns_service_ip, name), 30, f"{name}") == [service_ip]
+        assert wait_until(lambda: resolve_a(s.dns_service_ip, name), 30, name) == [service_ip]
+        url = f"http://{service_ip}/resolve?name=kubernetes.default"
+        answer = wait_until(lambda: http_json(url, 2.0, {}), 30, f"GET {url}")
+        assert answer == [s.kubernetes_service_ip]
     finally:
         cluster.kubectl("delete", "pod,service", "smoke", "--wait=false", check=False)
 
