@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from devstack.build import kubernetes as kubernetes_build
+from devstack.build.go_tool import KUBERNETES
 from devstack.k8s import files
 from devstack.k8s.config import ClusterSettings
 from devstack.k8s.dns import resolve_a
@@ -36,7 +37,7 @@ def test_kube_reports_the_pinned_version_not_the_default_master() -> None:
 
 
 def test_every_staging_module_is_replaced_by_the_release_of_the_pin() -> None:
-    go_mod = (kubernetes_build.KUBERNETES.module_dir / "go.mod").read_text()
+    go_mod = (KUBERNETES.module_dir / "go.mod").read_text()
     replaced = [line for line in go_mod.splitlines() if "=> k8s.io/" in line]
     assert replaced
     assert all(line.rstrip().endswith(" v0.37.2") for line in replaced)
