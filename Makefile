@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: run test deps dapr helm jaeger tools images dapr-images lint typecheck unit integration fault-matrix newcomer compose bench bench-replicas bench-storage soak clean
+.PHONY: run test deps dapr helm jaeger k8s k8s-build k8s-test tools images dapr-images lint typecheck unit integration fault-matrix newcomer compose bench bench-replicas bench-storage soak clean
 
 # The lock is installed as it is, resolving nothing (--no-deps): an older pip (Python 3.11's
 # bundled 23.2) otherwise resolves extras such as coverage[toml] itself and can pick a release
@@ -31,6 +31,27 @@ helm: deps
 # Builds Jaeger, the trace backend of OBSERVABILITY=true, from its Go module (cached the same way).
 jaeger: deps
 	$(PY) -m devstack.build.jaeger
+
+# The Kubernetes dev cluster's Debian packages: containerd and runc (with docker.io, whose
+# engine also builds the test images), the CNI plugins, conntrack, socat, iptables.
+K8S_TOOLS := dockerd /usr/lib/cni/bridge conntrack socat iptables
+
+# Builds kube (apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl in one
+# binary), etcd and CoreDNS from their Go modules (cached outside the repo like Dapr's).
+k8s-build: deps
+	$(PY) -m devstack.build.kubernetes
+
+# A single-node Kubernetes cluster (issue 21) as supervised plain processes, until Ctrl-C;
+# it prints the KUBECONFIG to export. Needs root. `$(PY) -m devstack.k8s purge` forgets it.
+k8s: deps
+	$(PY) -m devstack ensure-tools $(K8S_TOOLS)
+	$(PY) -m devstack.k8s up
+
+# The cluster's own tests on a private cluster (stop `make k8s` first: same ports and bridge).
+# Not part of `make test` until the tier fits its time budget (issue 21).
+k8s-test: deps
+	$(PY) -m devstack ensure-tools $(K8S_TOOLS)
+	$(PY) -m pytest -m k8s tests/k8s
 
 # Debian packages: redis-server for the stack; docker.io (dockerd, containerd, runc),
 # docker-compose and debootstrap for the container stack that the compose tests run;
@@ -78,7 +99,7 @@ typecheck: deps
 # (test_console.py, marked integration and browser) and run with `make integration`.
 unit: deps helm
 	$(PY) -m devstack ensure-tools chromium nginx
-	$(PY) -m pytest -m "not integration and not compose and not newcomer"
+	$(PY) -m pytest -m "not integration and not compose and not newcomer and not k8s"
 
 integration: deps tools dapr jaeger
 	$(PY) -m pytest -m integration
@@ -97,7 +118,7 @@ compose: deps tools dapr jaeger
 
 # Every check; branch coverage of app/ is printed at the end.
 test: deps tools dapr helm jaeger lint typecheck
-	$(PY) -m pytest --cov --cov-report=term --durations=20
+	$(PY) -m pytest -m "not k8s" --cov --cov-report=term --durations=20
 
 bench: deps tools dapr jaeger
 	$(PY) -m bench

@@ -44,6 +44,13 @@ DEBIAN_PACKAGES = {
     "nginx": "nginx",
     # The metrics server of the observability stack (OBSERVABILITY=true make run).
     "prometheus": "prometheus",
+    # The Kubernetes dev cluster (`make k8s`): containerd and runc come with docker.io; the CNI
+    # plugins (bridge, host-local, loopback, portmap) are not commands on PATH, so the key is
+    # the plugin's path; kube-proxy clears conntrack entries and port-forward may use socat.
+    "/usr/lib/cni/bridge": "containernetworking-plugins",
+    "conntrack": "conntrack",
+    "socat": "socat",
+    "iptables": "iptables",
 }
 
 

@@ -37,6 +37,11 @@ class StackSettings(BaseSettings):
         default=Path.home() / ".cache" / "order-processor" / "jaeger",
         validation_alias="JAEGER_CACHE_DIR",
     )
+    # The Kubernetes dev cluster's binaries (`make k8s`; devstack/build/kubernetes.py).
+    kubernetes_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "order-processor" / "kubernetes",
+        validation_alias="KUBERNETES_CACHE_DIR",
+    )
     components_dir: Path = Field(default=ROOT / "components", validation_alias="COMPONENTS_DIR")
     redis_server: str = Field(default="redis-server", validation_alias="REDIS_SERVER")
 

@@ -3,7 +3,8 @@ tests/compose a Docker engine, whatever its file says, so a new file cannot forg
 and silently need Dapr or Docker in `make unit`. A test under tests/browser drives Debian's
 chromium (`make tools`; `make unit` installs it too): marked `browser`, so `-m "not browser"`
 leaves them out. A browser test that needs the real stack (tests/integration/test_console.py)
-lives under tests/integration and marks itself `browser` as well."""
+lives under tests/integration and marks itself `browser` as well. A test under tests/k8s needs
+the Kubernetes dev cluster (`make k8s-test`, left out of `make test` for now)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ _MARKED_DIRS = {
     "integration": pytest.mark.integration,
     "compose": pytest.mark.compose,
     "browser": pytest.mark.browser,
+    "k8s": pytest.mark.k8s,
 }
 _TESTS = Path(__file__).parent
 

@@ -4,16 +4,20 @@ benchmark's daprd flags), so that nobody rewrites a built stack's services from 
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import socket
 import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from devstack.settings import StackSettings
+from devstack.settings import ROOT, StackSettings
 from devstack.stack.replicas import Replica
 
 
@@ -24,6 +28,68 @@ class Service:
     ready: Callable[[], bool]
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+
+
+_PR_SET_PDEATHSIG = 1
+# Loaded once here, not in the forked child: the supervisor starts processes from a thread, and
+# a child of a multi-threaded parent should do as little as possible before exec (dlopen takes
+# loader locks another thread may have held at fork time).
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    # If the launcher is killed outright (no chance to clean up), the kernel stops its children:
+    # no orphaned daprd holding ports after a crashed test run or a `kill -9` of `make run`.
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def launch_service(service: Service, log_path: Path) -> int:
+    """Start the service's process, its output appended to `log_path`, not waiting for it to be
+    healthy; its pid. It runs in its own session (Ctrl-C reaches the launcher only, which stops
+    children in order) and dies with the launcher."""
+    with log_path.open("ab") as log:
+        log.write(f"\n==== starting {service.name}: {' '.join(service.argv)}\n".encode())
+        log.flush()
+        service.process = subprocess.Popen(
+            service.argv,
+            cwd=ROOT,
+            env={**os.environ, **service.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    return service.process.pid
+
+
+def kill_service(service: Service) -> None:
+    """`kill -9` the service's process and reap it (works on a SIGSTOPped process too)."""
+    process = service.process
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def terminate_service(service: Service, grace: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not ended within `grace` seconds."""
+    process = service.process
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def service_log_tail(log_path: Path, name: str, lines: int = 30) -> str:
+    """The last lines of a service's log, each prefixed with its name (for error messages)."""
+    if not log_path.exists():
+        return ""
+    text = log_path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(f"  {name}| {line}" for line in text)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,9 @@ what a developer runs.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from devstack.build.dapr import bin_dir
-from devstack.settings import APP_ID, ROOT, StackSettings, pinned_dapr_version
+from devstack.settings import APP_ID, StackSettings, pinned_dapr_version
 from devstack.stack import observability
 from devstack.stack.ports import PortsBusy, port_in_use, wait_until_free
 from devstack.stack.process import (
@@ -33,7 +30,11 @@ from devstack.stack.process import (
     Service,
     http_json,
     http_status,
+    kill_service,
+    launch_service,
     redis_answers,
+    service_log_tail,
+    terminate_service,
 )
 from devstack.stack.replicas import Replica, nginx_config, replica_layout
 from devstack.stack.supervisor import Condition, Policy, Probe, Supervisor
@@ -45,11 +46,6 @@ INFRASTRUCTURE = ("redis", "placement", "scheduler")
 # OBSERVABILITY is on (devstack/stack/observability.py; nothing when it is off).
 DEFAULT_EXTRAS: tuple[ExtrasFactory, ...] = (observability.extras,)
 PROXY = "proxy"
-_PR_SET_PDEATHSIG = 1
-# Loaded once here, not in the forked child: the supervisor starts processes from a thread, and
-# a child of a multi-threaded parent should do as little as possible before exec (dlopen takes
-# loader locks another thread may have held at fork time).
-_LIBC = ctypes.CDLL(None, use_errno=True)
 # The workflow actor types the app's worker registers with daprd (namespace "default").
 WORKFLOW_ACTOR_TYPES = (
     f"dapr.internal.default.{APP_ID}.workflow",
@@ -59,12 +55,6 @@ WORKFLOW_ACTOR_TYPES = (
 
 class StackError(RuntimeError):
     pass
-
-
-def _die_with_parent() -> None:
-    # If the launcher is killed outright (no chance to clean up), the kernel stops its children:
-    # no orphaned daprd holding ports after a crashed test run or a `kill -9` of `make run`.
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _ephemeral_ports_start() -> int:
@@ -519,23 +509,7 @@ class Stack:
 
     def launch(self, name: str) -> int:
         """Start one service's process, not waiting for it to be healthy; its pid."""
-        service = self.services[name]
-        log = self.log_path(name).open("ab")
-        log.write(f"\n==== starting {name}: {' '.join(service.argv)}\n".encode())
-        log.flush()
-        env = {**os.environ, **service.env}
-        service.process = subprocess.Popen(
-            service.argv,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
-        return service.process.pid
+        return launch_service(self.services[name], self.log_path(name))
 
     def wait_ready(self, name: str, timeout: float | None = None) -> None:
         service = self.services[name]
@@ -552,11 +526,7 @@ class Stack:
         )
 
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.log_path(name)
-        if not path.exists():
-            return ""
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(f"  {name}| {line}" for line in text)
+        return service_log_tail(self.log_path(name), name, lines)
 
     def pid(self, name: str) -> int:
         process = self.services[name].process
@@ -575,21 +545,10 @@ class Stack:
 
     def kill(self, name: str) -> None:
         """`kill -9` one service and reap it (for fault tests)."""
-        process = self.services[name].process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_service(self.services[name])
 
     def stop_service(self, name: str, grace: float = 15.0) -> None:
-        process = self.services[name].process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate_service(self.services[name], grace)
 
     def restart(self, name: str) -> None:
         self.stop_service(name)
