@@ -30,13 +30,13 @@ from app.domain.orders import (
 )
 from app.errors import AppError, DependencyUnavailable, NotFound
 from app.services.awaiting_decision import ManagerFeedOrders
-from app.services.customer_orders import CustomerOrders
 from app.services.changes import (
     ChangeAbandoned,
     ChangeAttempt,
     UnfinishedChanges,
     current_attempt,
 )
+from app.services.customer_orders import CustomerOrders
 from app.services.engine import WorkflowGateway
 from app.services.in_flight import InFlightOrders
 from app.services.manager_outbox import ManagerOutbox
