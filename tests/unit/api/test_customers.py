@@ -393,3 +393,42 @@ async def test_concurrent_creates_of_one_customer_are_each_listed_once(
     await asyncio.gather(*(place(api, alice, f"a-{n}", SMALL_ORDER) for n in range(8)))
     listed = (await api.client.get("/orders", headers=alice)).json()["orders"]
     assert sorted(o["order_id"] for o in listed) == sorted(f"a-{n}" for n in range(8))
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("approver", "why"),
+    [
+        ("alice\nINFO order x: approved by root", "printable"),
+        ("tab\there", "printable"),
+        ("a" * 65, "at most 64"),
+        ("", "at least 1"),
+    ],
+)
+async def test_an_approver_name_that_is_not_a_short_printable_name_is_422(
+    store: InMemoryStateStore, approver: str, why: str
+) -> None:
+    async with running_api(store, REQUEST_TIMEOUT_SECONDS) as api:
+        await api.client.post("/orders", json={**BIG_ORDER, "order_id": "o1"})
+        before = api.snapshot_of_store()
+        response = await api.client.post(
+            "/orders/o1/approve",
+            headers=manager_headers(MANAGER_TOKEN),
+            json={"approved": True, "approver": approver},
+        )
+        detail = assert_error(response, 422, "invalid_input")
+        assert detail.startswith("approver: ") and why in detail, detail
+        assert api.snapshot_of_store() == before
+
+
+async def test_a_name_with_accents_and_spaces_is_a_name(store: InMemoryStateStore) -> None:
+    async with running_api(store, REQUEST_TIMEOUT_SECONDS) as api:
+        await api.client.post("/orders", json={**BIG_ORDER, "order_id": "o1"})
+        response = await api.client.post(
+            "/orders/o1/approve",
+            headers=manager_headers(MANAGER_TOKEN),
+            json={"approver": "Zoë O'Brien-Łukasz"},
+        )
+    assert response.status_code == 202, response.text
