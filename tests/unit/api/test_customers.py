@@ -419,7 +419,8 @@ async def test_an_approver_name_that_is_not_a_short_printable_name_is_422(
             json={"approved": True, "approver": approver},
         )
         detail = assert_error(response, 422, "invalid_input")
-        assert detail.startswith("approver: ") and why in detail, detail
+        assert detail.startswith("approver: "), detail
+        assert why in detail, detail
         assert api.snapshot_of_store() == before
 
 

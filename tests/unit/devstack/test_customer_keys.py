@@ -25,7 +25,8 @@ def test_the_jwks_holds_the_public_key_only(tmp_path: Path) -> None:
     keys.ensure()
     (jwk,) = json.loads(keys.jwks_file.read_text())["keys"]
     assert "d" not in jwk  # EC private scalar
-    assert jwk["kid"] and jwk["alg"] == "ES256"
+    assert jwk["kid"]
+    assert jwk["alg"] == "ES256"
 
 
 def test_a_second_ensure_keeps_the_key(tmp_path: Path) -> None:
