@@ -88,7 +88,7 @@ class CustomerTokens:
     """Verifies customer JWTs under the settings' CUSTOMER_* rules."""
 
     def __init__(self, settings: Settings, keys: SigningKeys | None = None) -> None:
-        if settings.customer_jwt_issuer is None:
+        if not settings.customer_jwt_issuer:
             raise CustomerAuthConfigError(
                 "CUSTOMER_AUTH=jwt needs CUSTOMER_JWT_ISSUER (the `iss` every token must carry)"
             )
