@@ -8,6 +8,7 @@ rules themselves (pricing, approval, what a manager may do when) live in app.dom
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections import Counter, OrderedDict
@@ -169,49 +170,27 @@ class OrderService:
             self._accepted_cache.popitem(last=False)
         return record
 
-    async def _list_customer(
-        self, customer: str, status: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[Order], str | None]:
-        """One customer's orders, newest first, read from their own listing: the walk costs
-        their orders (and a status filter at most all of them), never the shop's."""
-        position = await self._customers.top(customer)
-        if cursor:
-            position = min(position, int(cursor))
-        page: list[Order] = []
-        while position > 0 and len(page) < limit:
-            listed = await self._customers.below(customer, position, limit)
-            orders = await asyncio.gather(
-                *(self._maybe_get(order_id) for _, order_id in listed if order_id is not None)
-            )
-            found = iter(orders)
-            for number, order_id in listed:
-                position = number
-                order = next(found) if order_id is not None else None
-                # The owner is checked again: the listing is the customer's, but cheap to trust
-                # less (an order id listed there by a bug must still not show another's order).
-                if order is None or order.customer != customer:
-                    continue
-                if status is None or order.status == status:
-                    page.append(order)
-                    if len(page) == limit:
-                        break
-        return page, (str(position) if position > 0 else None)
-
     async def list(
         self, status: str | None, limit: int, cursor: str | None, viewer: Viewer = EVERYONE
     ) -> tuple[list[Order], str | None]:
-        """Newest first. The cursor is the sequence number to continue below: in the shop's
-        index for those who see every order, in the customer's own for a customer."""
-        if not viewer.sees_all:
-            if viewer.customer is None:
-                return [], None
-            return await self._list_customer(viewer.customer, status, limit, cursor)
-        position = await self._index.top()
-        if cursor:
-            position = min(position, int(cursor))
+        """Newest first. The cursor is the number to continue below: in the shop's index for
+        those who see every order, in the customer's own listing for a customer, so that a
+        customer's listing costs their orders (a status filter at most all of them), never the
+        shop's."""
+        if viewer.sees_all:
+            top, below = await self._index.top(), self._index.below
+            owner = None
+        elif viewer.customer is not None:
+            customer = viewer.customer
+            top = await self._customers.top(customer)
+            below = functools.partial(self._customers.below, customer)
+            owner = customer
+        else:
+            return [], None
+        position = min(top, int(cursor)) if cursor else top
         page: list[Order] = []
         while position > 0 and len(page) < limit:
-            listed = await self._index.below(position, limit)
+            listed = await below(position, limit)
             orders = await asyncio.gather(
                 *(self._maybe_get(order_id) for _, order_id in listed if order_id is not None)
             )
@@ -219,10 +198,15 @@ class OrderService:
             for number, order_id in listed:
                 position = number
                 order = next(found) if order_id is not None else None
-                if order is not None and (status is None or order.status == status):
-                    page.append(order)
-                    if len(page) == limit:
-                        break
+                if order is None or (status is not None and order.status != status):
+                    continue
+                # The owner is checked again in a customer's listing: cheap, and an id listed
+                # there by mistake must still never show someone else's order.
+                if owner is not None and order.customer != owner:
+                    continue
+                page.append(order)
+                if len(page) == limit:
+                    break
         return page, (str(position) if position > 0 else None)
 
     def new_orders(self) -> ManagerFeedOrders:

@@ -206,13 +206,19 @@ async def test_a_customer_cancels_their_own_order(api: Api, issuer: TokenIssuer)
     assert response.json()["decided_by"] is None  # even their own name: customers see none
 
 
+async def alice_and_bob_order(api: Api, issuer: TokenIssuer, each: int) -> dict[str, str]:
+    """alice-0, bob-0, alice-1, ... (`each` orders each, taking turns); alice's headers."""
+    alice, bob = issuer.headers("alice"), issuer.headers("bob")
+    for n in range(each):
+        await place(api, alice, f"alice-{n}", SMALL_ORDER)
+        await place(api, bob, f"bob-{n}", SMALL_ORDER)
+    return alice
+
+
 async def test_listing_shows_a_customer_their_own_orders_only(
     api: Api, issuer: TokenIssuer
 ) -> None:
-    alice, bob = issuer.headers("alice"), issuer.headers("bob")
-    for n in range(3):
-        await place(api, alice, f"alice-{n}", SMALL_ORDER)
-        await place(api, bob, f"bob-{n}", SMALL_ORDER)
+    alice = await alice_and_bob_order(api, issuer, 3)
 
     listed = (await api.client.get("/orders", headers=alice)).json()
 
@@ -223,10 +229,7 @@ async def test_listing_shows_a_customer_their_own_orders_only(
 async def test_a_customers_listing_pages_through_their_own_orders(
     api: Api, issuer: TokenIssuer
 ) -> None:
-    alice, bob = issuer.headers("alice"), issuer.headers("bob")
-    for n in range(5):
-        await place(api, alice, f"alice-{n}", SMALL_ORDER)
-        await place(api, bob, f"bob-{n}", SMALL_ORDER)
+    alice = await alice_and_bob_order(api, issuer, 5)
 
     seen: list[str] = []
     cursor = None
