@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from devstack.customer_keys import CustomerKeys
 from devstack.stack import Stack
+from tests.fixtures.browser import chromium
 from tests.fixtures.customers import bearer
 from tests.fixtures.manager import MANAGER
 from tests.fixtures.orders import wait_until_finished
@@ -132,3 +135,38 @@ def as_customer(api: httpx.AsyncClient, headers: dict[str, str]) -> httpx.AsyncC
     """A client of the same API sending `headers` with every request (tests.fixtures.orders'
     helpers send none of their own)."""
     return httpx.AsyncClient(base_url=api.base_url, headers=headers, timeout=30.0)
+
+
+@pytest.mark.browser
+def test_the_console_works_with_a_manager_jwt(
+    jwt_stack: Stack, customer_keys: CustomerKeys, tmp_path: Path
+) -> None:
+    # An order of alice's, waiting: the console, signed in with a manager's JWT instead of the
+    # static token, lists it (GET /orders), follows it (GET /events) and approves it.
+    alice = bearer(customer_keys.token("alice"))
+    order = {**BIG_ORDER, "order_id": "console-jwt"}
+    restock = {"item": "cars", "quantity": 4}
+    manager = bearer(customer_keys.token("mia", manager=True))
+    restocked = httpx.post(
+        f"{jwt_stack.app_url}/inventory/restock", headers=manager, json=restock, timeout=10
+    )
+    assert restocked.status_code == 200, restocked.text
+    placed = httpx.post(f"{jwt_stack.app_url}/orders", headers=alice, json=order, timeout=10)
+    assert placed.status_code == 202, placed.text
+
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.page
+        page.goto(f"{jwt_stack.app_url}/console", timeout=30_000)
+        page.get_by_label("Token (kept for this tab only)").fill(
+            customer_keys.token("mia", manager=True)
+        )
+        page.get_by_role("button", name="Open console").click()
+        expect(page.locator("#connection")).to_have_text("Live", timeout=30_000)
+        approve = page.get_by_role("button", name="Approve console-jwt")
+        approve.click(timeout=60_000)
+        row = page.locator("#orders tr[data-order-id='console-jwt']")
+        expect(row.locator("td.status")).to_have_text("COMPLETED", timeout=60_000)
+        assert browser.foreign == []
+
+    seen = httpx.get(f"{jwt_stack.app_url}/orders/console-jwt", headers=alice, timeout=10).json()
+    assert (seen["decision"], seen["decided_by"]) == ("approved", None)

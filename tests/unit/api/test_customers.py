@@ -436,3 +436,17 @@ async def test_a_name_with_accents_and_spaces_is_a_name(store: InMemoryStateStor
             json={"approver": "Zoë O'Brien-Łukasz"},
         )
     assert response.status_code == 202, response.text
+
+
+async def test_a_customers_repeated_create_is_listed_once(api: Api, issuer: TokenIssuer) -> None:
+    alice = issuer.headers("alice")
+    await place(api, alice, "same", SMALL_ORDER)
+    again = await api.client.post(
+        "/orders", headers=alice, json={**SMALL_ORDER, "order_id": "same"}
+    )
+    await place(api, alice, "next", SMALL_ORDER)
+
+    listed = (await api.client.get("/orders", headers=alice)).json()["orders"]
+
+    assert again.status_code == 200, again.text
+    assert [o["order_id"] for o in listed] == ["next", "same"]
