@@ -34,6 +34,28 @@ class Settings(BaseSettings):
     # service refuses to start: no configuration lets anyone approve.
     manager_token: SecretStr | None = None
     manager_token_file: Path | None = None
+    # Who the customers are. "off": nobody is known; anyone may order and read every order
+    # (local walkthroughs). "jwt": every order route wants a bearer JWT, verified against
+    # CUSTOMER_JWKS (issuer, audience, expiry, signature); its `sub` is the customer, who sees only
+    # their own orders, and a `role` claim equal to CUSTOMER_MANAGER_ROLE makes a manager
+    # (app.customer_tokens). MANAGER_TOKEN stays a manager's key either way.
+    customer_auth: Literal["off", "jwt"] = "off"
+    # The keys that sign customer tokens: a JWKS file's path, or an http(s) URL serving one
+    # (fetched when first needed, cached for CUSTOMER_JWKS_CACHE_SECONDS, fetched again at once for
+    # an unknown key id at most every 30 s). Only public keys belong there.
+    customer_jwks: str | None = None
+    customer_jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    # What every token must carry as `iss` and `aud`: the identity provider, and this service.
+    customer_jwt_issuer: str | None = None
+    customer_jwt_audience: str = "order-processor"
+    # Asymmetric algorithms only: a shared-secret one (HS256) would let whoever can verify also
+    # sign, and "none" is never accepted.
+    customer_jwt_algorithms: list[
+        Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
+    ] = Field(default=["RS256", "ES256"], min_length=1)
+    # Clock skew allowed on `exp`/`nbf`/`iat` between the identity provider and this service.
+    customer_jwt_leeway_seconds: float = Field(default=10.0, ge=0, le=300)
+    customer_manager_role: str = Field(default="manager", min_length=1)
 
     dapr_host: str = "127.0.0.1"
     # Sent to daprd on every call when set (daprd started with the same DAPR_API_TOKEN refuses

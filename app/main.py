@@ -21,6 +21,7 @@ from app.api.limits import BodySizeLimit, RequestDeadline
 from app.api.openapi import document_errors
 from app.api.orders import MAX_WAIT_SECONDS
 from app.config import Settings, get_settings
+from app.customer_tokens import customer_tokens
 from app.live.hub import OrderEventHub
 from app.manager_token import manager_token
 from app.services.audit import Auditor, audit_rules
@@ -213,8 +214,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         # `observer` is bound below by observability.install, before the app can start.
+        tokens = customer_tokens(settings)  # a bad CUSTOMER_* setting stops start-up here
         async with services(settings, manager_token(settings), observer) as built:
-            yield State(services=built)
+            yield State(services=built, customer_tokens=tokens)
             # Shutdown: the server takes no more requests. Changes that outlived theirs (a
             # create or decision answered 503 at its deadline) finish, up to a deadline,
             # while the clients they write through are still open.

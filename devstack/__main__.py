@@ -19,6 +19,7 @@ from types import FrameType
 from devstack.build.dapr import DaprBuildError, build
 from devstack.build.jaeger import JaegerBuildError
 from devstack.build.jaeger import build as build_jaeger
+from devstack.customer_keys import CustomerKeys
 from devstack.images.docker_engine import DockerEngine, DockerEngineError
 from devstack.images.local import (
     ImageBuildError,
@@ -102,6 +103,7 @@ def run(settings: StackSettings) -> int:
         settings,
         report=lambda line: print(f"[devstack] {line}", file=sys.stderr, flush=True),
         supervise=True,
+        app_env=customer_auth_env(settings),
     )
     try:
         try:
@@ -123,6 +125,7 @@ def run(settings: StackSettings) -> int:
             f"  API:      {stack.app_url}\n"
             f"  Docs:     {stack.app_url}/docs\n"
             f"  Console:  {stack.app_url}/console ({manager_token_hint(stack)})\n"
+            f"  Customers: {customer_auth_hint(stack)}\n"
             f"{replicas}"
             f"  Sidecar:  {stack.dapr_http_url}/v1.0/healthz\n"
             f"  Logs:     {settings.log_dir}/{{{','.join(stack.service_order)}}}.log\n"
@@ -147,6 +150,37 @@ def run(settings: StackSettings) -> int:
         if served is not None:
             served[0].shutdown()
         print("[devstack] stopped", file=sys.stderr, flush=True)
+
+
+def customer_keys(settings: StackSettings) -> CustomerKeys:
+    return CustomerKeys(settings.data_dir / "customer-auth")
+
+
+def customer_auth_env(settings: StackSettings) -> dict[str, str]:
+    """CUSTOMER_AUTH=jwt without a CUSTOMER_JWKS of one's own: the local key's JWKS (made on
+    first use), its issuer and audience. Anything set in the environment wins."""
+    if os.environ.get("CUSTOMER_AUTH") != "jwt" or os.environ.get("CUSTOMER_JWKS"):
+        return {}
+    keys = customer_keys(settings)
+    keys.ensure()
+    return {name: os.environ.get(name, value) for name, value in keys.app_env().items()}
+
+
+def customer_auth_hint(stack: Stack) -> str:
+    """How to act as a customer (never a token: the banner may end up in a log)."""
+    if stack.app_env.get("CUSTOMER_AUTH") == "jwt":
+        return (
+            "CUSTOMER_AUTH=jwt; a token: .venv/bin/python -m devstack token --sub alice "
+            "[--manager], sent as 'Authorization: Bearer <token>'"
+        )
+    if os.environ.get("CUSTOMER_AUTH") == "jwt":
+        return "CUSTOMER_AUTH=jwt with your CUSTOMER_JWKS"
+    return "anonymous (CUSTOMER_AUTH=off); CUSTOMER_AUTH=jwt make run requires tokens"
+
+
+def token(settings: StackSettings, subject: str, manager: bool, ttl_seconds: int) -> None:
+    """Print a customer (or manager) token signed with the local key, for CUSTOMER_AUTH=jwt."""
+    print(customer_keys(settings).token(subject, manager=manager, ttl_seconds=ttl_seconds))
 
 
 def manager_token_hint(stack: Stack) -> str:
@@ -223,13 +257,20 @@ def _stdout_to_stderr() -> Iterator[None]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument(
-        "command", choices=["run", "build", "images", "dapr-images", "ensure-tools"]
+        "command", choices=["run", "build", "images", "dapr-images", "ensure-tools", "token"]
     )
     parser.add_argument(
         "tools", nargs="*", help=f"for ensure-tools: any of {sorted(DEBIAN_PACKAGES)}"
     )
     parser.add_argument(
         "--save", type=Path, metavar="ARCHIVE", help="for dapr-images: also docker save them here"
+    )
+    parser.add_argument("--sub", help="for token: the customer (the token's sub claim)")
+    parser.add_argument(
+        "--manager", action="store_true", help="for token: a manager's (role claim 'manager')"
+    )
+    parser.add_argument(
+        "--ttl", type=int, default=3600, help="for token: seconds until it expires (3600)"
     )
     args = parser.parse_args()
     command = args.command
@@ -243,6 +284,10 @@ def main() -> None:
             images(settings)
         elif command == "dapr-images":
             dapr_images(settings, args.save)
+        elif command == "token":
+            if not args.sub:
+                parser.error("token needs --sub NAME (the customer)")
+            token(settings, args.sub, args.manager, args.ttl)
         else:
             ensure_tools(
                 [

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.dependencies import AuditorDep, ManagerDep
-from app.api.errors import Unauthorized, error_responses
+from app.api.errors import Forbidden, Unauthorized, error_responses
 from app.api.orders import MAX_WAIT_SECONDS
 from app.api.schemas import AuditOut
 from app.errors import DependencyUnavailable
@@ -19,7 +19,7 @@ router = APIRouter(tags=["audit"])
     "/audit",
     response_model=AuditOut,
     dependencies=[ManagerDep],
-    responses=error_responses(Unauthorized, DependencyUnavailable),
+    responses=error_responses(Unauthorized, Forbidden, DependencyUnavailable),
 )
 async def audit(
     auditor: AuditorDep,

@@ -28,7 +28,15 @@ class Unauthorized(AppError):
     """Authentication is an HTTP concern: the domain never sees a token."""
 
     error = "unauthorized"
-    description = "Missing or wrong manager token"
+    description = "Missing or wrong token (the manager token, or a customer's JWT)"
+
+
+class Forbidden(AppError):
+    """Authenticated, but not as someone who may do this (a customer's token on a manager
+    route)."""
+
+    error = "forbidden"
+    description = "Needs a manager's token"
 
 
 class PayloadTooLarge(AppError):
@@ -41,6 +49,7 @@ STATUS_CODES: dict[type[AppError], int] = {
     NotFound: 404,
     Conflict: 409,
     Unauthorized: 401,
+    Forbidden: 403,
     PayloadTooLarge: 413,
     DependencyUnavailable: 503,
     # Only when the request is safe to repeat elsewhere; otherwise a 503 (see _app_error).

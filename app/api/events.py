@@ -16,10 +16,10 @@ import anyio
 from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.api.dependencies import EventsDep, ManagerDep
-from app.api.errors import Unauthorized, error_responses
-from app.api.orders import OrderIdPath
-from app.api.schemas import OrderOut
+from app.api.dependencies import EventsDep, ManagerViewerDep, OrdersDep, ViewerDep
+from app.api.errors import Forbidden, Unauthorized, error_responses
+from app.api.orders import OrderIdPath, order_out
+from app.domain.customers import Viewer
 from app.domain.orders import Order
 from app.errors import NotFound
 from app.live.progress import FINISHED, progress
@@ -42,23 +42,25 @@ _STREAM_DOC: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-def _event(order: Order, with_id: bool) -> ServerSentEvent:
+def _event(order: Order, viewer: Viewer, with_id: bool) -> ServerSentEvent:
     position = progress(order)
     return ServerSentEvent(
-        data=OrderOut.model_validate(order, from_attributes=True).model_dump_json(),
+        data=order_out(order, viewer).model_dump_json(),
         event="finished" if position == FINISHED else "step",
         id=str(position) if with_id else None,
     )
 
 
-def _stream(orders: AsyncGenerator[Order, None], with_id: bool) -> EventSourceResponse:
+def _stream(
+    orders: AsyncGenerator[Order, None], viewer: Viewer, with_id: bool
+) -> EventSourceResponse:
     # On the server's exit signal sse-starlette sets `shutdown`; the stream then ends as a
     # finished one does (the last chunk sent), rather than being cut off mid-response.
     shutdown = anyio.Event()
 
     async def encoded() -> AsyncIterator[ServerSentEvent]:
         async for order in _until(shutdown, orders):
-            yield _event(order, with_id)
+            yield _event(order, viewer, with_id)
 
     return EventSourceResponse(
         encoded(),
@@ -98,11 +100,19 @@ async def _until(stop: anyio.Event, orders: AsyncGenerator[Order, None]) -> Asyn
 @router.get(
     "/orders/{order_id}/events",
     response_class=EventSourceResponse,
-    responses={**_STREAM_DOC, **error_responses((NotFound, "Unknown order"))},
+    responses={
+        **_STREAM_DOC,
+        **error_responses(
+            (NotFound, "Unknown order, or (CUSTOMER_AUTH=jwt) another customer's"),
+            (Unauthorized, "CUSTOMER_AUTH=jwt: no valid token"),
+        ),
+    },
 )
 async def order_events(
     order_id: OrderIdPath,
     hub: EventsDep,
+    orders: OrdersDep,
+    viewer: ViewerDep,
     last_event_id: Annotated[
         int | None,
         Header(
@@ -115,18 +125,20 @@ async def order_events(
     """The order's progress as it happens: its current state first, then each step, then
     `finished` with the result. Event ids follow the order's progress, so a reconnect with
     `Last-Event-ID` gets only what it has not seen."""
-    await hub.current(order_id)  # 404 before the stream starts
+    # 404 before the stream starts, for an unknown order and for another customer's alike (the
+    # owner is checked before the hub watches it, so nobody else's order is even polled).
+    await orders.check_visible(order_id, viewer)
+    await hub.current(order_id)
     after = -1 if last_event_id is None else last_event_id
-    return _stream(hub.follow(order_id, after), with_id=True)
+    return _stream(hub.follow(order_id, after), viewer, with_id=True)
 
 
 @router.get(
     "/events",
     response_class=EventSourceResponse,
-    dependencies=[ManagerDep],
-    responses={**_STREAM_DOC, **error_responses(Unauthorized)},
+    responses={**_STREAM_DOC, **error_responses(Unauthorized, Forbidden)},
 )
-async def all_order_events(hub: EventsDep) -> EventSourceResponse:
+async def all_order_events(hub: EventsDep, manager: ManagerViewerDep) -> EventSourceResponse:
     """Managers: every order's changes while connected (the orders already watched, then each
     order accepted or decided meanwhile, to its end). A live feed: no ids, nothing to resume."""
-    return _stream(hub.follow_all(), with_id=False)
+    return _stream(hub.follow_all(), manager, with_id=False)

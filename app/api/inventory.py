@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.dependencies import InventoryDep, ManagerDep
-from app.api.errors import Unauthorized, error_responses
+from app.api.errors import Forbidden, Unauthorized, error_responses
 from app.api.schemas import InventoryItemOut, InventoryOut, RestockIn
 from app.domain.inventory import StockLevel
 from app.errors import InvalidInput, NotFound
@@ -33,7 +33,7 @@ async def list_inventory(inventory: InventoryDep) -> InventoryOut:
     "/restock",
     response_model=InventoryOut,
     dependencies=[ManagerDep],
-    responses=error_responses(Unauthorized, _UNKNOWN_ITEM, InvalidInput),
+    responses=error_responses(Unauthorized, Forbidden, _UNKNOWN_ITEM, InvalidInput),
 )
 async def restock(inventory: InventoryDep, body: RestockIn | None = None) -> InventoryOut:
     """No body: every item back to the quickstart's stock. With a body: add to one item."""

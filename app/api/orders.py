@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from app.api.dependencies import ManagerDep, OrdersDep
-from app.api.errors import Unauthorized, error_responses
+from app.api.dependencies import ManagerViewerDep, OrdersDep, ViewerDep
+from app.api.errors import Forbidden, Unauthorized, error_responses
 from app.api.schemas import (
     ORDER_ID_PATTERN,
     ApprovalIn,
@@ -17,6 +17,7 @@ from app.api.schemas import (
     OrderStatus,
     TimelineEntryOut,
 )
+from app.domain.customers import Viewer, seen_by
 from app.domain.orders import Order
 from app.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound, SidecarUnreachable
 
@@ -59,8 +60,9 @@ _DECIDED = (
 )
 
 
-def _out(order: Order) -> OrderOut:
-    return OrderOut.model_validate(order, from_attributes=True)
+def order_out(order: Order, viewer: Viewer) -> OrderOut:
+    """The order as `viewer` may see it (a customer is not told who decided it)."""
+    return OrderOut.model_validate(seen_by(order, viewer), from_attributes=True)
 
 
 @router.post(
@@ -75,6 +77,7 @@ def _out(order: Order) -> OrderOut:
         **error_responses(
             (Conflict, "Same order_id (or Idempotency-Key), another body"),
             (InvalidInput, "Invalid input, or an order_id and an Idempotency-Key that differ"),
+            (Unauthorized, "CUSTOMER_AUTH=jwt: no valid customer token"),
             DependencyUnavailable,
             SidecarUnreachable,
         ),
@@ -84,6 +87,7 @@ async def create_order(
     body: OrderCreate,
     orders: OrdersDep,
     response: Response,
+    viewer: ViewerDep,
     idempotency_key: IdempotencyKeyHeader = None,
     request_id: RequestIdHeader = None,
 ) -> OrderOut:
@@ -97,28 +101,41 @@ async def create_order(
     if request_id is not None and not _REQUEST_ID.fullmatch(request_id):
         request_id = None
     order_id = body.order_id or idempotency_key or request_id
-    order, created = await orders.create(body.item, body.quantity, order_id)
+    order, created = await orders.create(body.item, body.quantity, order_id, viewer.customer)
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"/orders/{order.order_id}"
-    return _out(order)
+    return order_out(order, viewer)
 
 
-@router.get("", response_model=OrderList)
+_CUSTOMER_TOKEN = (Unauthorized, "CUSTOMER_AUTH=jwt: no valid token")
+
+
+@router.get("", response_model=OrderList, responses=error_responses(_CUSTOMER_TOKEN))
 async def list_orders(
     orders: OrdersDep,
+    viewer: ViewerDep,
     status: OrderStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
 ) -> OrderList:
-    """Orders, newest first, optionally filtered by status; follow `next_cursor` for more."""
-    page, next_cursor = await orders.list(status, limit, cursor)
-    return OrderList(orders=[_out(order) for order in page], next_cursor=next_cursor)
+    """Orders, newest first, optionally filtered by status; follow `next_cursor` for more.
+    A customer (CUSTOMER_AUTH=jwt) lists their own orders only."""
+    page, next_cursor = await orders.list(status, limit, cursor, viewer)
+    return OrderList(orders=[order_out(order, viewer) for order in page], next_cursor=next_cursor)
 
 
-@router.get("/{order_id}", response_model=OrderOut, responses=error_responses(_UNKNOWN_ORDER))
+_UNKNOWN_OR_OTHERS = (NotFound, "Unknown order, or (CUSTOMER_AUTH=jwt) another customer's")
+
+
+@router.get(
+    "/{order_id}",
+    response_model=OrderOut,
+    responses=error_responses(_UNKNOWN_OR_OTHERS, _CUSTOMER_TOKEN),
+)
 async def get_order(
     order_id: OrderIdPath,
     orders: OrdersDep,
+    viewer: ViewerDep,
     wait: Annotated[
         int,
         Query(
@@ -129,20 +146,24 @@ async def get_order(
     ] = 0,
 ) -> OrderOut:
     """One order with its workflow's status, current step and result."""
-    return _out(await orders.get(order_id, wait))
+    return order_out(await orders.get(order_id, wait, viewer), viewer)
 
 
 _MANAGER_ACTION = error_responses(
-    Unauthorized, _UNKNOWN_ORDER, _WRONG_STATE, DependencyUnavailable, SidecarUnreachable
+    Unauthorized, Forbidden, _UNKNOWN_ORDER, _WRONG_STATE, DependencyUnavailable, SidecarUnreachable
 )
 
 
 @router.get(
-    "/{order_id}/history", response_model=OrderHistoryOut, responses=error_responses(_UNKNOWN_ORDER)
+    "/{order_id}/history",
+    response_model=OrderHistoryOut,
+    responses=error_responses(_UNKNOWN_OR_OTHERS, _CUSTOMER_TOKEN),
 )
-async def order_history(order_id: OrderIdPath, orders: OrdersDep) -> OrderHistoryOut:
+async def order_history(
+    order_id: OrderIdPath, orders: OrdersDep, viewer: ViewerDep
+) -> OrderHistoryOut:
     """What happened to the order, oldest first: accepted, steps, decision, finished."""
-    entries = await orders.history(order_id)
+    entries = await orders.history(order_id, viewer)
     return OrderHistoryOut(
         order_id=order_id,
         timeline=[TimelineEntryOut.model_validate(e, from_attributes=True) for e in entries],
@@ -153,26 +174,37 @@ async def order_history(order_id: OrderIdPath, orders: OrdersDep) -> OrderHistor
     "/{order_id}/approve",
     status_code=202,
     response_model=OrderOut,
-    dependencies=[ManagerDep],
     responses=_MANAGER_ACTION,
 )
 async def approve_order(
-    order_id: OrderIdPath, orders: OrdersDep, body: ApprovalIn | None = None
+    order_id: OrderIdPath,
+    orders: OrdersDep,
+    manager: ManagerViewerDep,
+    body: ApprovalIn | None = None,
 ) -> OrderOut:
     """A manager approves (or, with `approved: false`, rejects) an order that waits for it: a
     202 means the order goes on (or ends rejected) as decided, even if the timer fires now."""
     decision = body or ApprovalIn()
-    return _out(await orders.approve(order_id, decision.approved, decision.approver))
+    # Unnamed, the approver is the manager the JWT names (the static token names nobody).
+    approver = decision.approver or manager.customer
+    return order_out(await orders.approve(order_id, decision.approved, approver), manager)
 
 
 @router.post(
     "/{order_id}/cancel",
     status_code=202,
     response_model=OrderOut,
-    dependencies=[ManagerDep],
-    responses=_MANAGER_ACTION,
+    responses=error_responses(
+        Unauthorized, _UNKNOWN_OR_OTHERS, _WRONG_STATE, DependencyUnavailable, SidecarUnreachable
+    ),
 )
-async def cancel_order(order_id: OrderIdPath, orders: OrdersDep) -> OrderOut:
-    """A manager cancels an order before its payment starts: a 202 means it ends cancelled,
-    nothing paid, its reservation released."""
-    return _out(await orders.cancel(order_id))
+async def cancel_order(order_id: OrderIdPath, orders: OrdersDep, viewer: ViewerDep) -> OrderOut:
+    """A manager, or (CUSTOMER_AUTH=jwt) the order's own customer, cancels an order before its
+    payment starts: a 202 means it ends cancelled, nothing paid, its reservation released."""
+    if not viewer.manager and viewer.customer is None:
+        # Auth off and no manager token: nobody to cancel as.
+        raise Unauthorized(
+            "cancelling needs 'Authorization: Bearer <MANAGER_TOKEN>' (or, with "
+            "CUSTOMER_AUTH=jwt, the customer's own token)"
+        )
+    return order_out(await orders.cancel(order_id, viewer.customer, viewer), viewer)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from app.domain.customers import NAME_MAX_LENGTH, name_problem
 from app.services.changes import RetryAdvice
 
 OrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -22,6 +23,14 @@ def _whole_number(value: object) -> object:
         if not value.is_integer():
             raise ValueError("must be a whole number")
         return int(value)
+    return value
+
+
+def _person_name(value: str) -> str:
+    # Printable and short (app.domain.customers): a name goes into log lines and the timeline.
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -154,7 +163,12 @@ class ApprovalIn(BaseModel):
     )
 
     approved: StrictBool = True
-    approver: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    approver: (
+        Annotated[
+            str, Field(min_length=1, max_length=NAME_MAX_LENGTH), AfterValidator(_person_name)
+        ]
+        | None
+    ) = None
 
 
 class RestockIn(BaseModel):

@@ -76,6 +76,11 @@ class OrderRecord(BaseModel):
     created_at: datetime
     # Position in the listing (see services.order_index); set before the record is first saved.
     seq: int | None = None
+    # Whose order it is (the token's `sub` with CUSTOMER_AUTH=jwt): None for an anonymous one
+    # (auth off, or the static manager token), and for records written before orders had owners.
+    customer: str | None = None
+    # Position in its customer's own listing (services.customer_orders), set with `seq`.
+    customer_seq: int | None = None
     # What managers did to the order, oldest first, numbered from 1: appended by compare-and-swap
     # on this record, never changed. `decision` is a view of it.
     actions: list[ManagerAction] = Field(default_factory=list)
@@ -179,7 +184,12 @@ def approval_wait_seconds(outcome: OrderOutcome) -> float | None:
 
 
 def new_order(
-    order_id: str, item: str, quantity: int, approval_threshold: int, now: datetime
+    order_id: str,
+    item: str,
+    quantity: int,
+    approval_threshold: int,
+    now: datetime,
+    customer: str | None = None,
 ) -> OrderRecord:
     """A new order for a catalog item (InvalidInput otherwise), priced, with its approval rule."""
     entry = catalog_entry(item)
@@ -191,11 +201,15 @@ def new_order(
         total_cost=total,
         approval_required=total > approval_threshold,
         created_at=now,
+        customer=customer,
     )
 
 
 def check_same_order(existing: OrderRecord, requested: OrderRecord) -> None:
-    """A repeated create with a client-chosen id must ask for the same thing."""
+    """A repeated create with a client-chosen id must ask for the same thing, for the same
+    customer: another customer's id is taken, and nothing of that order is told."""
+    if existing.customer != requested.customer:
+        raise Conflict(f"order id {existing.order_id!r} is taken: choose another")
     if (existing.item, existing.quantity) != (requested.item, requested.quantity):
         raise Conflict(
             f"order {existing.order_id!r} already exists for {existing.quantity} {existing.item}"
@@ -262,6 +276,8 @@ class Order:
     decision: DecisionKind | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
+    # Whose order it is (OrderRecord.customer): what decides who may see it; never shown.
+    customer: str | None = None
     # Set while the workflow waits to try its step again (the store or sidecar failed it).
     retrying: Retrying | None = None
 
@@ -306,6 +322,7 @@ def order_view(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> Order:
         decided_by=record.decision.by if record.decision else None,
         decided_at=record.decision.at if record.decision else None,
         retrying=snapshot.retrying if snapshot and not snapshot.finished else None,
+        customer=record.customer,
     )
 
 
@@ -316,10 +333,13 @@ class TimelineEntry:
     detail: str
 
 
-def timeline(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> list[TimelineEntry]:
+def timeline(
+    record: OrderRecord, snapshot: WorkflowSnapshot | None, with_deciders: bool = True
+) -> list[TimelineEntry]:
     """What happened to the order, oldest first: accepted, each step the workflow entered (the
     current one while it runs), the manager's decision, and how it finished. All of it comes
-    from the record once the order has finished, so it outlives the workflow's history."""
+    from the record once the order has finished, so it outlives the workflow's history.
+    Without `with_deciders` the decision does not name who made it (a customer's view)."""
     entries = [
         TimelineEntry(
             record.created_at,
@@ -335,7 +355,11 @@ def timeline(record: OrderRecord, snapshot: WorkflowSnapshot | None) -> list[Tim
         entries.append(TimelineEntry(snapshot.updated_at, OrderEventKind.STEP, snapshot.step))
     if record.decision is not None:
         entries.append(
-            TimelineEntry(record.decision.at, OrderEventKind.DECISION, record.decision.describe())
+            TimelineEntry(
+                record.decision.at,
+                OrderEventKind.DECISION,
+                record.decision.describe() if with_deciders else record.decision.decision,
+            )
         )
     finished: list[TimelineEntry] = []
     if record.outcome is not None:

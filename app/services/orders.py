@@ -8,6 +8,7 @@ rules themselves (pricing, approval, what a manager may do when) live in app.dom
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections import Counter, OrderedDict
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from app.config import Settings
+from app.domain.customers import EVERYONE, Viewer
 from app.domain.orders import (
     DEFAULT_DECIDER,
     Order,
@@ -35,6 +37,7 @@ from app.services.changes import (
     UnfinishedChanges,
     current_attempt,
 )
+from app.services.customer_orders import CustomerOrders
 from app.services.engine import WorkflowGateway
 from app.services.in_flight import InFlightOrders
 from app.services.manager_outbox import ManagerOutbox
@@ -85,6 +88,7 @@ class OrderService:
             store, in_flight=InFlightOrders(store) if settings.observability else None
         )
         self._index = OrderIndex(store)
+        self._customers = CustomerOrders(store)
         self.outbox = ManagerOutbox(store, self._records, workflows)
         self.starts = OrderStarts(
             store,
@@ -107,9 +111,10 @@ class OrderService:
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def get(self, order_id: str, wait_seconds: int = 0) -> Order:
-        """The order now, or, with `wait_seconds`, once it has finished (or the wait ran out)."""
-        accepted = await self._accepted(order_id)
+    async def get(self, order_id: str, wait_seconds: int = 0, viewer: Viewer = EVERYONE) -> Order:
+        """The order now, or, with `wait_seconds`, once it has finished (or the wait ran out).
+        Another customer's order is not found (before any wait)."""
+        accepted = _visible(await self._accepted(order_id), viewer)
         if accepted.outcome is not None:
             return order_view(accepted, None)
         if wait_seconds > 0 and await self._workflows.wait_finished(order_id, wait_seconds):
@@ -127,11 +132,19 @@ class OrderService:
                 return order_view(self._remember(record), None)
         return order_view(accepted, snapshot)
 
-    async def history(self, order_id: str) -> list[TimelineEntry]:
-        """The order's timeline (see domain.orders.timeline)."""
+    async def history(self, order_id: str, viewer: Viewer = EVERYONE) -> list[TimelineEntry]:
+        """The order's timeline (see domain.orders.timeline); who decided only for those who
+        may know."""
         record, _ = await self._records.get(order_id)
+        _visible(record, viewer)
         snapshot = None if record.outcome else await self._workflows.snapshot(order_id)
-        return timeline(record, snapshot)
+        return timeline(record, snapshot, with_deciders=viewer.sees_deciders)
+
+    async def check_visible(self, order_id: str, viewer: Viewer) -> None:
+        """NotFound unless `viewer` may see the order (it exists, and is theirs or they see
+        all). The owner never changes, so a cached record answers as well as a fresh one."""
+        if not viewer.sees_all:
+            _visible(await self._accepted(order_id), viewer)
 
     async def _accepted(self, order_id: str) -> OrderRecord:
         """The record as a poll shows it: what the client asked for, the manager's decision,
@@ -158,15 +171,26 @@ class OrderService:
         return record
 
     async def list(
-        self, status: str | None, limit: int, cursor: str | None
+        self, status: str | None, limit: int, cursor: str | None, viewer: Viewer = EVERYONE
     ) -> tuple[list[Order], str | None]:
-        """Newest first. The cursor is the sequence number to continue below."""
-        position = await self._index.top()
-        if cursor:
-            position = min(position, int(cursor))
+        """Newest first. The cursor is the number to continue below: in the shop's index for
+        those who see every order, in the customer's own listing for a customer, so that a
+        customer's listing costs their orders (a status filter at most all of them), never the
+        shop's."""
+        if viewer.sees_all:
+            top, below = await self._index.top(), self._index.below
+            owner = None
+        elif viewer.customer is not None:
+            customer = viewer.customer
+            top = await self._customers.top(customer)
+            below = functools.partial(self._customers.below, customer)
+            owner = customer
+        else:
+            return [], None
+        position = min(top, int(cursor)) if cursor else top
         page: list[Order] = []
         while position > 0 and len(page) < limit:
-            listed = await self._index.below(position, limit)
+            listed = await below(position, limit)
             orders = await asyncio.gather(
                 *(self._maybe_get(order_id) for _, order_id in listed if order_id is not None)
             )
@@ -174,10 +198,15 @@ class OrderService:
             for number, order_id in listed:
                 position = number
                 order = next(found) if order_id is not None else None
-                if order is not None and (status is None or order.status == status):
-                    page.append(order)
-                    if len(page) == limit:
-                        break
+                if order is None or (status is not None and order.status != status):
+                    continue
+                # The owner is checked again in a customer's listing: cheap, and an id listed
+                # there by mistake must still never show someone else's order.
+                if owner is not None and order.customer != owner:
+                    continue
+                page.append(order)
+                if len(page) == limit:
+                    break
         return page, (str(position) if position > 0 else None)
 
     def new_orders(self) -> ManagerFeedOrders:
@@ -228,7 +257,9 @@ class OrderService:
 
     # -- creating ---------------------------------------------------------------------------
 
-    async def create(self, item: str, quantity: int, order_id: str | None) -> tuple[Order, bool]:
+    async def create(
+        self, item: str, quantity: int, order_id: str | None, customer: str | None = None
+    ) -> tuple[Order, bool]:
         """Accept an order and start its workflow. Returns (order, created).
 
         Accepting needs only the state store: when the engine cannot start the workflow within
@@ -241,18 +272,27 @@ class OrderService:
         order_id = order_id or uuid.uuid4().hex
         attempt = current_attempt()
         return await self.changes.run(
-            self._create(item, quantity, order_id, attempt, repeatable),
+            self._create(item, quantity, order_id, attempt, repeatable, customer),
             f"create order {order_id}",
             attempt,
         )
 
     async def _create(
-        self, item: str, quantity: int, order_id: str, attempt: ChangeAttempt, repeatable: bool
+        self,
+        item: str,
+        quantity: int,
+        order_id: str,
+        attempt: ChangeAttempt,
+        repeatable: bool,
+        customer: str | None,
     ) -> tuple[Order, bool]:
         record = new_order(
-            order_id, item, quantity, self._settings.approval_threshold, self._clock()
+            order_id, item, quantity, self._settings.approval_threshold, self._clock(), customer
         )
-        record = record.model_copy(update={"seq": await self._index.next_number()})
+        numbers: dict[str, int | None] = {"seq": await self._index.next_number()}
+        if customer is not None:
+            numbers["customer_seq"] = await self._customers.next_number(customer)
+        record = record.model_copy(update=numbers)
         # From here on the order may exist: a 503 says so, and names it. Its first write is its
         # entry on the start outbox, then its record; a create whose caller gave up goes on from
         # here to the end (and shutdown waits for it), so the order does exist once it is done.
@@ -284,6 +324,8 @@ class OrderService:
             record, created = existing, False
         assert record.seq is not None
         await self._index.add(record.seq, order_id)
+        if record.customer is not None and record.customer_seq is not None:
+            await self._customers.add(record.customer, record.customer_seq, order_id)
         if created:
             self._observer.order_accepted()
             log.info(
@@ -334,8 +376,12 @@ class OrderService:
         """Approve or reject an order that waits for a manager (one decision per order)."""
         return await self._decide(order_id, "approve" if approved else "reject", approver)
 
-    async def cancel(self, order_id: str, by: str | None = None) -> Order:
-        """Cancel an order before payment (one decision per order)."""
+    async def cancel(
+        self, order_id: str, by: str | None = None, viewer: Viewer = EVERYONE
+    ) -> Order:
+        """Cancel an order before payment (one decision per order); a customer cancels only
+        their own (another's is not found, and nothing is written)."""
+        await self.check_visible(order_id, viewer)
         return await self._decide(order_id, "cancel", by)
 
     async def _decide(self, order_id: str, kind: ActionKind, by: str | None) -> Order:
@@ -427,3 +473,11 @@ class OrderService:
                 # app.services.awaiting_decision).
                 log.warning("order %s: still listed as awaiting a decision: %s", order_id, error)
         return order_view(updated, snapshot)
+
+
+def _visible(record: OrderRecord, viewer: Viewer) -> OrderRecord:
+    """`record` when `viewer` may see it; otherwise the very NotFound of an unknown order, so
+    that another customer's order ids are not told apart from ids never used."""
+    if not viewer.may_see(record.customer):
+        raise NotFound(f"order {record.order_id!r} not found")
+    return record

@@ -25,14 +25,16 @@ def test_swagger_ui_renders_offline_and_authorize_sends_the_bearer_token(
         "POST /orders/{order_id}/approve",
     } <= operations
 
-    # Authorize: the bearer scheme's dialog takes the manager token.
+    # Authorize: the manager's bearer scheme takes the manager token (the dialog also offers the
+    # order routes' CustomerJWT scheme).
     page.click("button.btn.authorize", timeout=ACTION_MS)
     dialog = page.locator(".dialog-ux .modal-ux")
     dialog.wait_for(timeout=ACTION_MS)
-    assert "HTTPBearer" in dialog.inner_text()
-    dialog.locator("input").first.fill(MANAGER_TOKEN)
-    dialog.locator("button.authorize").click(timeout=ACTION_MS)
-    dialog.locator("button.btn-done").click(timeout=ACTION_MS)
+    assert "CustomerJWT" in dialog.inner_text()
+    manager = dialog.locator(".auth-container", has_text="HTTPBearer")
+    manager.locator("input").fill(MANAGER_TOKEN)
+    manager.locator("button.authorize").click(timeout=ACTION_MS)
+    manager.locator("button.btn-done").click(timeout=ACTION_MS)
 
     # Try the manager endpoint from the page: the request carries the token.
     approve = page.locator("#operations-orders-approve_order_orders__order_id__approve_post")

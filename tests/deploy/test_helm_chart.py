@@ -67,7 +67,8 @@ def tokens() -> dict[str, str]:
     return {"api": secrets.token_urlsafe(24), "manager": secrets.token_urlsafe(24)}
 
 
-# A production-like set: three fixed replicas, tracing on, secrets created by the chart.
+# A production-like set: three fixed replicas, tracing on, secrets created by the chart, customer
+# JWTs verified against a JWKS from a ConfigMap.
 def _scaled_values(tokens: dict[str, str]) -> dict[str, str]:
     return {
         "replicaCount": "3",
@@ -80,6 +81,9 @@ def _scaled_values(tokens: dict[str, str]) -> dict[str, str]:
         "secrets.create": "true",
         "secrets.daprApiToken": tokens["api"],
         "secrets.managerToken": tokens["manager"],
+        "customerAuth.mode": "jwt",
+        "customerAuth.issuer": "https://id.example/realms/shop",
+        "customerAuth.jwksConfigMap": "shop-jwks",
     }
 
 
@@ -140,6 +144,8 @@ def test_helm_renders_for_the_kubernetes_version_of_the_schemas(helm: Path, tmp_
         ("autoscaling.enabled=yes", "/autoscaling/enabled"),
         ("workflow.failedRetention=7d", "/workflow/failedRetention"),
         ("app.logFormat=xml", "/app/logFormat"),
+        ("customerAuth.mode=oauth", "/customerAuth/mode"),
+        ("customerAuth.mode=jwt", "/customerAuth"),
     ],
 )
 def test_values_schema_refuses_a_wrong_value(helm: Path, setting: str, complaint: str) -> None:
@@ -305,6 +311,24 @@ def test_app_settings_match_the_apps_own(defaults: list[Manifest], scaled: list[
     otel = only(scaled, "Configuration")["spec"]["tracing"]["otel"]
     endpoint = _env(scaled)["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]
     assert endpoint == f"http://{otel['endpointAddress']}"
+
+
+def test_customer_auth_is_off_by_default_and_jwt_reads_a_mounted_jwks(
+    defaults: list[Manifest], scaled: list[Manifest]
+) -> None:
+    assert _env(defaults)["CUSTOMER_AUTH"]["value"] == "off"
+    assert "CUSTOMER_JWKS" not in _env(defaults)
+    env = {name: var["value"] for name, var in _env(scaled).items() if "value" in var}
+    settings = Settings.model_validate({name.lower(): value for name, value in env.items()})
+    assert settings.customer_auth == "jwt"
+    assert settings.customer_jwt_issuer == "https://id.example/realms/shop"
+    jwks = Path(env["CUSTOMER_JWKS"])
+    mounts = {m["name"]: m["mountPath"] for m in app_container(scaled)["volumeMounts"]}
+    assert mounts["customer-jwks"] == str(jwks.parent)
+    volumes = only(scaled, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == "customer-jwks"]
+    assert volume["configMap"]["name"] == "shop-jwks"
+    assert volume["configMap"]["items"] == [{"key": "jwks.json", "path": jwks.name}]
 
 
 def test_manager_token_comes_from_a_secret(defaults: list[Manifest]) -> None:
