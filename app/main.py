@@ -247,5 +247,5 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(console.router)
     observer = observability.install(app, settings, ServiceReadings.of)
-    document_errors(app)
+    document_errors(app, customer_auth=settings.customer_auth == "jwt")
     return app

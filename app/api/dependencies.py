@@ -75,9 +75,10 @@ _bearer = HTTPBearer(auto_error=False, description="MANAGER_TOKEN (logged at sta
 ManagerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 # The order routes' own scheme: optional with CUSTOMER_AUTH=off (and not required by the docs,
 # since the default is off); MANAGER_TOKEN is taken there as well.
+CUSTOMER_SCHEME = "CustomerJWT"  # its name in /openapi.json (app.api.openapi reads it)
 _customer_bearer = HTTPBearer(
     auto_error=False,
-    scheme_name="CustomerJWT",
+    scheme_name=CUSTOMER_SCHEME,
     bearerFormat="JWT",
     description="CUSTOMER_AUTH=jwt: a customer's JWT (`sub` is the customer), or a manager's "
     "(`role` claim = CUSTOMER_MANAGER_ROLE); MANAGER_TOKEN is accepted too. Unused with "

@@ -1,6 +1,8 @@
 """/openapi.json as the error handler really answers: every 4xx/5xx body, validation errors
-included, is an ErrorOut, not FastAPI's default HTTPValidationError; and every operation can
-answer 503 at the request deadline (app.api.limits), with an UnavailableOut."""
+included, is an ErrorOut, not FastAPI's default HTTPValidationError; every operation can
+answer 503 at the request deadline (app.api.limits), with an UnavailableOut; and the order
+routes' bearer token is optional in the docs when the app runs without customer auth, as it is
+in the app (CUSTOMER_AUTH=off)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.api.dependencies import CUSTOMER_SCHEME
 from app.api.errors import PayloadTooLarge, status_code
 from app.api.schemas import ErrorOut, UnavailableOut
 from app.errors import DependencyUnavailable, InvalidInput
 
 
-def document_errors(app: FastAPI) -> None:
+def document_errors(app: FastAPI, *, customer_auth: bool = False) -> None:
+    """`customer_auth`: whether the order routes require a token (CUSTOMER_AUTH=jwt); without
+    it their scheme is documented as optional (an empty alternative), since anyone may call
+    them."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -37,6 +44,9 @@ def document_errors(app: FastAPI) -> None:
                     responses[too_large] = _documented(PayloadTooLarge.description, error_ref)
                 if unavailable not in responses:
                     responses[unavailable] = _documented(_DEADLINE, unavailable_ref)
+                security = operation.get("security", [])
+                if not customer_auth and any(CUSTOMER_SCHEME in entry for entry in security):
+                    operation["security"] = [*security, {}]
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
             app.openapi_schema = schema

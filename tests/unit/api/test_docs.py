@@ -6,6 +6,8 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from app.config import Settings
+from app.main import create_app
 from tests.fixtures.api import Api
 
 # Any absolute URL (scheme or protocol-relative) in a page would be a host other than the service.
@@ -72,8 +74,18 @@ async def test_the_bearer_scheme_is_declared_for_manager_endpoints(api: Api) -> 
     assert schemes["CustomerJWT"]["bearerFormat"] == "JWT"
     approve = schema["paths"]["/orders/{order_id}/approve"]["post"]
     assert approve["security"] == [{"HTTPBearer": []}]
-    # The order routes name the customer scheme (optional with CUSTOMER_AUTH=off, the default).
+    # The order routes name the customer scheme, optional (an empty alternative) with
+    # CUSTOMER_AUTH=off, the default: anyone may call them, and the docs say so.
+    assert schema["paths"]["/orders"]["post"]["security"] == [{"CustomerJWT": []}, {}]
+
+
+def test_the_order_routes_require_the_customer_scheme_with_customer_auth_on() -> None:
+    app = create_app(Settings(manager_token="t", customer_auth="jwt"))
+
+    schema = app.openapi()
+
     assert schema["paths"]["/orders"]["post"]["security"] == [{"CustomerJWT": []}]
+    assert schema["paths"]["/orders/{order_id}"]["get"]["security"] == [{"CustomerJWT": []}]
 
 
 async def test_there_is_no_redoc_page(api: Api) -> None:
