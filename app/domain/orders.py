@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from app.domain.inventory import catalog_entry, normalize_item
 from app.errors import Conflict, DecisionAlreadyMade
@@ -121,6 +121,9 @@ class OrderRecord(BaseModel):
         action = ManagerAction(seq=1, kind=_ACTION_OF[view.decision], by=view.by, at=view.at)
         return {**data, "actions": [action], "delivered": 0 if data.get("pending_events") else 1}
 
+    # Stored beside the log, though read from it: a replica still on the code from before the
+    # log (a rolling upgrade) reads `decision` to refuse a second one, and never sees `actions`.
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def decision(self) -> ManagerDecision | None:
         """The manager's decision: the log's first approve, reject or cancel (one per order)."""

@@ -57,7 +57,21 @@ def test_a_stored_log_reads_back_the_same() -> None:
     stored = OrderRecord.model_validate(record.model_dump(mode="json"))
 
     assert stored == record
-    assert "decision" not in record.model_dump(mode="json")  # a view, never stored
+
+
+def test_the_decision_is_stored_beside_the_log_for_replicas_from_before_it() -> None:
+    """A replica still on the code from before the log (a rolling upgrade) reads `decision`
+    and refuses a second one; what it writes back (no `actions`) reads as the same log."""
+    record = _record().with_action(_record().next_action("approve", "ana", AT))
+    stored = record.model_dump(mode="json")
+
+    assert stored["decision"] == {
+        "decision": "approved",
+        "by": "ana",
+        "at": stored["actions"][0]["at"],
+    }
+    written_back = {k: v for k, v in stored.items() if k not in ("actions", "delivered")}
+    assert OrderRecord.model_validate(written_back).actions == record.actions
 
 
 def test_a_record_from_before_the_log_with_its_event_owed_reads_as_one_undelivered_action() -> None:
