@@ -9,6 +9,7 @@ from images built here and imported into the node's containerd."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -28,7 +29,14 @@ from devstack.k8s.cluster import Cluster, running_cluster, supervision_policy
 from devstack.k8s.config import ClusterSettings
 from devstack.settings import StackSettings, pinned_dapr_version
 from tests.fixtures.k8s import wait_until
-from tests.k8s.steps import MANAGER_TOKEN, REDIS_PASSWORD, Release, Shell, readme_block
+from tests.k8s.steps import (
+    DAPR_NAMESPACE,
+    MANAGER_TOKEN,
+    REDIS_PASSWORD,
+    Release,
+    Shell,
+    readme_block,
+)
 
 # Figures worth reporting (install and start-up times), printed after the run.
 MEASUREMENTS: list[str] = []
@@ -129,10 +137,34 @@ def dapr(cluster: Cluster, shell: Shell, local_images: LocalImages) -> float:
     started = time.monotonic()
     cluster.containerd.import_docker_image(*local_images.dapr)
     _record(f"Dapr images imported into the node: {time.monotonic() - started:.1f}s")
-    took = shell.run(readme_block("dapr-kubernetes"), timeout=900)
+    started = time.monotonic()
+    for line, took in shell.run_each(readme_block("dapr-kubernetes"), timeout=900):
+        _record(f"  {took:5.1f}s  {_short(line)}")
     _wait_for_injector_ca(cluster)
+    took = time.monotonic() - started
     _record(f"Dapr installed, control plane Ready (README's block): {took:.1f}s")
+    _record_restarts(cluster, DAPR_NAMESPACE)
     return took
+
+
+def _record_restarts(cluster: Cluster, namespace: str) -> None:
+    """Each container that restarted on the way to Ready, and why it last stopped."""
+    pods = json.loads(cluster.kubectl("-n", namespace, "get", "pods", "-o", "json"))
+    for pod in pods["items"]:
+        for status in pod["status"].get("containerStatuses", []):
+            if status["restartCount"]:
+                previous = cluster.kubectl(
+                    "-n", namespace, "logs", pod["metadata"]["name"], "-c", status["name"],
+                    "--previous", "--tail=3", check=False,
+                ).strip()  # fmt: skip
+                _record(
+                    f"  {pod['metadata']['name']}: {status['restartCount']} restarts; last words:"
+                    f" {_short(previous.splitlines()[-1] if previous else '')}"
+                )
+
+
+def _short(line: str) -> str:
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _app_image_build(python_image: str) -> tuple[list[str], str]:
@@ -165,10 +197,15 @@ def release(cluster: Cluster, shell: Shell, dapr: float, local_images: LocalImag
         if not line.startswith(("docker ", "dapr init"))
         and "port-forward" not in line  # a foreground command: test_port_forward runs it
     ]
-    took = shell.run(steps, timeout=600)
+    started = time.monotonic()
+    for line, took in shell.run_each(steps, timeout=600):
+        _record(f"  {took:5.1f}s  {_short(line)}")
+    took = time.monotonic() - started
     _record(f"the chart installed, app rollout complete (README's steps 3-4): {took:.1f}s")
     (install,) = [shlex.split(line) for line in steps if line.startswith("helm install")]
     namespace = install[install.index("--namespace") + 1]
-    return Release(
+    release = Release(
         namespace, install[2], f"app.kubernetes.io/instance={install[2]}", cluster, shell
     )
+    _record(f"app pods at rollout's end: {len(release.pods())}")
+    return release

@@ -87,6 +87,10 @@ class Shell:
         )
         return took
 
+    def run_each(self, lines: list[str], timeout: float = 600) -> list[tuple[str, float]]:
+        """Run the lines one by one (for blocks that set no variables); each line's seconds."""
+        return [(line, self.run([line], timeout)) for line in lines]
+
     def diagnostics(self) -> str:
         """What a user would look at next: every pod, recent events, and the last log lines
         of each container that is not ready."""
