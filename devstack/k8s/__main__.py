@@ -1,9 +1,12 @@
-"""`python -m devstack.k8s up|purge` (behind `make k8s`): bring the dev cluster up and keep it up
-until Ctrl-C, or delete its state folder (a new CA, an empty etcd on the next start)."""
+"""`python -m devstack.k8s up|purge|dapr-volumes` (behind `make k8s`): bring the dev cluster up
+and keep it up until Ctrl-C, or delete its state folder (a new CA, an empty etcd on the next
+start), or print the volumes Dapr's scheduler claims on it (`| kubectl apply -f -`, before
+Dapr's chart is installed: README, "Kubernetes")."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
 import sys
@@ -11,6 +14,7 @@ import threading
 import time
 from types import FrameType
 
+from devstack.build.dapr_chart import prepare_scheduler_dirs, scheduler_volumes
 from devstack.build.go_tool import GoToolBuildError
 from devstack.build.kubernetes import build
 from devstack.k8s.cluster import Cluster, ClusterError, supervision_policy
@@ -63,14 +67,27 @@ def up(settings: ClusterSettings, stack: StackSettings) -> int:
         cluster.stop()
 
 
+def dapr_volumes(settings: ClusterSettings) -> None:
+    """Make the scheduler's data folders in the cluster's state folder and print the
+    StorageClass and PersistentVolumes that hold them, as one List for `kubectl apply -f -`.
+    The folders outlive the release (the volumes are retained) until `purge`."""
+    host_dir = (settings.state_dir / "dapr-scheduler").resolve()
+    prepare_scheduler_dirs(host_dir)
+    items = scheduler_volumes(host_dir, settings.node_name)
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.k8s")
-    parser.add_argument("command", choices=["up", "purge"])
+    parser.add_argument("command", choices=["up", "purge", "dapr-volumes"])
     args = parser.parse_args()
     settings = ClusterSettings()
     try:
         if args.command == "purge":
             shutil.rmtree(settings.state_dir, ignore_errors=True)
+            return
+        if args.command == "dapr-volumes":
+            dapr_volumes(settings)
             return
         raise SystemExit(up(settings, StackSettings()))
     except (ClusterError, GoToolBuildError, ImageError, PkiError) as error:

@@ -126,9 +126,13 @@ class Containerd:
             self.import_archive(archive(image))
         return image.reference
 
-    def import_docker_image(self, reference: str) -> None:
-        """Copy an image from the Docker engine (`docker save`) into the cluster."""
-        saved = subprocess.run(["docker", "save", reference], capture_output=True, check=False)
+    def import_docker_image(self, reference: str, *more: str) -> None:
+        """Copy images from the Docker engine into the cluster: one `docker save` archive (the
+        layers they share are written once), imported in one go."""
+        references = [reference, *more]
+        saved = subprocess.run(["docker", "save", *references], capture_output=True, check=False)
         if saved.returncode != 0:
-            raise ImageError(f"docker save {reference} failed: {saved.stderr.decode().strip()}")
+            raise ImageError(
+                f"docker save {' '.join(references)} failed: {saved.stderr.decode().strip()}"
+            )
         self.import_archive(saved.stdout)
