@@ -139,12 +139,13 @@ class OrderRecord(BaseModel):
         """The action `kind`, numbered as the next entry of this record's log."""
         return ManagerAction(seq=len(self.actions) + 1, kind=kind, by=by, at=at)
 
+    def actions_after(self, seq: int) -> list[ManagerAction]:
+        """The actions numbered after `seq`, oldest first."""
+        return [action for action in self.actions if action.seq > seq]
+
     def undelivered(self) -> list[ManagerAction]:
         """The actions owed to the workflow, oldest first."""
-        return [action for action in self.actions if action.seq > self.delivered]
-
-    def actions_after(self, seq: int) -> list[ManagerAction]:
-        return [action for action in self.actions if action.seq > seq]
+        return self.actions_after(self.delivered)
 
     @staticmethod
     def delivered_through(seq: int) -> Callable[[OrderRecord], OrderRecord | None]:
